@@ -1,0 +1,51 @@
+"""The `proxt2i` command: a thin layer over the library. Each subcommand lives in its own module
+exposing `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
+
+Bad input raises UsageError (or ValueError / FileNotFoundError); main prints it as one line
+`proxt2i: error: ...` and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import data as data_cmd
+from . import toy as toy_cmd
+
+# Plain list of subcommand modules, in the order `--help` shows them.
+COMMAND_MODULES = [toy_cmd, data_cmd]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="proxt2i",
+        description="Fast text-to-image generation with learned proximal operators (ProxT2I).",
+    )
+    parser.add_argument("--version", action="version", version=f"proxt2i {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as err:
+        print(f"proxt2i: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("proxt2i: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""`proxt2i data ...`: the SynthFaces dataset (export, prompt sets, prompt parsing, previews, speed)."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "data",
+        help="SynthFaces: export the procedural face dataset, print prompt sets, parse prompts",
+        description="SynthFaces, the embedded face-centric text-to-image dataset (docs/synthfaces.md).",
+    )
+    p.set_defaults(func=lambda args: _help(p))
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+
+    a = actions.add_parser("synthfaces", help="render N items to an imagefolder or webdataset shards")
+    a.add_argument("--num", type=int, required=True, help="number of items (>= 1)")
+    a.add_argument("--size", type=int, default=64, help="image side in pixels, 32..256 (default 64)")
+    a.add_argument("--format", choices=("imagefolder", "webdataset"), default="imagefolder", help="output layout (default imagefolder)")
+    a.add_argument("--out", required=True, help="output folder")
+    a.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
+    a.add_argument("--split", default="train", help="train; test (training distribution, fresh draws); heldout; full (all combinations, for training evaluators only) (default train)")
+    a.add_argument("--shard-size", type=int, default=1000, help="samples per webdataset shard (default 1000)")
+    a.set_defaults(func=run_synthfaces)
+
+    a = actions.add_parser("prompts", help="print a standard prompt set, one prompt per line")
+    a.add_argument("set", help="heldin or heldout")
+    a.add_argument("--num", type=int, default=None, help="print only the first N (after shuffling, if --seed)")
+    a.add_argument("--seed", type=int, default=None, help="shuffle deterministically with this seed (default: file order)")
+    a.set_defaults(func=run_prompts)
+
+    a = actions.add_parser("make-prompts", help="regenerate the shipped heldin.txt / heldout.txt prompt files")
+    a.add_argument("--out-dir", default=None, help="write here instead of the package's assets/prompts")
+    a.set_defaults(func=run_make_prompts)
+
+    a = actions.add_parser("parse", help="print the attributes each prompt names, as JSON (one line per prompt)")
+    a.add_argument("prompt", nargs="+", help="prompt text (quote it)")
+    a.set_defaults(func=run_parse)
+
+    a = actions.add_parser("vocab", help="print attribute families, values and the words for each")
+    a.add_argument("--json", action="store_true", help="print one JSON object")
+    a.set_defaults(func=run_vocab)
+
+    a = actions.add_parser("grid", help="save a PNG grid of samples with their captions")
+    a.add_argument("--out", required=True, help="PNG path")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--size", type=int, default=96, help="image side, 32..256 (default 96)")
+    a.add_argument("--rows", type=int, default=4)
+    a.add_argument("--cols", type=int, default=6)
+    a.add_argument("--split", default="train")
+    a.set_defaults(func=run_grid)
+
+    a = actions.add_parser("bench", help="measure single-core rendering speed (images/s per size)")
+    a.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128, 256])
+    a.add_argument("--seconds", type=float, default=1.0, help="time per size (default 1)")
+    a.add_argument("--json", action="store_true", help="print one JSON object")
+    a.set_defaults(func=run_bench)
+
+
+def _help(parser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _check_size(size: int) -> None:
+    from ..data.synthfaces import MAX_SIZE, MIN_SIZE
+    from ..errors import UsageError
+
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise UsageError(f"--size must be in {MIN_SIZE}..{MAX_SIZE}, got {size}")
+
+
+def run_synthfaces(args) -> int:
+    from tqdm import tqdm
+
+    from ..data.attributes import check_split
+    from ..data.export import export
+    from ..errors import UsageError
+
+    if args.num < 1:
+        raise UsageError(f"--num must be >= 1, got {args.num}")
+    _check_size(args.size)
+    check_split(args.split)
+    if args.seed < 0 or args.shard_size < 1:
+        raise UsageError(f"--seed must be >= 0 and --shard-size >= 1, got {args.seed} and {args.shard_size}")
+    kwargs = {"shard_size": args.shard_size} if args.format == "webdataset" else {}
+    with tqdm(total=args.num, unit="img", desc=f"synthfaces {args.split}") as bar:
+        export(args.format, args.out, args.num, args.size, args.seed, args.split, progress=bar.update, **kwargs)
+    print(f"wrote {args.num} {args.split} items ({args.size}px, {args.format}) to {args.out}")
+    return 0
+
+
+def run_prompts(args) -> int:
+    from ..data.prompts import load_prompts
+
+    for prompt in load_prompts(args.set, args.num, args.seed):
+        print(prompt)
+    return 0
+
+
+def run_make_prompts(args) -> int:
+    from ..data.prompts import write_prompt_files
+
+    for path in write_prompt_files(args.out_dir):
+        print(f"wrote {path}")
+    return 0
+
+
+def run_parse(args) -> int:
+    from ..data.synthfaces import parse_prompt
+
+    for prompt in args.prompt:
+        print(json.dumps(parse_prompt(prompt)))
+    return 0
+
+
+def run_vocab(args) -> int:
+    from ..data.captions import vocabulary
+
+    vocab = vocabulary()
+    if args.json:
+        print(json.dumps(vocab))
+        return 0
+    for family, values in vocab.items():
+        print(f"{family}:")
+        for value, words in values.items():
+            print(f"  {value:<11} {', '.join(words)}")
+    return 0
+
+
+def run_grid(args) -> int:
+    from ..data.preview import save_grid
+    from ..errors import UsageError
+
+    _check_size(args.size)
+    if args.rows < 1 or args.cols < 1:
+        raise UsageError(f"--rows and --cols must be >= 1, got {args.rows} x {args.cols}")
+    save_grid(args.out, args.seed, args.rows, args.cols, args.size, args.split)
+    print(f"grid written to {args.out}")
+    return 0
+
+
+def run_bench(args) -> int:
+    from ..data.bench import bench
+
+    for size in args.sizes:
+        _check_size(size)
+    result = bench(tuple(args.sizes), args.seconds)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for size, rate in result["images_per_s"].items():
+            print(f"{size:>4} px: {rate:8.1f} images/s wall, {result['images_per_cpu_s'][size]:8.1f} per CPU second (one core)")
+    return 0

@@ -1,0 +1,1 @@
+"""Datasets: SynthFaces (procedural faces with exact captions), its exports and readers."""

@@ -1,0 +1,149 @@
+"""Read (image, text) pairs back from an imagefolder or from webdataset shards.
+
+Images come back as uint8 [H, W, 3] RGB numpy arrays, texts as str. Problems with the data raise
+UsageError with one line naming the file (and line or sample) at fault.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import UsageError
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _decode(data_or_path, where: str) -> np.ndarray:
+    try:
+        with Image.open(data_or_path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise UsageError(f"{where}: unreadable image ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+
+
+def _existing_dir(path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{path}: no such directory")
+    if not path.is_dir():
+        raise UsageError(f"{path}: not a directory")
+    return path
+
+
+def read_imagefolder_records(path) -> Iterator[dict]:
+    """Rows of DIR/metadata.jsonl with the image loaded: {"image", "text", "file_name", ...}.
+    A missing folder or metadata.jsonl raises at once; bad rows raise when reached."""
+    root = _existing_dir(path)
+    meta = root / "metadata.jsonl"
+    if not meta.is_file():
+        if not any(root.iterdir()):
+            raise UsageError(f"{root}: folder is empty")
+        raise UsageError(f"{root}: no metadata.jsonl (an imagefolder needs one line per image with file_name and text)")
+    return _imagefolder_rows(root, meta)
+
+
+def _imagefolder_rows(root: Path, meta: Path) -> Iterator[dict]:
+    rows = 0
+    with open(meta) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise UsageError(f"{meta}:{lineno}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                raise UsageError(f"{meta}:{lineno}: line has no \"text\" string")
+            if not isinstance(row.get("file_name"), str):
+                raise UsageError(f"{meta}:{lineno}: line has no \"file_name\" string")
+            image_path = root / row["file_name"]
+            if not image_path.is_file():
+                raise UsageError(f"{image_path}: image named on {meta.name} line {lineno} does not exist")
+            rows += 1
+            yield {**row, "image": _decode(image_path, str(image_path))}
+    if rows == 0:
+        raise UsageError(f"{meta}: no rows, the dataset is empty")
+
+
+def read_imagefolder(path) -> Iterator[tuple[np.ndarray, str]]:
+    """(image uint8 [H, W, 3], text) for each row of DIR/metadata.jsonl, in file order."""
+    return ((row["image"], row["text"]) for row in read_imagefolder_records(path))
+
+
+def shard_paths(path) -> list[Path]:
+    """A .tar file, or the sorted *.tar files of a directory."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    root = _existing_dir(path)
+    shards = sorted(root.glob("*.tar"))
+    if not shards:
+        raise UsageError(f"{root}: folder is empty" if not any(root.iterdir()) else f"{root}: no .tar shards")
+    return shards
+
+
+def _samples(shard: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {extension: bytes}) per sample, grouping consecutive members by key (webdataset rule:
+    key = member path up to the first dot of its file name)."""
+    key, sample = None, {}
+    try:
+        with tarfile.open(shard, "r|*") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                directory, _, name = member.name.rpartition("/")
+                stem, _, ext = name.partition(".")
+                k = f"{directory}/{stem}" if directory else stem
+                if k != key and sample:
+                    yield key, sample
+                    sample = {}
+                key = k
+                sample[ext.lower()] = tar.extractfile(member).read()
+    except tarfile.TarError as err:
+        raise UsageError(f"{shard}: not a readable tar file ({err})") from None
+    if sample:
+        yield key, sample
+
+
+def read_webdataset_records(path) -> Iterator[dict]:
+    """Samples of the shards as {"image", "text", "key", "shard", plus the .json fields if any}.
+    A missing path or a folder without shards raises at once; bad samples raise when reached."""
+    return _webdataset_rows(shard_paths(path))
+
+
+def _webdataset_rows(shards: list[Path]) -> Iterator[dict]:
+    for shard in shards:
+        for key, sample in _samples(shard):
+            image_ext = next((e for e in ("png", "jpg", "jpeg", "webp") if e in sample), None)
+            if image_ext is None:
+                raise UsageError(f"{shard}: sample {key} has no image (.png/.jpg/.webp)")
+            if "txt" not in sample:
+                raise UsageError(f"{shard}: sample {key} has no .txt caption")
+            extra = {}
+            if "json" in sample:
+                try:
+                    extra = json.loads(sample["json"])
+                except json.JSONDecodeError as err:
+                    raise UsageError(f"{shard}: sample {key}.json is not valid JSON ({err.msg})") from None
+            image = _decode(io.BytesIO(sample[image_ext]), f"{shard}: sample {key}.{image_ext}")
+            yield {**extra, "image": image, "text": sample["txt"].decode("utf-8"), "key": key, "shard": str(shard)}
+
+
+def read_webdataset(path) -> Iterator[tuple[np.ndarray, str]]:
+    """(image uint8 [H, W, 3], text) for each sample of a shard or a folder of shards, in order."""
+    return ((row["image"], row["text"]) for row in read_webdataset_records(path))
+
+
+def read_pairs(path) -> Iterator[tuple[np.ndarray, str]]:
+    """Either format: a folder with metadata.jsonl is an imagefolder, otherwise webdataset shards."""
+    path = Path(path)
+    if path.is_dir() and not any(path.glob("*.tar")):
+        return read_imagefolder(path)
+    return read_webdataset(path)

@@ -1,0 +1,99 @@
+"""Forward noising processes and time grids.
+
+The samplers only ever ask a schedule for ``alpha(t)`` and for the integral of beta
+over a step (the step size ``gamma``), so a new schedule is a new class with those
+two methods; the samplers do not change.
+
+Times are floats or tensors in [0, 1]; t = 0 is data, t = 1 is (nearly) pure noise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import torch
+
+from .errors import UsageError
+
+Mode = Literal["hybrid", "backward"]
+MODES: tuple[str, ...] = ("hybrid", "backward")
+
+
+class Schedule(Protocol):
+    """What samplers and losses need from a forward process."""
+
+    def beta(self, t: torch.Tensor) -> torch.Tensor: ...
+
+    def beta_integral(self, t_lo: torch.Tensor, t_hi: torch.Tensor) -> torch.Tensor: ...
+
+    def alpha(self, t: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class VPSchedule:
+    """VP SDE dX = -beta(t)/2 X dt + sqrt(beta(t)) dW with linear beta(t) = b0 + (b1 - b0) t.
+
+    x_t = sqrt(alpha(t)) x_0 + sqrt(1 - alpha(t)) noise, alpha(t) = exp(-int_0^t beta).
+    With the defaults (0.1, 20) this is the DDPM process with linear betas 1e-4..0.02
+    over 1000 steps in the continuous limit.
+    """
+
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+
+    def beta(self, t):
+        return self.beta_min + (self.beta_max - self.beta_min) * t
+
+    def beta_integral(self, t_lo, t_hi):
+        """int_{t_lo}^{t_hi} beta(s) ds (the step size gamma of the step t_hi -> t_lo)."""
+        b0, db = self.beta_min, self.beta_max - self.beta_min
+        return b0 * (t_hi - t_lo) + 0.5 * db * (t_hi * t_hi - t_lo * t_lo)
+
+    def alpha(self, t):
+        if isinstance(t, torch.Tensor):
+            return torch.exp(-self.beta_integral(torch.zeros_like(t), t))
+        return math.exp(-self.beta_integral(0.0, t))
+
+
+def uniform_grid(num_steps: int, dtype=torch.float64) -> torch.Tensor:
+    """Time grid t_k = k / N for k = 0..N, shape [N + 1], increasing (sampling walks it backwards)."""
+    check_num_steps(num_steps)
+    return torch.arange(num_steps + 1, dtype=dtype) / num_steps
+
+
+def check_num_steps(num_steps) -> None:
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+        raise UsageError(f"num_steps must be an integer >= 1, got {num_steps!r}")
+    if num_steps > 100_000:
+        raise UsageError(f"num_steps={num_steps} is absurdly large; use at most 100000")
+
+
+def step_sizes(schedule: Schedule, grid: torch.Tensor) -> torch.Tensor:
+    """gamma_k = int_{t_k}^{t_{k+1}} beta, shape [N], for an increasing grid of shape [N + 1]."""
+    return schedule.beta_integral(grid[:-1], grid[1:])
+
+
+def prox_weight(gamma, mode: str):
+    """lambda of the prox step for step size gamma: hybrid gamma, backward gamma / (1 - gamma/2)."""
+    check_mode(mode)
+    if mode == "hybrid":
+        return gamma
+    return gamma / (1.0 - gamma / 2.0)
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise UsageError(f"unknown PDA mode {mode!r}; choose one of: {', '.join(MODES)}")
+
+
+def check_backward_grid(gammas: torch.Tensor) -> None:
+    """The backward discretization divides by 1 - gamma/2: refuse any step with gamma >= 2."""
+    worst = float(gammas.max())
+    if worst >= 2.0:
+        raise UsageError(
+            f"PDA-backward is undefined on this grid: its largest step has gamma = {worst:.3f} >= 2 "
+            f"(it divides by 1 - gamma/2). Use more steps (about 10 or more on the default "
+            f"schedule) or mode='hybrid', which works at any step count."
+        )

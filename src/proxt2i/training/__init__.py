@@ -1,0 +1,1 @@
+"""Training: losses and (t, lam) draws as pure functions; the loop, checkpoints and EMA."""

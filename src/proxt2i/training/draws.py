@@ -1,0 +1,55 @@
+"""The (t, lam) distribution for proximal matching (ProxDM; method.md Sec. 3).
+
+Draw a step count N from candidates with weights N^power (default {5, 10, 20, 50, 100, 1000}, power 1/3),
+a discrete t = k/N with k uniform in 0..N-1 (t = 0 included: the last sampling step lands there),
+gamma = int_t^{t + 1/N} beta, and lam for the chosen discretization. The network sees both t and lam.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import UsageError
+from ..schedule import Schedule, VPSchedule, check_mode, prox_weight
+
+DEFAULT_STEP_CANDIDATES: tuple[int, ...] = (5, 10, 20, 50, 100, 1000)
+
+
+@dataclass(frozen=True)
+class TimeLamDraw:
+    """t, lam, gamma: [B] float64; num_steps: [B] int64 (the grid each t lies on)."""
+
+    t: torch.Tensor
+    lam: torch.Tensor
+    gamma: torch.Tensor
+    num_steps: torch.Tensor
+
+
+def draw_t_lam(
+    batch: int,
+    generator: torch.Generator | None = None,
+    candidates: tuple[int, ...] = DEFAULT_STEP_CANDIDATES,
+    power: float = 1.0 / 3.0,
+    mode: str = "hybrid",
+    schedule: Schedule | None = None,
+) -> TimeLamDraw:
+    """Draw [B] training times and prox weights on the sampling grids of the candidate step counts."""
+    check_mode(mode)
+    schedule = schedule or VPSchedule()
+    if not candidates or any(int(n) < 1 for n in candidates):
+        raise UsageError(f"step candidates must be integers >= 1, got {candidates}")
+    cands = torch.tensor([int(n) for n in candidates], dtype=torch.int64)
+    weights = cands.double() ** power
+    idx = torch.multinomial(weights / weights.sum(), batch, replacement=True, generator=generator)
+    n = cands[idx]
+    k = (torch.rand(batch, generator=generator, dtype=torch.float64) * n).floor().clamp(max=n - 1)
+    t = k / n
+    gamma = schedule.beta_integral(t, t + 1.0 / n)
+    if mode == "backward" and bool((gamma >= 2).any()):
+        raise UsageError(
+            "backward-mode training needs gamma < 2 on every candidate grid; drop step counts below 10 "
+            "from the candidates or train for mode='hybrid'"
+        )
+    return TimeLamDraw(t=t, lam=prox_weight(gamma, mode), gamma=gamma, num_steps=n)

@@ -1,0 +1,87 @@
+"""Training objectives as pure functions returning one loss per sample, shape [B].
+
+Proximal matching (ProxDM, arXiv 2507.08956; method.md Sec. 3): a network prox(y, t, lam) is trained
+on y = x_t + sqrt(lam) n with target x_t. Parameterised by eps (prox = y - sqrt(lam) eps), the error
+||prox - x_t||^2 / lam equals ||eps - n||^2: computing the loss in eps space balances it across lam.
+l_PM = 1 - exp(-mse / zeta^2) recovers the proximal operator as zeta -> 0 (the squared loss would
+learn the posterior mean instead). Training starts with an L1 warm-up, then PM with zeta halved in stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import UsageError
+from ..parameterization import expand_like
+from ..schedule import Schedule
+
+
+def per_sample_mean(v: torch.Tensor) -> torch.Tensor:
+    """[B, ...] -> [B], mean over all but the batch dimension (accumulated in at least float32)."""
+    if v.dtype in (torch.float16, torch.bfloat16):
+        v = v.float()
+    return v.reshape(v.shape[0], -1).mean(dim=1)
+
+
+def proximal_matching_loss(pred: torch.Tensor, target: torch.Tensor, zeta: float) -> torch.Tensor:
+    """1 - exp(-mse / zeta^2) per sample, mse the mean squared error over dimensions. [B, ...] -> [B] in [0, 1)."""
+    if zeta <= 0:
+        raise UsageError(f"zeta must be > 0, got {zeta}")
+    mse = per_sample_mean((pred - target).pow(2))
+    return -torch.expm1(-mse / (zeta * zeta))
+
+
+def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error per sample, [B]."""
+    return per_sample_mean((pred - target).abs())
+
+
+def denoising_score_matching_loss(eps_pred: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Denoising score matching in eps-prediction form (the score baseline): ||eps - noise||^2 / d, [B]."""
+    return per_sample_mean((eps_pred - noise).pow(2))
+
+
+@dataclass(frozen=True)
+class PMSchedule:
+    """The loss schedule: L1 for the first warmup_fraction of training, then PM with zeta starting at
+    zeta_start and multiplied by zeta_decay at each of num_stages equal stages (ProxDM: 2 stages, halving)."""
+
+    total_steps: int
+    warmup_fraction: float = 0.2
+    zeta_start: float = 2.0
+    zeta_decay: float = 0.5
+    num_stages: int = 2
+
+
+def loss_phase(step: int, sched: PMSchedule) -> tuple[str, float | None]:
+    """("l1", None) during warm-up, else ("pm", zeta) for training step `step` (0-based)."""
+    warmup = int(round(sched.warmup_fraction * sched.total_steps))
+    if step < warmup:
+        return "l1", None
+    remaining = max(sched.total_steps - warmup, 1)
+    stage = min((step - warmup) * sched.num_stages // remaining, sched.num_stages - 1)
+    return "pm", sched.zeta_start * sched.zeta_decay**stage
+
+
+def proximal_matching_objective(eps_pred: torch.Tensor, noise: torch.Tensor, phase: str, zeta: float | None) -> torch.Tensor:
+    """The prox training loss in eps space for a phase from loss_phase: [B]."""
+    if phase == "l1":
+        return l1_loss(eps_pred, noise)
+    if phase == "pm":
+        return proximal_matching_loss(eps_pred, noise, zeta)
+    raise UsageError(f"unknown loss phase {phase!r}; expected 'l1' or 'pm'")
+
+
+def noisy_pair(x0: torch.Tensor, t: torch.Tensor, schedule: Schedule, generator=None):
+    """Forward process: x_t = sqrt(alpha) x0 + sqrt(1 - alpha) e. Returns (x_t, e), both [B, ...]."""
+    e = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    a = expand_like(schedule.alpha(t.double()), x0)
+    return a.sqrt() * x0 + (1.0 - a).sqrt() * e, e
+
+
+def prox_pair(x_t: torch.Tensor, lam: torch.Tensor, generator=None):
+    """Prox training input: y = x_t + sqrt(lam) n; the target is x_t (n in eps space). Returns (y, n)."""
+    n = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+    return x_t + expand_like(lam, x_t).sqrt() * n, n

@@ -1,0 +1,77 @@
+import pytest
+import torch
+
+from proxt2i.errors import UsageError
+from proxt2i.schedule import VPSchedule
+from proxt2i.training.losses import (
+    PMSchedule,
+    denoising_score_matching_loss,
+    l1_loss,
+    loss_phase,
+    noisy_pair,
+    prox_pair,
+    proximal_matching_loss,
+    proximal_matching_objective,
+)
+
+
+def test_pm_loss_limits():
+    target = torch.zeros(3, 4, 4, dtype=torch.float64)
+    pred = torch.stack([torch.zeros(4, 4), torch.full((4, 4), 0.01), torch.full((4, 4), 10.0)]).double()
+    loss = proximal_matching_loss(pred, target, zeta=1.0)
+    assert loss.shape == (3,)
+    assert float(loss[0]) == 0.0  # exact match
+    assert float(loss[1]) == pytest.approx(1e-4, rel=1e-3)  # small error: ~ mse / zeta^2
+    assert float(loss[2]) == pytest.approx(1.0)  # far away: saturates at 1
+    # zeta -> 0: any fixed error costs the full 1 (only exact matches are rewarded: the mode)
+    assert float(proximal_matching_loss(pred[1:2], target[:1], zeta=1e-4)) == pytest.approx(1.0)
+    # zeta -> inf: proportional to the mse (the MMSE regime)
+    big = proximal_matching_loss(pred, target, zeta=1e3)
+    assert torch.allclose(big * 1e6, torch.tensor([0.0, 1e-4, 100.0], dtype=torch.float64), rtol=1e-3)
+    with pytest.raises(UsageError):
+        proximal_matching_loss(pred, target, zeta=0.0)
+
+
+def test_pm_minimiser_is_the_mode_not_the_mean():
+    """For a bimodal 1-D sample, the PM minimiser with small zeta sits at the heavier mode; l2 gives the mean."""
+    data = torch.cat([torch.full((70,), 1.0), torch.full((30,), -1.0)]) + 0.01 * torch.randn(100, generator=torch.Generator().manual_seed(0))
+    cands = torch.linspace(-1.5, 1.5, 301)
+    pm = torch.stack([proximal_matching_loss(c.expand(100, 1), data[:, None], 0.1).mean() for c in cands])
+    l2 = torch.stack([denoising_score_matching_loss(c.expand(100, 1), data[:, None]).mean() for c in cands])
+    assert float(cands[pm.argmin()]) == pytest.approx(1.0, abs=0.03)
+    assert float(cands[l2.argmin()]) == pytest.approx(float(data.mean()), abs=0.02)
+
+
+def test_l1_and_dsm_per_sample():
+    a, b = torch.ones(2, 3), torch.zeros(2, 3)
+    b[1] = 3
+    assert torch.equal(l1_loss(a, b), torch.tensor([1.0, 2.0]))
+    assert torch.equal(denoising_score_matching_loss(a, b), torch.tensor([1.0, 4.0]))
+
+
+def test_loss_schedule_stages():
+    sched = PMSchedule(total_steps=100, warmup_fraction=0.2, zeta_start=2.0, zeta_decay=0.5, num_stages=2)
+    phases = [loss_phase(s, sched) for s in range(100)]
+    assert phases[0] == ("l1", None) and phases[19] == ("l1", None)
+    assert phases[20] == ("pm", 2.0) and phases[59] == ("pm", 2.0)
+    assert phases[60] == ("pm", 1.0) and phases[99] == ("pm", 1.0)
+    assert loss_phase(500, sched) == ("pm", 1.0)  # past the end: last stage
+
+
+def test_objective_dispatch_and_eps_space_balancing():
+    """||prox - x_t||^2 / lam equals ||eps - n||^2: the eps-space loss is lam-independent."""
+    s = VPSchedule()
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(4, 2, 3, 3, generator=g)
+    t = torch.tensor([0.0, 0.1, 0.5, 0.9])
+    x_t, e = noisy_pair(x0, t, s, generator=g)
+    assert torch.allclose(x_t[0], x0[0])
+    lam = torch.tensor([1e-3, 0.1, 1.0, 10.0])
+    y, n = prox_pair(x_t, lam, generator=g)
+    eps_pred = n + 0.1
+    prox_err = ((y - lam.sqrt()[:, None, None, None] * eps_pred - x_t) ** 2).mean((1, 2, 3)) / lam
+    assert torch.allclose(prox_err, torch.full((4,), 0.01), rtol=1e-3)
+    assert torch.allclose(proximal_matching_objective(eps_pred, n, "l1", None), torch.full((4,), 0.1), rtol=1e-4)
+    assert torch.allclose(proximal_matching_objective(eps_pred, n, "pm", 1.0), 1 - torch.exp(torch.tensor(-0.01)).expand(4), rtol=1e-3)
+    with pytest.raises(UsageError):
+        proximal_matching_objective(eps_pred, n, "l3", None)

@@ -1,0 +1,83 @@
+import json
+
+import pytest
+import torch
+
+from proxt2i.cli import main
+from proxt2i.schedule import VPSchedule
+from proxt2i.toy import exact_prox, exact_score, heart_points, run_toy, w2_to_points
+
+S = VPSchedule()
+C = heart_points(200)
+
+
+def brute_force_prox(y, t, lam, grid_n=801, span=3.0):
+    """Global minimiser on a fine grid (then refined locally) for one point."""
+    a = S.alpha(t)
+    m, s = a**0.5 * C, 1 - a
+    xs = torch.linspace(-span, span, grid_n, dtype=torch.float64)
+    X = torch.stack(torch.meshgrid(xs, xs, indexing="ij"), -1).reshape(-1, 2)
+    logp = torch.logsumexp(-((X[:, None] - m[None]) ** 2).sum(-1) / (2 * s), 1)
+    f = 0.5 * ((X - y) ** 2).sum(-1) - lam * logp
+    return X[f.argmin()], float(f.min())
+
+
+def objective(x, y, t, lam):
+    a = S.alpha(t)
+    logp = torch.logsumexp(-((x[None] - a**0.5 * C) ** 2).sum(-1) / (2 * (1 - a)), 0)
+    return float(0.5 * ((x - y) ** 2).sum() - lam * logp)
+
+
+@pytest.mark.parametrize("t,lam", [(0.9, 3.0), (0.5, 0.5), (0.2, 0.2), (0.05, 0.05), (0.3, 2.0)])
+def test_exact_prox_is_the_global_minimiser(t, lam):
+    g = torch.Generator().manual_seed(0)
+    ys = torch.randn(12, 2, generator=g, dtype=torch.float64) * 1.5
+    out = exact_prox(ys, torch.full((12,), t, dtype=torch.float64), torch.full((12,), lam, dtype=torch.float64), C, S)
+    for y, x in zip(ys, out):
+        xb, fb = brute_force_prox(y, t, lam)
+        assert objective(x, y, t, lam) <= fb + 1e-9  # no grid point beats it
+        # stationarity: x = y + lam * score(x) to 1e-6
+        sc = exact_score(x[None], torch.tensor([t], dtype=torch.float64), C, S)[0]
+        assert torch.allclose(x, y + lam * sc, atol=1e-6)
+
+
+def test_prox_at_t0_projects_to_nearest_point():
+    y = torch.tensor([[0.3, 0.2], [2.0, -1.0]], dtype=torch.float64)
+    out = exact_prox(y, torch.zeros(2, dtype=torch.float64), torch.full((2,), 0.01, dtype=torch.float64), C, S)
+    for yi, xi in zip(y, out):
+        assert torch.equal(xi, C[((C - yi) ** 2).sum(-1).argmin()])
+
+
+def test_exact_score_matches_autograd():
+    x = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
+    t = torch.full((5,), 0.3, dtype=torch.float64)
+    a = S.alpha(0.3)
+    logp = torch.logsumexp(-((x[:, None] - a**0.5 * C) ** 2).sum(-1) / (2 * (1 - a)), 1).sum()
+    (grad,) = torch.autograd.grad(logp, x)
+    assert torch.allclose(exact_score(x.detach(), t, C, S), grad)
+
+
+def test_w2_exact_cases():
+    assert w2_to_points(C.repeat(2, 1)[torch.randperm(400)], C) == pytest.approx(0.0, abs=1e-12)
+    assert w2_to_points(C + torch.tensor([0.3, 0.4], dtype=torch.float64), C) <= 0.5 + 1e-12
+    with pytest.raises(ValueError, match="multiple"):
+        w2_to_points(torch.zeros(7, 2), C)
+
+
+def test_small_run_prox_beats_euler_maruyama_at_few_steps():
+    r = run_toy(steps=(3, 10), num_samples=400)
+    assert r.w2["pda_backward"][0] is None and r.w2["pda_backward"][1] is not None
+    assert r.w2["pda_hybrid"][0] < r.w2["euler_maruyama"][0]
+    assert r.floor < r.w2["pda_hybrid"][0]
+
+
+def test_cli_json_and_errors(capsys, tmp_path):
+    assert main(["toy", "--steps", "3", "--num-samples", "200", "--json", "--plot", str(tmp_path / "toy.png")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["steps"] == [3]
+    assert set(out["w2"]) == {"pda_hybrid", "pda_backward", "euler_maruyama", "euler_maruyama_denoise", "pf_ode_euler"}
+    assert out["w2"]["pda_backward"] == [None] and out["floor"] > 0
+    assert (tmp_path / "toy.png").stat().st_size > 1000
+    assert main(["toy", "--steps", "0"]) == 2
+    assert "error" in capsys.readouterr().err
+    assert main(["toy", "--num-samples", "150"]) == 2
