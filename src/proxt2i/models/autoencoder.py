@@ -1,0 +1,169 @@
+"""Autoencoders behind one interface.
+
+Images are float tensors [B, 3, H, W] in [0, 1]. encode() returns latents already normalised,
+z = (raw - shift) * scale, so that they have about unit variance; decode() inverts that and returns
+images in [0, 1] (not clamped). Attributes: latent_channels, downsample.
+
+- IdentityAutoencoder: pixel space, z = 2 x - 1.
+- SmallVAE: the embedded convolutional VAE (downsample 4, 4 latent channels), trained on SynthFaces by
+  the project's own command; scale and shift measured on data and kept in its config.
+- DiffusersKL: diffusers' AutoencoderKL from a local folder (the SD3.5 VAE: 16 channels, scaling_factor
+  1.5305, shift_factor 0.0609 from its config.json).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import UsageError
+
+
+class IdentityAutoencoder(nn.Module):
+    latent_channels, downsample = 3, 1
+
+    def config(self) -> dict:
+        return {"type": "identity"}
+
+    def encode(self, images: torch.Tensor, generator=None) -> torch.Tensor:
+        return images * 2.0 - 1.0
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return (latents + 1.0) / 2.0
+
+
+def _res_block(c: int) -> nn.Module:
+    return nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1), nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1))
+
+
+class _Residual(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.body = _res_block(c)
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class SmallVAE(nn.Module):
+    """Conv VAE: [B, 3, H, W] in [0, 1] <-> [B, latent_channels, H/4, W/4]. KL-regularised (weight kl_weight)."""
+
+    downsample = 4
+
+    def __init__(self, latent_channels: int = 4, width: int = 64, scale: float = 1.0, shift: float = 0.0):
+        super().__init__()
+        self.latent_channels, self.width = latent_channels, width
+        self.register_buffer("scale", torch.tensor(float(scale)))
+        self.register_buffer("shift", torch.tensor(float(shift)))
+        w = width
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, w, 3, padding=1), _Residual(w),
+            nn.Conv2d(w, w, 4, stride=2, padding=1), _Residual(w),
+            nn.Conv2d(w, w, 4, stride=2, padding=1), _Residual(w),
+            nn.GroupNorm(8, w), nn.SiLU(), nn.Conv2d(w, 2 * latent_channels, 3, padding=1),
+        )
+        self.decoder = nn.Sequential(
+            nn.Conv2d(latent_channels, w, 3, padding=1), _Residual(w),
+            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w, w, 3, padding=1), _Residual(w),
+            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w, w, 3, padding=1), _Residual(w),
+            nn.GroupNorm(8, w), nn.SiLU(), nn.Conv2d(w, 3, 3, padding=1),
+        )
+
+    def config(self) -> dict:
+        return {"type": "small_vae", "latent_channels": self.latent_channels, "width": self.width,
+                "scale": float(self.scale), "shift": float(self.shift)}
+
+    def moments(self, images: torch.Tensor):
+        mean, logvar = self.encoder(images * 2.0 - 1.0).chunk(2, dim=1)
+        return mean, logvar.clamp(-20.0, 10.0)
+
+    def decode_raw(self, raw: torch.Tensor) -> torch.Tensor:
+        return (self.decoder(raw) + 1.0) / 2.0
+
+    def encode(self, images: torch.Tensor, generator=None) -> torch.Tensor:
+        """Posterior mean (deterministic) unless a generator is given (then a posterior sample)."""
+        mean, logvar = self.moments(images)
+        raw = mean if generator is None else mean + (0.5 * logvar).exp() * torch.randn(mean.shape, generator=generator).to(mean)
+        return (raw - self.shift) * self.scale
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.decode_raw(latents / self.scale + self.shift)
+
+
+def vae_loss(vae: SmallVAE, images: torch.Tensor, kl_weight: float = 1e-4, generator=None) -> torch.Tensor:
+    """L1 reconstruction + kl_weight * KL(q(z|x) || N(0, I)) per sample, [B]."""
+    mean, logvar = vae.moments(images)
+    z = mean + (0.5 * logvar).exp() * torch.randn(mean.shape, generator=generator).to(mean)
+    rec = (vae.decode_raw(z) - images).abs().flatten(1).mean(1)
+    kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).mean(1)
+    return rec + kl_weight * kl
+
+
+@torch.no_grad()
+def calibrate_latent_scale(vae: SmallVAE, images: torch.Tensor) -> None:
+    """Set shift = mean and scale = 1/std of the raw posterior means over a batch [N, 3, H, W]."""
+    mean, _ = vae.moments(images)
+    vae.shift.fill_(float(mean.mean()))
+    vae.scale.fill_(1.0 / float(mean.std().clamp_min(1e-6)))
+
+
+class DiffusersKL(nn.Module):
+    """diffusers AutoencoderKL from a local folder; scaling_factor and shift_factor from its config."""
+
+    def __init__(self, path: str | Path):
+        super().__init__()
+        from diffusers import AutoencoderKL
+
+        p = Path(path)
+        expected = "config.json and diffusion_pytorch_model.safetensors"
+        if not p.is_dir() or not (p / "config.json").exists():
+            raise UsageError(f"VAE folder {str(p)!r} not found or without config.json; expected {expected}")
+        if not list(p.glob("*.safetensors")):
+            raise UsageError(f"VAE folder {str(p)!r} has no .safetensors weights; expected {expected}")
+        self.path = str(p)
+        self.vae = AutoencoderKL.from_pretrained(p, local_files_only=True, use_safetensors=True).requires_grad_(False).eval()
+        cfg = self.vae.config
+        self.scale = float(getattr(cfg, "scaling_factor", 1.0) or 1.0)
+        self.shift = float(getattr(cfg, "shift_factor", None) or 0.0)
+        self.latent_channels = int(cfg.latent_channels)
+        self.downsample = 2 ** (len(cfg.block_out_channels) - 1)
+
+    def config(self) -> dict:
+        return {"type": "diffusers_kl", "path": self.path}
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor, generator=None) -> torch.Tensor:
+        dist = self.vae.encode(images * 2.0 - 1.0).latent_dist
+        raw = dist.mean if generator is None else dist.sample(generator)
+        return (raw - self.shift) * self.scale
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return (self.vae.decode(latents / self.scale + self.shift).sample + 1.0) / 2.0
+
+
+def autoencoder_from_config(cfg: dict) -> nn.Module:
+    kind = cfg.get("type")
+    if kind == "identity":
+        return IdentityAutoencoder()
+    if kind == "small_vae":
+        return SmallVAE(cfg.get("latent_channels", 4), cfg.get("width", 64), cfg.get("scale", 1.0), cfg.get("shift", 0.0))
+    if kind == "diffusers_kl":
+        return DiffusersKL(cfg["path"])
+    raise UsageError(f"unknown autoencoder type {kind!r}; choose one of: {', '.join(AUTOENCODERS)}")
+
+
+AUTOENCODERS = {"identity": IdentityAutoencoder, "small_vae": SmallVAE, "diffusers_kl": DiffusersKL}
+
+
+@torch.no_grad()
+def cache_latents(autoencoder: nn.Module, images: torch.Tensor, path, batch_size: int = 256) -> torch.Tensor:
+    """Encode images [N, 3, H, W] in [0, 1] once and save the latents [N, C, h, w] to a safetensors file."""
+    from ..atomic import atomic_save_safetensors
+
+    lat = torch.cat([autoencoder.encode(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+    atomic_save_safetensors({"latents": lat}, path)
+    return lat

@@ -1,0 +1,213 @@
+"""Text encoders behind one interface: encode(prompts) -> TextEncoding(tokens [B, L, D], mask [B, L], pooled [B, D]).
+
+- "embedded": a word-level tokenizer over a fixed vocabulary and a small transformer, trained jointly
+  with the generator (the default for SynthFaces; its weights are saved with the model);
+- "clip": a Hugging Face CLIP / MetaCLIP text model from a local directory (pooled = text_embeds or pooler_output);
+- "t5": a Hugging Face T5 encoder from a local directory (pooled = masked mean of the states);
+- "concat": two encoders (the paper's MetaCLIP + T5): token sequences concatenated along the sequence
+  axis, feature axes zero-padded to the wider one; pooled from the first (CLIP-style) encoder.
+
+Hugging Face models load with local_files_only=True: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import UsageError
+
+PAD, UNK = "[pad]", "[unk]"
+
+
+@dataclass
+class TextEncoding:
+    tokens: torch.Tensor  # [B, L, D]
+    mask: torch.Tensor  # [B, L] bool, True for real tokens
+    pooled: torch.Tensor  # [B, D]
+
+
+def words(text: str) -> list[str]:
+    """Lower-case word tokens (letters, digits, hyphens)."""
+    return re.findall(r"[a-z0-9][a-z0-9\-]*", text.lower())
+
+
+def warn_truncated(prompt: str, limit: int) -> None:
+    warnings.warn(f"prompt longer than the text encoder's {limit} tokens was truncated: {prompt[:60]!r}...", stacklevel=3)
+
+
+class EmbeddedTextEncoder(nn.Module):
+    """Word-level tokenizer + small transformer. vocab: list of words (ids 2.. ; 0 pad, 1 unknown)."""
+
+    def __init__(self, vocab: list[str], dim: int = 128, depth: int = 2, heads: int = 4, max_length: int = 32):
+        super().__init__()
+        self.vocab = list(vocab)
+        self.index = {w: i + 2 for i, w in enumerate(self.vocab)}
+        self.dim, self.max_length = dim, max_length
+        self.embed = nn.Embedding(len(self.vocab) + 2, dim, padding_idx=0)
+        self.pos = nn.Parameter(torch.zeros(1, max_length, dim))
+        layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=0.0, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+
+    def config(self) -> dict:
+        return {"type": "embedded", "vocab": self.vocab, "dim": self.dim, "depth": len(self.encoder.layers),
+                "heads": self.encoder.layers[0].self_attn.num_heads, "max_length": self.max_length}
+
+    def token_ids(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = torch.zeros(len(prompts), self.max_length, dtype=torch.long)
+        for i, p in enumerate(prompts):
+            toks = [self.index.get(w, 1) for w in words(p)]
+            if len(toks) > self.max_length:
+                warn_truncated(p, self.max_length)
+                toks = toks[: self.max_length]
+            ids[i, : len(toks)] = torch.tensor(toks, dtype=torch.long)
+        return ids, ids != 0
+
+    def encode(self, prompts: list[str]) -> TextEncoding:
+        device = self.embed.weight.device
+        ids, mask = (v.to(device) for v in self.token_ids(prompts))
+        x = self.embed(ids) + self.pos
+        # an empty prompt (the unconditional input) has no real tokens: keep one pad slot visible to attention
+        attn_keep = mask.clone()
+        attn_keep[:, 0] = True
+        x = self.norm(self.encoder(x, src_key_padding_mask=~attn_keep))
+        m = mask[..., None].to(x.dtype)
+        pooled = (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return TextEncoding(tokens=x * m, mask=mask, pooled=pooled)
+
+    forward = encode
+
+
+def _require_dir(path: str | Path, expected: str) -> Path:
+    p = Path(path)
+    if not p.is_dir():
+        raise UsageError(f"text encoder directory {str(p)!r} not found; expected a Hugging Face folder with {expected}")
+    if not (p / "config.json").exists():
+        raise UsageError(f"{str(p)!r} has no config.json; expected a Hugging Face folder with {expected}")
+    return p
+
+
+class HFTextEncoder(nn.Module):
+    """A frozen Hugging Face text encoder (CLIP / MetaCLIP text or T5 encoder) from a local directory."""
+
+    def __init__(self, kind: str, path: str | Path, max_length: int | None = None):
+        super().__init__()
+        from transformers import AutoTokenizer
+
+        self.kind, self.path = kind, str(path)
+        p = _require_dir(path, "config.json, model weights (*.safetensors) and tokenizer files")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(p, local_files_only=True)
+            if kind == "clip":
+                from transformers import CLIPTextModel
+
+                self.model = CLIPTextModel.from_pretrained(p, local_files_only=True, use_safetensors=True)
+            elif kind == "t5":
+                from transformers import T5EncoderModel
+
+                self.model = T5EncoderModel.from_pretrained(p, local_files_only=True, use_safetensors=True)
+            else:
+                raise UsageError(f"unknown Hugging Face text encoder kind {kind!r}; use 'clip' or 't5'")
+        except OSError as err:
+            raise UsageError(f"could not load a {kind} text encoder from {str(p)!r}: {str(err).splitlines()[0]}") from None
+        self.model.requires_grad_(False).eval()
+        self.dim = self.model.config.hidden_size
+        limit = getattr(self.model.config, "max_position_embeddings", None) or 512
+        self.max_length = min(max_length or limit, limit)
+
+    def config(self) -> dict:
+        return {"type": self.kind, "path": self.path, "max_length": self.max_length}
+
+    @torch.no_grad()
+    def encode(self, prompts: list[str]) -> TextEncoding:
+        full = self.tokenizer(list(prompts), padding=False, truncation=False)["input_ids"]
+        for p, ids in zip(prompts, full):
+            if len(ids) > self.max_length:
+                warn_truncated(p, self.max_length)
+        batch = self.tokenizer(list(prompts), padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt")
+        device = next(self.model.parameters()).device
+        out = self.model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
+        states = out.last_hidden_state
+        mask = batch["attention_mask"].to(device).bool()
+        if self.kind == "clip" and getattr(out, "pooler_output", None) is not None:
+            pooled = out.pooler_output
+        else:
+            m = mask[..., None].to(states.dtype)
+            pooled = (states * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return TextEncoding(tokens=states, mask=mask, pooled=pooled)
+
+    forward = encode
+
+
+class ConcatTextEncoder(nn.Module):
+    """Two encoders combined (ProxT2I's MetaCLIP + T5): token sequences concatenated along the sequence
+    axis, features zero-padded to the wider of the two; pooled = the first encoder's pooled vector, padded."""
+
+    def __init__(self, first: nn.Module, second: nn.Module):
+        super().__init__()
+        self.first, self.second = first, second
+        self.dim = max(first.dim, second.dim)
+        self.max_length = first.max_length + second.max_length
+
+    def config(self) -> dict:
+        return {"type": "concat", "first": self.first.config(), "second": self.second.config()}
+
+    def encode(self, prompts: list[str]) -> TextEncoding:
+        a, b = self.first.encode(prompts), self.second.encode(prompts)
+        pad = lambda x: F.pad(x, (0, self.dim - x.shape[-1]))
+        return TextEncoding(
+            tokens=torch.cat([pad(a.tokens), pad(b.tokens)], 1), mask=torch.cat([a.mask, b.mask], 1), pooled=pad(a.pooled)
+        )
+
+    forward = encode
+
+
+def text_encoder_from_config(cfg: dict) -> nn.Module:
+    """Build a text encoder from its config dict (the "text_encoder" entry of a model's config.json)."""
+    kind = cfg.get("type")
+    if kind == "embedded":
+        return EmbeddedTextEncoder(cfg["vocab"], dim=cfg["dim"], depth=cfg["depth"], heads=cfg["heads"], max_length=cfg["max_length"])
+    if kind in ("clip", "t5"):
+        return HFTextEncoder(kind, cfg["path"], cfg.get("max_length"))
+    if kind == "concat":
+        return ConcatTextEncoder(text_encoder_from_config(cfg["first"]), text_encoder_from_config(cfg["second"]))
+    raise UsageError(f"unknown text encoder type {kind!r}; choose one of: {', '.join(TEXT_ENCODERS)}")
+
+
+def load_text_encoder(spec: str) -> nn.Module:
+    """From a spec string: 'clip:/dir', 't5:/dir' or 'clip:/dir+t5:/dir' (concatenated)."""
+    if "+" in spec:
+        a, b = spec.split("+", 1)
+        return ConcatTextEncoder(load_text_encoder(a), load_text_encoder(b))
+    kind, _, path = spec.partition(":")
+    if kind not in ("clip", "t5") or not path:
+        raise UsageError(f"text encoder spec {spec!r} not understood; use 'clip:DIR', 't5:DIR' or 'clip:DIR+t5:DIR'")
+    return HFTextEncoder(kind, path)
+
+
+TEXT_ENCODERS = {"embedded": EmbeddedTextEncoder, "clip": HFTextEncoder, "t5": HFTextEncoder, "concat": ConcatTextEncoder}
+
+
+def synthfaces_vocabulary(num_captions: int = 20000, seed: int = 0) -> list[str]:
+    """Every word of the SynthFaces caption language (sorted), gathered from generated captions and
+    the shipped prompt sets: the embedded encoder's vocabulary."""
+    import numpy as np
+
+    from ..data.synthfaces import caption, sample_attributes
+    from ..data.prompts import load_prompts
+
+    rng = np.random.default_rng(seed)
+    seen: set[str] = set()
+    for _ in range(num_captions):
+        seen.update(words(caption(sample_attributes(rng, split="full"), rng)[0]))
+    for name in ("heldin", "heldout"):
+        for p in load_prompts(name):
+            seen.update(words(p))
+    return sorted(seen)
