@@ -11,10 +11,16 @@ import argparse
 import sys
 
 from . import data as data_cmd
+from . import generate as generate_cmd
+from . import info as info_cmd
+from . import models as models_cmd
+from . import train as train_cmd
+from . import train_vae as train_vae_cmd
+from . import evaluate as evaluate_cmd
 from . import toy as toy_cmd
 
 # Plain list of subcommand modules, in the order `--help` shows them.
-COMMAND_MODULES = [toy_cmd, data_cmd]
+COMMAND_MODULES = [generate_cmd, models_cmd, train_cmd, train_vae_cmd, evaluate_cmd, data_cmd, toy_cmd, info_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,18 +58,18 @@ class SmallVAE(nn.Module):
         self.latent_channels, self.width = latent_channels, width
         self.register_buffer("scale", torch.tensor(float(scale)))
         self.register_buffer("shift", torch.tensor(float(shift)))
-        w = width
+        w, h = width, max(width // 2, 8)  # full resolution runs at half width: most of the cost lives there
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, w, 3, padding=1), _Residual(w),
-            nn.Conv2d(w, w, 4, stride=2, padding=1), _Residual(w),
+            nn.Conv2d(3, h, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(h, w, 4, stride=2, padding=1), _Residual(w),
             nn.Conv2d(w, w, 4, stride=2, padding=1), _Residual(w),
             nn.GroupNorm(8, w), nn.SiLU(), nn.Conv2d(w, 2 * latent_channels, 3, padding=1),
         )
         self.decoder = nn.Sequential(
-            nn.Conv2d(latent_channels, w, 3, padding=1), _Residual(w),
+            nn.Conv2d(latent_channels, w, 3, padding=1), _Residual(w), _Residual(w),
             nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w, w, 3, padding=1), _Residual(w),
-            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w, w, 3, padding=1), _Residual(w),
-            nn.GroupNorm(8, w), nn.SiLU(), nn.Conv2d(w, 3, 3, padding=1),
+            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w, h, 3, padding=1),
+            nn.GroupNorm(8, h), nn.SiLU(), nn.Conv2d(h, 3, 3, padding=1),
         )
 
     def config(self) -> dict:

@@ -47,6 +47,16 @@ class PDATrajectory:
         return self.xs[-1]
 
 
+def batch_randn(shape, generator, device=None, dtype=None) -> torch.Tensor:
+    """N(0, I) of shape [B, ...]. generator: None, one torch.Generator, or a list of B generators (one per
+    row, so that an image's noise does not depend on what else is in the batch)."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise UsageError(f"got {len(generator)} generators for a batch of {shape[0]}")
+        return torch.stack([torch.randn(shape[1:], generator=g, dtype=dtype) for g in generator]).to(device)
+    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
+
 def pda_step_input(x: torch.Tensor, gamma: float, noise: torch.Tensor, mode: str):
     """One PDA step's prox input y and weight lam from the current state x [B, ...] and noise z."""
     if mode == "hybrid":
@@ -76,7 +86,7 @@ def pda_sample(
 ):
     """Sample with PDA from x_T [B, ...] (a draw of N(0, I)) in num_steps prox evaluations.
 
-    prox(y, t, lam) -> x with y [B, ...] and t, lam [B]. grid: increasing times [N + 1] from 0 to 1
+    prox(y, t, lam) -> x with y [B, ...] and t, lam [B]. generator: one torch.Generator or a list of B. grid: increasing times [N + 1] from 0 to 1
     (default uniform t_k = k/N). Returns x_0 [B, ...], or a PDATrajectory if return_trajectory.
     callback(k, x_k) is called after every step. Raises UsageError for bad input.
     """
@@ -100,7 +110,7 @@ def pda_sample(
     traj = PDATrajectory(xs=[x], ys=[], ts=[], lams=[], gammas=[])
     for k in range(num_steps - 1, -1, -1):
         gamma = float(gammas[k])
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        noise = batch_randn(x.shape, generator, device=x.device, dtype=x.dtype)
         y, lam = pda_step_input(x, gamma, noise, mode)
         t_vec = torch.full((batch,), float(grid[k]), device=x.device, dtype=x.dtype)
         lam_vec = torch.full((batch,), lam, device=x.device, dtype=x.dtype)

@@ -17,6 +17,7 @@ import torch
 
 from ..errors import UsageError
 from ..parameterization import ScoreFn
+from .pda import batch_randn
 from ..schedule import Schedule, VPSchedule, check_num_steps, step_sizes, uniform_grid
 
 
@@ -54,7 +55,7 @@ def _reverse_walk(
         s = checked_score_output(score(x, t_vec), x, num_steps - k)
         x_next = (1.0 + gamma / 2.0) * x + drift_score_weight * gamma * s
         if noise_scale > 0 and not (denoise_final and k == 0):
-            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            noise = batch_randn(x.shape, generator, device=x.device, dtype=x.dtype)
             x_next = x_next + (noise_scale * gamma) ** 0.5 * noise
         x = x_next
         if return_trajectory:

@@ -1,0 +1,120 @@
+"""`proxt2i evaluate DIR` scores a folder of generated images; `proxt2i evaluator train|check`
+builds and measures the evaluator (see docs/evaluation.md)."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score generated images (alignment, Frechet distance, precision/recall, CLIP score)",
+        description=(
+            "Score a folder of images with a metadata.jsonl (one {\"file_name\": ..., \"text\": ...} per line, the "
+            "Hugging Face imagefolder layout) using the SynthFaces evaluator: attribute alignment of each image "
+            "with its prompt, Frechet distance and k-NN precision/recall of recogniser features against fresh "
+            "renders, and the contrastive CLIP-score analogue."
+        ),
+    )
+    p.add_argument("folder", help="folder with images and metadata.jsonl")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--evaluator", metavar="DIR", help="evaluator folder (default: the shipped one)")
+    p.add_argument("--reference-num", type=int, default=None, help="fresh renders for the reference statistics (default 2048)")
+    p.set_defaults(func=run_evaluate)
+
+    e = sub.add_parser("evaluator", help="train or check the evaluator", description="Train or measure the SynthFaces evaluator.")
+    esub = e.add_subparsers(dest="evaluator_command", metavar="ACTION", required=True)
+    t = esub.add_parser(
+        "train",
+        help="train the recogniser and contrastive model on fresh renders",
+        description="Train both evaluator models on SynthFaces renders drawn on the fly, then write config.json and safetensors weights to --out.",
+    )
+    t.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    t.add_argument("--recogniser-steps", type=int, default=None, help="recogniser steps (default 2500)")
+    t.add_argument("--contrastive-steps", type=int, default=None, help="contrastive model steps (default 2500)")
+    t.add_argument("--batch-size", type=int, default=None, help="images per step (default 64)")
+    t.add_argument("--seed", type=int, default=0, help="data and init seed (default 0)")
+    t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    t.set_defaults(func=run_train)
+    c = esub.add_parser(
+        "check",
+        help="measure the evaluator on fresh renders",
+        description="Per-family accuracy and contrastive retrieval on fresh renders; with --trust also the trust checks (fresh, shuffled prompts, blur, noise).",
+    )
+    c.add_argument("--evaluator", metavar="DIR", help="evaluator folder (default: the shipped one)")
+    c.add_argument("--num", type=int, default=1024, help="fresh renders per split (default 1024)")
+    c.add_argument("--trust", action="store_true", help="also run the trust checks on 256 renders")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=run_check)
+
+
+def format_result(r: dict) -> str:
+    def num(v, fmt="{:.4f}"):
+        return "n/a" if v is None else fmt.format(v)
+
+    lines = [
+        f"images        {r['n']}",
+        f"alignment     {num(r['alignment'])}  (all attributes right: {num(r['alignment_all'])})",
+        f"fd            {num(r['fd'], '{:.3f}')}  (reference: {r['reference_num']} fresh renders)",
+        f"precision     {num(r['precision'])}",
+        f"recall        {num(r['recall'])}",
+        f"clip_score    {num(r['clip_score'], '{:.2f}')}",
+        "alignment per family:",
+    ]
+    lines += [f"  {k:<12} {num(v)}" for k, v in r["alignment_per_family"].items()]
+    return "\n".join(lines)
+
+
+def run_evaluate(args) -> int:
+    from ..errors import UsageError
+    from ..evaluation import evaluate_folder, load_evaluator
+    from ..evaluation.features import REFERENCE_NUM
+
+    reference_num = REFERENCE_NUM if args.reference_num is None else args.reference_num
+    if reference_num < 2:
+        raise UsageError(f"--reference-num must be >= 2, got {reference_num}")
+    result = evaluate_folder(args.folder, load_evaluator(args.evaluator), reference_num=reference_num)
+    print(json.dumps(result) if args.json else format_result(result))
+    return 0
+
+
+def run_train(args) -> int:
+    from dataclasses import replace
+
+    from ..errors import UsageError
+    from ..evaluation.train import TrainConfig, train_evaluator
+
+    overrides = {"seed": args.seed, "threads": args.threads}
+    for key in ("recogniser_steps", "contrastive_steps", "batch_size"):
+        if getattr(args, key) is not None:
+            if getattr(args, key) < 1:
+                raise UsageError(f"--{key.replace('_', '-')} must be >= 1")
+            overrides[key] = getattr(args, key)
+    cfg = replace(TrainConfig(), **overrides)
+    print(json.dumps({"train_config": cfg.__dict__}))
+    config = train_evaluator(args.out, cfg, log=lambda s: print(s, flush=True))
+    print(json.dumps(config["measured"]["min_accuracy"]))
+    return 0
+
+
+def run_check(args) -> int:
+    from ..errors import UsageError
+    from ..evaluation import load_evaluator
+    from ..evaluation.check import check_evaluator, trust_check
+
+    if args.num < 2:
+        raise UsageError(f"--num must be >= 2, got {args.num}")
+    ev = load_evaluator(args.evaluator)
+    result = check_evaluator(ev, num=args.num)
+    if args.trust:
+        result["trust"] = trust_check(ev)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for name, acc in result["accuracy"].items():
+        print(f"{name:<10} min {min(acc.values()):.4f}  " + "  ".join(f"{k} {v:.4f}" for k, v in acc.items()))
+    print("contrastive " + "  ".join(f"{k} {v:.3f}" for k, v in result["contrastive"].items()))
+    if args.trust:
+        print("trust " + json.dumps(result["trust"]))
+    return 0

@@ -1,0 +1,54 @@
+"""`proxt2i models`: the shipped models, their size, parameters and training recipe."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("models", help="list shipped models (size, parameters, training recipe)",
+                       description="List the models shipped inside the package, addressable by name with --model.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..shipped import ASSETS, DEFAULT_MODEL, SHIPPED
+
+    rows = []
+    for name, info in SHIPPED.items():
+        path = ASSETS / name
+        row = {"name": name, "default": name == DEFAULT_MODEL, "about": info["about"], "built": (path / "config.json").exists(),
+               "rebuild": info["rebuild"]}
+        if row["built"]:
+            from safetensors import safe_open
+
+            cfg = json.loads((path / "config.json").read_text())
+            params = 0
+            for f in path.glob("*.safetensors"):
+                with safe_open(str(f), "pt") as sf:
+                    params += sum(_prod(sf.get_slice(k).get_shape()) for k in sf.keys())
+            row.update(size_mb=round(sum(f.stat().st_size for f in path.iterdir()) / 1e6, 2), parameters=params,
+                       objective=cfg["objective"], image_size=cfg["image_size"], recipe=cfg.get("recipe", {}))
+        rows.append(row)
+    if args.json:
+        print(json.dumps({"models": rows}))
+        return 0
+    for r in rows:
+        flag = " (default)" if r["default"] else ""
+        print(f"{r['name']}{flag}: {r['about']}")
+        if r["built"]:
+            rec = r["recipe"]
+            print(f"  {r['size_mb']} MB, {r['parameters'] / 1e6:.2f}M parameters (U-ViT + text encoder + VAE), {r['image_size']} px, "
+                  f"{rec.get('steps', '?')} steps x batch {rec.get('config', {}).get('batch', '?')}, wall {rec.get('wall_seconds', '?')} s")
+        else:
+            print("  not built in this checkout")
+        print(f"  rebuild: {r['rebuild']}")
+    return 0
+
+
+def _prod(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n

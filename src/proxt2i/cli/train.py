@@ -1,0 +1,35 @@
+"""`proxt2i train CONFIG [key=value ...]`: proximal-matching or score-baseline training."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    from ..training.presets import PRESETS
+
+    p = sub.add_parser(
+        "train", help="train a prox model (proximal matching) or the score baseline",
+        description=("Train a text-conditioned U-ViT. CONFIG is a preset (" + ", ".join(PRESETS) + ") or a JSON file; "
+                     "override any field with key=value (e.g. steps=2000 batch=32 data=imagefolder:DIR). Rerunning the same "
+                     "command resumes from the newest checkpoint in out=. Multi-GPU: accelerate launch -m proxt2i train CONFIG ..."),
+    )
+    p.add_argument("config", help="preset name or .json file")
+    p.add_argument("overrides", nargs="*", help="key=value overrides")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..training.presets import config_dict, resolve_config
+
+    cfg = resolve_config(args.config, args.overrides)
+    print(json.dumps(config_dict(cfg)))
+    if args.print_config:
+        return 0
+    from ..training.run import train
+
+    final = train(cfg, progress=not args.no_progress)
+    print(f"model written to {final}")
+    return 0

@@ -1,0 +1,29 @@
+"""`proxt2i train-vae`: train the embedded small VAE on SynthFaces renders."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train-vae", help="train the embedded small VAE (the default latent space) on SynthFaces",
+                       description="Train the small convolutional VAE (downsample 4, 4 latent channels) on SynthFaces renders "
+                                   "generated on the fly; writes DIR/config.json and DIR/autoencoder.safetensors.")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--steps", type=int, default=3000, help="optimiser steps (default 3000)")
+    p.add_argument("--size", type=int, default=32, help="image size in pixels (default 32)")
+    p.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for torch (default 1: small convs on a shared machine run fastest single-threaded)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import torch
+
+    from ..training.vae import train_small_vae
+
+    torch.set_num_threads(max(1, args.threads))
+    print(json.dumps(train_small_vae(args.out, steps=args.steps, size=args.size, batch=args.batch, seed=args.seed)))
+    return 0

@@ -1,0 +1,21 @@
+"""The generator network as trained and sampled: a text encoder feeding a U-ViT.
+
+eps = net(y [B, C, H, W], t [B], lam [B], prompts: list[str]). The empty prompt "" is the
+unconditional input used by classifier-free guidance (trained with text dropout).
+For the score baseline (uvit.config.use_lam False) lam is ignored.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+class TextConditionedUViT(nn.Module):
+    def __init__(self, uvit: nn.Module, text_encoder: nn.Module):
+        super().__init__()
+        self.uvit, self.text_encoder = uvit, text_encoder
+
+    def forward(self, y: torch.Tensor, t: torch.Tensor, lam: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        enc = self.text_encoder.encode(list(prompts))
+        return self.uvit(y, t, lam, enc.tokens, enc.mask, enc.pooled)

@@ -1,0 +1,46 @@
+"""Shipped models, addressable by name: a plain dict from name to what it is and how it is rebuilt.
+
+The weights live in the package (src/proxt2i/assets/models/<name>/), so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import UsageError
+
+ASSETS = Path(__file__).parent / "assets" / "models"
+
+SHIPPED: dict[str, dict] = {
+    "synthfaces-prox": {
+        "about": "conditional proximal U-ViT (tiny) on SynthFaces, 32 px through the embedded VAE; the default",
+        "rebuild": "proxt2i train synthfaces-prox && cp -r runs/synthfaces-prox/final src/proxt2i/assets/models/synthfaces-prox",
+    },
+    "synthfaces-score": {
+        "about": "score baseline: the same U-ViT, data and budget, trained with denoising score matching",
+        "rebuild": "proxt2i train synthfaces-score && cp -r runs/synthfaces-score/final src/proxt2i/assets/models/synthfaces-score",
+    },
+}
+DEFAULT_MODEL = "synthfaces-prox"
+VAE_NAME = "synthfaces-vae"
+
+
+def resolve_model(name_or_path: str) -> Path:
+    """A shipped name -> its folder in the package; anything else is taken as a folder path."""
+    if name_or_path in SHIPPED:
+        path = ASSETS / name_or_path
+        if not (path / "config.json").exists():
+            raise UsageError(f"shipped model {name_or_path!r} is not built in this checkout; build it with: {SHIPPED[name_or_path]['rebuild']}")
+        return path
+    path = Path(name_or_path)
+    if not path.exists() and "/" not in name_or_path and not name_or_path.startswith("."):
+        raise UsageError(f"unknown model {name_or_path!r}: not a shipped name ({', '.join(SHIPPED)}) nor an existing folder")
+    return path
+
+
+def shipped_vae_dir() -> Path:
+    """The embedded small VAE (rebuilt by `proxt2i train-vae --out src/proxt2i/assets/models/synthfaces-vae`)."""
+    path = ASSETS / VAE_NAME
+    if not (path / "autoencoder.safetensors").exists():
+        raise UsageError(f"the embedded VAE is missing from {path}; rebuild it with `proxt2i train-vae --out {path}`")
+    return path

@@ -1,0 +1,143 @@
+"""Training configuration: one frozen dataclass, named presets in one table, `key=value` overrides."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from ..errors import UsageError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # what is learned
+    objective: str = "prox"  # "prox" (proximal matching) or "score" (denoising score matching baseline)
+    model: str = "tiny"  # U-ViT preset (models.uvit.UVIT_PRESETS); in_channels / image_size follow the data
+    width: int = 0  # > 0 overrides the preset's width
+    depth: int = 0  # > 0 overrides the preset's depth (odd)
+    patch_size: int = 0  # > 0 overrides the preset's patch size
+    text_dim: int = 128  # embedded text encoder width
+    text_depth: int = 2
+    # data
+    data: str = "synthfaces"  # "synthfaces", "imagefolder:DIR" or "webdataset:GLOB"
+    image_size: int = 32
+    autoencoder: str = "shipped"  # "shipped" (the embedded small VAE), "identity" (pixels), a VAE folder, or "diffusers:DIR"
+    text_dropout: float = 0.1  # probability of the empty prompt, for classifier-free guidance
+    # optimisation
+    steps: int = 20000
+    batch: int = 64  # per process
+    lr: float = 3e-4
+    lr_warmup: int = 500
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema: float = 0.999
+    mixed_precision: str = "no"  # "no", "bf16", "fp16" (accelerate)
+    # proximal matching (ProxDM): L1 warm-up fraction, then PM with zeta halved in stages
+    pm_warmup_fraction: float = 0.2
+    zeta_start: float = 2.0
+    zeta_decay: float = 0.5
+    zeta_stages: int = 2
+    step_candidates: tuple = (5, 10, 20, 50, 100, 1000)
+    mode: str = "hybrid"  # the discretization lam follows
+    # bookkeeping
+    seed: int = 0
+    out: str = "runs/synthfaces-prox"
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    sample_every: int = 1000
+    log_every: int = 25
+    threads: int = 1  # CPU threads per process: small ops run fastest single-threaded on shared CPUs
+
+    def __post_init__(self):
+        checks = [
+            (self.objective in ("prox", "score"), f"objective must be 'prox' or 'score', got {self.objective!r}"),
+            (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
+            (self.batch >= 1, f"batch must be >= 1, got {self.batch}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (0 <= self.text_dropout < 1, f"text_dropout must be in [0, 1), got {self.text_dropout}"),
+            (0 <= self.ema < 1, f"ema must be in [0, 1), got {self.ema}"),
+            (self.mode in ("hybrid", "backward"), f"mode must be 'hybrid' or 'backward', got {self.mode!r}"),
+            (self.mixed_precision in ("no", "bf16", "fp16"), f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}"),
+            (16 <= self.image_size <= 1024, f"image_size must be in 16..1024, got {self.image_size}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise UsageError(msg)
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # the shipped default: tiny U-ViT on 8x8x4 latents of 32 px SynthFaces renders
+    # (sized for a 2-core CPU: ~45 minutes per model; see docs/training.md for the measured recipe)
+    "synthfaces-prox": TrainConfig(width=128, depth=5, batch=32, steps=2000, lr=5e-4, lr_warmup=200, checkpoint_every=250),
+    "synthfaces-score": TrainConfig(objective="score", width=128, depth=5, batch=32, steps=2000, lr=5e-4, lr_warmup=200, checkpoint_every=250,
+                                    out="runs/synthfaces-score"),
+    # seconds-long runs for tests and smoke checks: pixels, 32 px, a 3-block net
+    "test-tiny": TrainConfig(model="tiny", width=32, depth=3, patch_size=4, text_dim=16, text_depth=1, image_size=32,
+                             autoencoder="identity", steps=4, batch=4, lr_warmup=2, checkpoint_every=2, sample_every=0,
+                             log_every=1, out="runs/test-tiny"),
+    # paper scale (needs local SD3.5 VAE weights and a GPU cluster): 256 px, 32x32x16 latents, ~500M params
+    "laion-face-prox-256": TrainConfig(model="paper", image_size=256, autoencoder="diffusers:models/sd3.5-vae",
+                                      data="webdataset:data/laion-face/{00000..01499}.tar", batch=64, lr=1e-4,
+                                      steps=500_000, lr_warmup=5000, ema=0.9999, mixed_precision="bf16",
+                                      out="runs/laion-face-prox-256"),
+}
+
+
+def _coerce(name: str, kind, raw: str):
+    try:
+        if kind is bool or kind == "bool":
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return raw.lower() in ("true", "1")
+        if kind is int or kind == "int":
+            return int(raw)
+        if kind is float or kind == "float":
+            return float(raw)
+        if kind is tuple or kind == "tuple":
+            return tuple(int(v) for v in raw.split(","))
+        return raw
+    except ValueError:
+        raise UsageError(f"bad value {raw!r} for {name} (expected {getattr(kind, '__name__', kind)})") from None
+
+
+def resolve_config(name_or_path: str, overrides: list[str] = ()) -> TrainConfig:
+    """A preset name or a JSON file, then `key=value` overrides. Unknown keys are one clear error."""
+    if name_or_path in PRESETS:
+        cfg = PRESETS[name_or_path]
+    elif name_or_path.endswith(".json"):
+        p = Path(name_or_path)
+        if not p.exists():
+            raise UsageError(f"config file {name_or_path!r} not found")
+        try:
+            data = json.loads(p.read_text())
+        except json.JSONDecodeError as err:
+            raise UsageError(f"config file {name_or_path!r} is not valid JSON: {err}") from None
+        cfg = _apply(TrainConfig(), data)
+    else:
+        raise UsageError(f"unknown config {name_or_path!r}; use a preset ({', '.join(PRESETS)}) or a .json file")
+    kv = {}
+    for item in overrides:
+        if "=" not in item:
+            raise UsageError(f"override {item!r} must look like key=value")
+        k, v = item.split("=", 1)
+        kv[k.strip()] = v
+    return _apply(cfg, kv, from_strings=True)
+
+
+def _apply(cfg: TrainConfig, values: dict, from_strings: bool = False) -> TrainConfig:
+    types = {f.name: f.type for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise UsageError(f"unknown config keys {unknown}; valid keys: {', '.join(sorted(types))}")
+    if from_strings:
+        values = {k: _coerce(k, types[k], v) for k, v in values.items()}
+    elif "step_candidates" in values:
+        values = {**values, "step_candidates": tuple(values["step_candidates"])}
+    return replace(cfg, **values)
+
+
+def config_dict(cfg: TrainConfig) -> dict:
+    d = asdict(cfg)
+    d["step_candidates"] = list(cfg.step_candidates)
+    return d

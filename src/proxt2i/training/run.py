@@ -1,0 +1,268 @@
+"""The training loop: one explicit loop for both objectives (they differ by the loss block only).
+
+Runs on one CPU, one GPU or many processes through accelerate (`accelerate launch -m proxt2i train ...`).
+Exact resume by construction: every random draw of step s on rank r comes from a generator seeded
+with (seed, rank, s), and the data of step s is a pure function of s, so a checkpoint only needs
+model, EMA, optimizer and the step.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UsageError
+from ..schedule import VPSchedule
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .draws import draw_t_lam
+from .losses import PMSchedule, denoising_score_matching_loss, loss_phase, noisy_pair, prox_pair, proximal_matching_objective
+from .presets import TrainConfig, config_dict
+
+
+# ---------------------------------------------------------------------------------------------- data
+class BatchSource:
+    """Deterministic batches: batch(step, rank, world) -> (images [B, 3, S, S] in [0, 1], captions)."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        kind, _, where = cfg.data.partition(":")
+        self.kind = kind
+        if kind == "synthfaces":
+            self.records = None
+        elif kind in ("imagefolder", "webdataset"):
+            from ..data.readers import read_imagefolder, read_webdataset
+
+            reader = read_imagefolder if kind == "imagefolder" else read_webdataset
+            self.records = [(img, text) for img, text in reader(where)]
+            if not self.records:
+                raise UsageError(f"no training examples found in {where!r}")
+        else:
+            raise UsageError(f"data must be 'synthfaces', 'imagefolder:DIR' or 'webdataset:GLOB', got {cfg.data!r}")
+
+    def captions_for_vocabulary(self, limit: int = 50000) -> list[str]:
+        return [] if self.records is None else [t for _, t in self.records[:limit]]
+
+    def batch(self, step: int, rank: int, world: int):
+        b, size = self.cfg.batch, self.cfg.image_size
+        start = (step * world + rank) * b
+        if self.records is None:
+            from ..data.synthfaces import render_batch
+
+            images, _, captions = render_batch(self.cfg.seed, start, b, size, split="train")
+        else:
+            rows = [self.records[(start + i) % len(self.records)] for i in range(b)]
+            images = np.stack([_resize(img, size) for img, _ in rows])
+            captions = [t for _, t in rows]
+        return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0, list(captions)
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.BICUBIC))
+
+
+# ---------------------------------------------------------------------------------------------- model
+def build_autoencoder(spec: str):
+    from ..models.autoencoder import DiffusersKL, IdentityAutoencoder
+    from .vae import load_autoencoder_dir
+
+    if spec == "identity":
+        return IdentityAutoencoder()
+    if spec == "shipped":
+        from ..shipped import shipped_vae_dir
+
+        return load_autoencoder_dir(shipped_vae_dir())
+    if spec.startswith("diffusers:"):
+        return DiffusersKL(spec.split(":", 1)[1])
+    return load_autoencoder_dir(spec)
+
+
+def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, vocab: list[str]):
+    from ..models.conditional import TextConditionedUViT
+    from ..models.text import EmbeddedTextEncoder
+    from ..models.uvit import UVIT_PRESETS, UViT, UViTConfig
+
+    if cfg.model not in UVIT_PRESETS:
+        raise UsageError(f"unknown model preset {cfg.model!r}; choose one of: {', '.join(UVIT_PRESETS)}")
+    base = UVIT_PRESETS[cfg.model].to_dict()
+    base.update(in_channels=latent_channels, image_size=latent_size, text_dim=cfg.text_dim, max_text_len=48,
+                use_lam=cfg.objective == "prox")
+    for key in ("width", "depth", "patch_size"):
+        if getattr(cfg, key) > 0:
+            base[key] = getattr(cfg, key)
+    if base["width"] % base["heads"]:
+        base["heads"] = math.gcd(base["width"], base["heads"]) or 1
+    uvit = UViT(UViTConfig.from_dict(base))
+    text = EmbeddedTextEncoder(vocab, dim=cfg.text_dim, depth=cfg.text_depth, heads=4 if cfg.text_dim % 4 == 0 else 1, max_length=48)
+    return TextConditionedUViT(uvit, text)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to cfg.lr, then constant."""
+    return cfg.lr * min(1.0, (step + 1) / max(cfg.lr_warmup, 1))
+
+
+def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + rank * 10_007 + step) % (2**63))
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach().to(e.dtype), 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+# ---------------------------------------------------------------------------------------------- loop
+def train(cfg: TrainConfig, progress: bool = True) -> Path:
+    """Train (or resume) cfg; returns the exported model folder OUT/final."""
+    from accelerate import Accelerator
+    from tqdm import tqdm
+
+    from ..models.text import synthfaces_vocabulary, words
+    from ..pipeline import save_pipeline
+
+    torch.set_num_threads(max(1, cfg.threads))
+    acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    out = Path(cfg.out)
+    schedule = VPSchedule()
+
+    # --- data, autoencoder and network
+    source = BatchSource(cfg)
+    autoencoder = build_autoencoder(cfg.autoencoder).to(acc.device).eval()
+    if cfg.image_size % autoencoder.downsample:
+        raise UsageError(f"image_size {cfg.image_size} must be a multiple of the autoencoder's downsampling {autoencoder.downsample}")
+    latent_size = cfg.image_size // autoencoder.downsample
+    vocab = synthfaces_vocabulary() if source.records is None else sorted({w for t in source.captions_for_vocabulary() for w in words(t)})
+    torch.manual_seed(cfg.seed)
+    net = build_network(cfg, autoencoder.latent_channels, latent_size, vocab)
+    ema = copy.deepcopy(net).requires_grad_(False).eval()
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    # --- resume = rerun the command
+    start = 0
+    ckpt = latest_checkpoint(out)
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, net, ema, opt)
+        start = int(state["step"])
+        acc.print(f"resuming from {ckpt} (step {start})")
+    net, opt = acc.prepare(net, opt)
+    ema.to(acc.device)
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config_dict(cfg), indent=1))
+    writer = _tensorboard(out) if acc.is_main_process else None
+    pm = PMSchedule(cfg.steps, cfg.pm_warmup_fraction, cfg.zeta_start, cfg.zeta_decay, cfg.zeta_stages)
+
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {cfg.objective}",
+               disable=not (progress and acc.is_main_process))
+    t_start = t_last = time.time()
+    seen = 0
+    for step in bar:
+        # --- batch: images -> latents, captions with dropout for guidance
+        g = step_generator(cfg.seed, acc.process_index, step)
+        images, captions = source.batch(step, acc.process_index, acc.num_processes)
+        with torch.no_grad():
+            x0 = autoencoder.encode(images.to(acc.device)).float()
+        drop = torch.rand(len(captions), generator=g) < cfg.text_dropout
+        captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
+
+        # --- loss: proximal matching or denoising score matching
+        if cfg.objective == "prox":
+            d = draw_t_lam(x0.shape[0], g, tuple(cfg.step_candidates), mode=cfg.mode, schedule=schedule)
+            t, lam = d.t.float().to(acc.device), d.lam.float().to(acc.device)
+            x_t, _ = noisy_pair(x0, t, schedule, generator=g)
+            y, n = prox_pair(x_t, lam, generator=g)
+            phase, zeta = loss_phase(step, pm)
+            with acc.autocast():
+                eps = net(y, t, lam, captions)
+            loss = proximal_matching_objective(eps.float(), n, phase, zeta).mean()
+        else:
+            t = (torch.rand(x0.shape[0], generator=g) * (1 - 1e-3) + 1e-3).to(acc.device)
+            x_t, e = noisy_pair(x0, t, schedule, generator=g)
+            phase, zeta = "dsm", None
+            with acc.autocast():
+                eps = net(x_t, t, torch.zeros_like(t), captions)
+            loss = denoising_score_matching_loss(eps.float(), e).mean()
+
+        # --- update: LR warm-up, clipping, EMA
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        opt.zero_grad(set_to_none=True)
+        acc.backward(loss)
+        if cfg.grad_clip > 0:
+            acc.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        opt.step()
+        ema_update(ema, acc.unwrap_model(net), cfg.ema)
+        seen += x0.shape[0] * acc.num_processes
+
+        # --- logs, checkpoints, samples
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            rate = seen / max(time.time() - t_last, 1e-9)
+            t_last, seen = time.time(), 0
+            bar.set_postfix(loss=f"{loss.item():.4f}", phase=phase if zeta is None else f"pm z={zeta:g}", img_s=f"{rate:.0f}")
+            if not progress:  # no bar: one plain line per log interval, for log files
+                acc.print(f"step {done}/{cfg.steps} loss {loss.item():.4f} {phase if zeta is None else f'pm zeta={zeta:g}'} "
+                          f"lr {lr_at(step, cfg):.2e} {rate:.0f} img/s", flush=True)
+            if writer is not None:
+                writer.add_scalar("loss", loss.item(), done)
+                writer.add_scalar("lr", lr_at(step, cfg), done)
+                writer.add_scalar("images_per_second", rate, done)
+                if zeta is not None:
+                    writer.add_scalar("zeta", zeta, done)
+        if acc.is_main_process and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            save_checkpoint(out, done, acc.unwrap_model(net), ema, opt, {"config": config_dict(cfg)}, keep=cfg.keep_checkpoints)
+        if acc.is_main_process and cfg.sample_every > 0 and done % cfg.sample_every == 0:
+            _sample_grid(ema, autoencoder, cfg, latent_size, out / "samples" / f"step-{done:08d}.png")
+        acc.wait_for_everyone()
+
+    # --- export the EMA model (with a per-rank weight checksum: DDP ranks must agree)
+    final = out / "final"
+    checksum = torch.tensor([float(sum(p.detach().double().sum() for p in acc.unwrap_model(net).parameters()))], device=acc.device)
+    rank_checksums = acc.gather(checksum).cpu().tolist()
+    if acc.is_main_process:
+        recipe = {"command": f"proxt2i train {cfg_name_hint(cfg)}", "config": config_dict(cfg), "steps": cfg.steps,
+                  "images_seen": cfg.steps * cfg.batch * acc.num_processes, "processes": acc.num_processes,
+                  "wall_seconds": round(time.time() - t_start, 1), "rank_weight_checksums": rank_checksums}
+        save_pipeline(final, ema.uvit, ema.text_encoder, autoencoder, objective=cfg.objective,
+                      image_size=cfg.image_size, recipe=recipe)
+        if writer is not None:
+            writer.close()
+    acc.wait_for_everyone()
+    return final
+
+
+def cfg_name_hint(cfg: TrainConfig) -> str:
+    return f"out={cfg.out} steps={cfg.steps} objective={cfg.objective}"
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is a dependency, but a broken install must not stop training
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+@torch.no_grad()
+def _sample_grid(ema, autoencoder, cfg: TrainConfig, latent_size: int, path: Path) -> None:
+    """A 2x4 grid of fixed prompts sampled with PDA-hybrid (prox) or Euler-Maruyama (score), 4 steps."""
+    from ..pipeline import sample_latents, save_grid
+
+    prompts = ["a smiling person with long red hair", "a person with glasses and a beard", "a sad person wearing a cap",
+               "a surprised person with blond hair", "a person with short black hair, blue background",
+               "a neutral person with a bun", "a person wearing sunglasses", "a person with an afro, pink background"]
+    lat = sample_latents(ema, cfg.objective, prompts, (autoencoder.latent_channels, latent_size, latent_size),
+                         num_steps=4, guidance_scale=3.0, seeds=list(range(len(prompts))))
+    save_grid(autoencoder.decode(lat).clamp(0, 1), path, cols=4)

@@ -1,0 +1,92 @@
+"""Training the embedded small VAE on SynthFaces renders (on the fly, deterministic per index).
+
+L1 reconstruction + a small KL term; afterwards the latent shift and scale are measured on fresh
+renders so that latents have unit variance. Saved as DIR/config.json + DIR/autoencoder.safetensors.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from ..atomic import atomic_save_safetensors, atomic_write_json
+from ..errors import UsageError
+from ..models.autoencoder import SmallVAE, calibrate_latent_scale, vae_loss
+
+
+def synthfaces_images(seed: int, start: int, count: int, size: int) -> torch.Tensor:
+    """Renders [count, 3, size, size] float in [0, 1] for indices start .. start + count - 1."""
+    from ..data.synthfaces import render_batch
+
+    images, _, _ = render_batch(seed, start, count, size, split="train")
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+
+
+def train_small_vae(out: str | Path, steps: int = 3000, size: int = 32, batch: int = 32, lr: float = 1e-3,
+                    width: int = 64, latent_channels: int = 4, kl_weight: float = 1e-4, seed: int = 0,
+                    progress: bool = True) -> dict:
+    """Train a SmallVAE and save it to `out`. Returns the recipe and final metrics (JSON-ready)."""
+    if steps < 1 or batch < 1:
+        raise UsageError(f"steps and batch must be >= 1, got steps={steps}, batch={batch}")
+    if size % 4 or not 16 <= size <= 256:
+        raise UsageError(f"size must be a multiple of 4 in 16..256, got {size}")
+    from tqdm import tqdm
+
+    torch.manual_seed(seed)
+    vae = SmallVAE(latent_channels=latent_channels, width=width)
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 200) * (0.1 + 0.9 * (1 - s / steps)))
+    g = torch.Generator().manual_seed(seed)
+    start = time.time()
+    bar = tqdm(range(steps), desc="vae", disable=not progress)
+    for step in bar:
+        x = synthfaces_images(seed, step * batch, batch, size)
+        loss = vae_loss(vae, x, kl_weight=kl_weight, generator=g).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{float(loss):.4f}")
+    vae.eval()
+    held = synthfaces_images(seed + 1, 0, 256, size)
+    calibrate_latent_scale(vae, held)
+    with torch.no_grad():
+        rec = vae.decode(vae.encode(held))
+        l1 = float((rec - held).abs().mean())
+        psnr = float(-10 * torch.log10(((rec.clamp(0, 1) - held) ** 2).mean()))
+    recipe = {"command": f"proxt2i train-vae --out {out} --steps {steps} --size {size} --batch {batch} --seed {seed}",
+              "steps": steps, "batch": batch, "size": size, "lr": lr, "kl_weight": kl_weight,
+              "images_seen": steps * batch, "wall_seconds": round(time.time() - start, 1),
+              "heldout_l1": round(l1, 4), "heldout_psnr_db": round(psnr, 2)}
+    save_autoencoder(out, vae, recipe)
+    return recipe
+
+
+def save_autoencoder(out: str | Path, vae: SmallVAE, recipe: dict | None = None) -> None:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_save_safetensors(vae.state_dict(), out / "autoencoder.safetensors")
+    atomic_write_json(out / "config.json", {"autoencoder": vae.config(), "recipe": recipe or {}})
+
+
+def load_autoencoder_dir(path: str | Path) -> SmallVAE:
+    """Load a SmallVAE saved by train_small_vae / save_autoencoder."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from ..models.autoencoder import autoencoder_from_config
+
+    p = Path(path)
+    if not (p / "config.json").exists() or not (p / "autoencoder.safetensors").exists():
+        raise UsageError(f"{str(p)!r} is not a VAE folder: expected config.json and autoencoder.safetensors (build one with `proxt2i train-vae`)")
+    vae = autoencoder_from_config(json.loads((p / "config.json").read_text())["autoencoder"])
+    try:
+        vae.load_state_dict(load_file(p / "autoencoder.safetensors"))
+    except Exception as err:  # safetensors raises its own error types for corrupt files
+        raise UsageError(f"could not read {p / 'autoencoder.safetensors'}: {err}") from None
+    return vae.eval()

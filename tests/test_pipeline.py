@@ -1,0 +1,102 @@
+import json
+
+import pytest
+import torch
+
+from proxt2i.cli import main
+from proxt2i.errors import UsageError
+from proxt2i.pipeline import ProxT2IPipeline, guided_callable, load_pipeline, sample_latents
+from proxt2i.training.presets import resolve_config
+from proxt2i.training.run import train
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipe") / "run"
+    train(resolve_config("test-tiny", [f"out={out}", "steps=2"]), progress=False)
+    # give the zero-initialised output layer weights so that conditioning visibly matters
+    _, net, _ = load_pipeline(out / "final")
+    return out / "final"
+
+
+def test_generation_is_deterministic_and_batch_independent(model_dir):
+    pipe = ProxT2IPipeline.from_pretrained(model_dir)
+    torch.nn.init.normal_(pipe.net.uvit.final_conv.weight, std=0.2)
+    prompts = ["a smiling person with red hair", "a sad person with a beard", "a person wearing a cap"]
+    a = pipe(prompts, num_steps=3, seed=5, output_type="tensor")
+    b = pipe(prompts, num_steps=3, seed=5, output_type="tensor")
+    assert a.shape == (3, 3, 32, 32) and torch.equal(a, b)
+    assert float(a.min()) >= 0 and float(a.max()) <= 1
+    alone = pipe(prompts[1:2], num_steps=3, seed=6, output_type="tensor")  # image 1 of the batch uses seed 5 + 1
+    assert torch.allclose(alone[0], a[1], atol=1e-5)
+    assert not torch.equal(pipe(prompts, num_steps=3, seed=9, output_type="tensor"), a)
+    images = pipe("a smiling person", num_steps=2)
+    assert images[0].size == (32, 32)
+
+
+def test_guidance_formula_on_mock_network():
+    calls = []
+
+    def net(x, t, lam, prompts):
+        calls.append(list(prompts))
+        cond = torch.tensor([0.0 if p == "" else 1.0 for p in prompts])[:, None]
+        return cond + 0 * x
+
+    x, t, lam = torch.zeros(2, 1), torch.full((2,), 0.5), torch.full((2,), 0.25)
+    prox = guided_callable(net, "prox", ["a", "b"], guidance_scale=3.0)
+    # eps_c = 1, eps_u = 0 -> eps_w = 3; prox = y - sqrt(lam) * 3
+    assert torch.allclose(prox(x, t, lam), torch.full((2, 1), -1.5))
+    assert calls[-1] == ["a", "b", "", ""]  # one batched call: cond then uncond
+    assert torch.allclose(guided_callable(net, "prox", ["a", "b"], 1.0)(x, t, lam), torch.full((2, 1), -0.5))
+    assert calls[-1] == ["a", "b"]  # w = 1: the conditional model alone
+    only_late = guided_callable(net, "prox", ["a", "b"], 3.0, guidance_interval=(0.6, 1.0))
+    assert torch.allclose(only_late(x, t, lam), torch.full((2, 1), -0.5))  # t outside the interval: w = 1
+
+
+def test_bad_inputs(model_dir, tmp_path):
+    pipe = ProxT2IPipeline.from_pretrained(model_dir)
+    with pytest.raises(UsageError, match="empty prompt"):
+        pipe([" "])
+    with pytest.raises(UsageError, match="steps"):
+        pipe(["a person"], num_steps=0)
+    with pytest.raises(UsageError, match="steps"):
+        pipe(["a person"], num_steps=10**6)
+    with pytest.raises(UsageError, match="guidance"):
+        pipe(["a person"], guidance_scale=-1.0)
+    with pytest.raises(UsageError, match="needs a score model"):
+        pipe(["a person"], sampler="euler-maruyama")
+    with pytest.raises(UsageError, match="not found"):
+        ProxT2IPipeline.from_pretrained(tmp_path / "missing")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in model_dir.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    w = broken / "uvit.safetensors"
+    w.write_bytes(w.read_bytes()[: len(w.read_bytes()) // 2])
+    with pytest.raises(UsageError, match="corrupt or truncated"):
+        ProxT2IPipeline.from_pretrained(broken)
+    w.unlink()
+    with pytest.raises(UsageError, match="missing weights"):
+        ProxT2IPipeline.from_pretrained(broken)
+    cfg = json.loads((model_dir / "config.json").read_text())
+    (broken / "config.json").write_text(json.dumps({**cfg, "colour": 1}))
+    with pytest.raises(UsageError, match="unknown keys"):
+        ProxT2IPipeline.from_pretrained(broken)
+
+
+def test_generate_cli_layouts_and_errors(model_dir, tmp_path, capsys):
+    assert main(["generate", "a smiling person", "--model", str(model_dir), "--num", "2", "--steps", "2", "--out", str(tmp_path / "one" / "img")]) == 0
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["img_00.png", "img_01.png", "img_grid.png"]
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a smiling person\n\na person with glasses\n")
+    assert main(["generate", "--prompts", str(prompts), "--model", str(model_dir), "--num", "1", "--steps", "2", "--out", str(tmp_path / "folder")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "folder" / "metadata.jsonl").read_text().splitlines()]
+    assert [r["file_name"] for r in rows] == ["00000.png", "00001.png"] and rows[1]["text"] == "a person with glasses"
+    assert {"seed", "steps", "sampler", "guidance"} <= set(rows[0]) and rows[0]["sampler"] == "pda-hybrid"
+    capsys.readouterr()
+    for bad in (["generate", "", "--model", str(model_dir)], ["generate", "x", "--steps", "0", "--model", str(model_dir)],
+                ["generate", "x", "--guidance", "-2", "--model", str(model_dir)], ["generate", "--prompts", str(tmp_path / "none.txt")],
+                ["generate", "x", "--model", str(tmp_path / "nomodel")], ["generate", "x", "--model", "synthfaces-nonexistent"]):
+        assert main(bad) == 2, bad
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("proxt2i: error:"), err
