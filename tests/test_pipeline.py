@@ -20,7 +20,10 @@ def model_dir(tmp_path_factory):
 
 
 def test_generation_is_deterministic_and_batch_independent(model_dir):
-    pipe = ProxT2IPipeline.from_pretrained(model_dir)
+    import proxt2i
+
+    assert proxt2i.ProxT2IPipeline is ProxT2IPipeline  # the diffusers-style top-level import
+    pipe = proxt2i.ProxT2IPipeline.from_pretrained(model_dir)
     torch.nn.init.normal_(pipe.net.uvit.final_conv.weight, std=0.2)
     prompts = ["a smiling person with red hair", "a sad person with a beard", "a person wearing a cap"]
     a = pipe(prompts, num_steps=3, seed=5, output_type="tensor")

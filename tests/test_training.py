@@ -87,3 +87,36 @@ def test_two_process_ddp_on_cpu_stays_in_sync(tmp_path):
     assert recipe["processes"] == 2
     a, b = recipe["rank_weight_checksums"]
     assert a == b  # each rank saw different data: equal weights mean gradients were all-reduced
+
+
+def test_imagefolder_training_with_and_without_cached_latents_is_identical(tmp_path):
+    from proxt2i.data.export import export_imagefolder
+
+    export_imagefolder(tmp_path / "data", num=6, size=32, seed=3)
+    runs = {}
+    for cache in ("false", "true"):
+        out = tmp_path / f"cache-{cache}"
+        train(resolve_config("test-tiny", [f"out={out}", f"data=imagefolder:{tmp_path / 'data'}", "steps=2", f"cache_latents={cache}"]), progress=False)
+        runs[cache] = load_file(out / "checkpoints" / "step-00000002" / "model.safetensors")
+    assert (tmp_path / "cache-true" / "latents.safetensors").exists()
+    assert not (tmp_path / "cache-false" / "latents.safetensors").exists()
+    a, b = runs["false"], runs["true"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # SynthFaces renders fresh images every step: nothing to cache
+    with pytest.raises(UsageError, match="cache_latents needs"):
+        resolve_config("test-tiny", ["cache_latents=true"])
+
+
+def test_training_with_a_frozen_local_clip_text_encoder(tmp_path):
+    from test_models_text import make_clip
+
+    from proxt2i.pipeline import ProxT2IPipeline
+
+    make_clip(tmp_path / "clip")
+    out = tmp_path / "clip-run"
+    train(resolve_config("test-tiny", [f"out={out}", "steps=2", f"text_encoder=clip:{tmp_path / 'clip'}"]), progress=False)
+    cfg = json.loads((out / "final" / "config.json").read_text())
+    assert cfg["text_encoder"]["type"] == "clip" and cfg["uvit"]["text_dim"] == 32
+    assert not (out / "final" / "text_encoder.safetensors").exists()  # frozen weights stay in the user's folder
+    images = ProxT2IPipeline.from_pretrained(out / "final")(["a smiling woman"], num_steps=2, output_type="tensor")
+    assert images.shape == (1, 3, 32, 32)

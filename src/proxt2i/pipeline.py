@@ -24,14 +24,21 @@ from typing import Callable
 import torch
 
 from .errors import UsageError
-from .parameterization import prox_from_eps, score_from_eps_model
+from .parameterization import eps_from_score_model, prox_from_eps, score_from_eps_model
 from .samplers import euler_maruyama_sample, pda_sample, pf_ode_euler_sample
+from .samplers.diffusers_schedulers import diffusers_sample
 from .samplers.guidance import check_guidance_scale, combine_guidance
 from .schedule import VPSchedule
 
 FORMAT, VERSION = "proxt2i-model", 1
 CONFIG_KEYS = {"format", "version", "objective", "uvit", "text_encoder", "autoencoder", "schedule", "image_size", "recipe"}
 MAX_STEPS = 1000
+
+
+def _diffusers(scheduler: str) -> Callable:
+    """A diffusers scheduler over the guided score callable, turned back into eps = -sqrt(1 - alpha) score."""
+    return lambda f, x, n, g: diffusers_sample(eps_from_score_model(f, VPSchedule()), x, n, scheduler, generator=g)
+
 
 # sampler name -> (objective it needs, sampler over the guided callable)
 SAMPLERS: dict[str, tuple[str, Callable]] = {
@@ -40,6 +47,11 @@ SAMPLERS: dict[str, tuple[str, Callable]] = {
     "euler-maruyama": ("score", lambda f, x, n, g: euler_maruyama_sample(f, x, n, generator=g)),
     "euler-maruyama-denoise": ("score", lambda f, x, n, g: euler_maruyama_sample(f, x, n, denoise_final=True, generator=g)),
     "pf-ode-euler": ("score", lambda f, x, n, g: pf_ode_euler_sample(f, x, n)),
+    "ddim": ("score", _diffusers("ddim")),
+    "dpm-solver++-2m": ("score", _diffusers("dpm-solver++-2m")),
+    "dpm-solver++-2m-sde": ("score", _diffusers("dpm-solver++-2m-sde")),
+    "unipc": ("score", _diffusers("unipc")),
+    "euler-diffusers": ("score", _diffusers("euler")),
 }
 DEFAULT_SAMPLER = {"prox": "pda-hybrid", "score": "euler-maruyama-denoise"}
 

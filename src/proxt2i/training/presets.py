@@ -17,6 +17,7 @@ class TrainConfig:
     width: int = 0  # > 0 overrides the preset's width
     depth: int = 0  # > 0 overrides the preset's depth (odd)
     patch_size: int = 0  # > 0 overrides the preset's patch size
+    text_encoder: str = "embedded"  # "embedded" (trained with the model), or frozen local HF weights: "clip:DIR", "t5:DIR", "clip:DIR+t5:DIR"
     text_dim: int = 128  # embedded text encoder width
     text_depth: int = 2
     # data
@@ -24,6 +25,7 @@ class TrainConfig:
     image_size: int = 32
     autoencoder: str = "shipped"  # "shipped" (the embedded small VAE), "identity" (pixels), a VAE folder, or "diffusers:DIR"
     text_dropout: float = 0.1  # probability of the empty prompt, for classifier-free guidance
+    cache_latents: bool = False  # imagefolder / webdataset only: encode every image once, reuse OUT/latents.safetensors
     # optimisation
     steps: int = 20000
     batch: int = 64  # per process
@@ -60,6 +62,8 @@ class TrainConfig:
             (self.mode in ("hybrid", "backward"), f"mode must be 'hybrid' or 'backward', got {self.mode!r}"),
             (self.mixed_precision in ("no", "bf16", "fp16"), f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}"),
             (16 <= self.image_size <= 1024, f"image_size must be in 16..1024, got {self.image_size}"),
+            (not self.cache_latents or self.data != "synthfaces",
+             "cache_latents needs data=imagefolder:DIR or webdataset:GLOB (SynthFaces renders fresh images every step)"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -69,7 +73,9 @@ class TrainConfig:
 PRESETS: dict[str, TrainConfig] = {
     # the shipped default: tiny U-ViT on 8x8x4 latents of 32 px SynthFaces renders
     # (sized for a 2-core CPU: ~45 minutes per model; see docs/training.md for the measured recipe)
-    "synthfaces-prox": TrainConfig(width=128, depth=5, batch=32, steps=2000, lr=5e-4, lr_warmup=200, checkpoint_every=250),
+    # few-step grids (2, 3, 4 steps) join ProxDM's candidates: the shipped model is sampled at 2-8 steps
+    "synthfaces-prox": TrainConfig(width=128, depth=5, batch=32, steps=2000, lr=5e-4, lr_warmup=200, checkpoint_every=250,
+                                   step_candidates=(2, 3, 4, 5, 10, 20, 50, 100, 1000)),
     "synthfaces-score": TrainConfig(objective="score", width=128, depth=5, batch=32, steps=2000, lr=5e-4, lr_warmup=200, checkpoint_every=250,
                                     out="runs/synthfaces-score"),
     # seconds-long runs for tests and smoke checks: pixels, 32 px, a 3-block net
@@ -78,6 +84,7 @@ PRESETS: dict[str, TrainConfig] = {
                              log_every=1, out="runs/test-tiny"),
     # paper scale (needs local SD3.5 VAE weights and a GPU cluster): 256 px, 32x32x16 latents, ~500M params
     "laion-face-prox-256": TrainConfig(model="paper", image_size=256, autoencoder="diffusers:models/sd3.5-vae",
+                                      text_encoder="clip:models/metaclip-h14+t5:models/t5-xl",
                                       data="webdataset:data/laion-face/{00000..01499}.tar", batch=64, lr=1e-4,
                                       steps=500_000, lr_warmup=5000, ema=0.9999, mixed_precision="bf16",
                                       out="runs/laion-face-prox-256"),

@@ -48,18 +48,56 @@ class BatchSource:
     def captions_for_vocabulary(self, limit: int = 50000) -> list[str]:
         return [] if self.records is None else [t for _, t in self.records[:limit]]
 
+    def indices(self, step: int, rank: int, world: int) -> list[int]:
+        """Record indices of batch `step` on process `rank` (records cycle in order)."""
+        start = (step * world + rank) * self.cfg.batch
+        return [(start + i) % len(self.records) for i in range(self.cfg.batch)]
+
     def batch(self, step: int, rank: int, world: int):
         b, size = self.cfg.batch, self.cfg.image_size
-        start = (step * world + rank) * b
         if self.records is None:
             from ..data.synthfaces import render_batch
 
-            images, _, captions = render_batch(self.cfg.seed, start, b, size, split="train")
+            images, _, captions = render_batch(self.cfg.seed, (step * world + rank) * b, b, size, split="train")
         else:
-            rows = [self.records[(start + i) % len(self.records)] for i in range(b)]
+            rows = [self.records[i] for i in self.indices(step, rank, world)]
             images = np.stack([_resize(img, size) for img, _ in rows])
             captions = [t for _, t in rows]
-        return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0, list(captions)
+        return to_float_images(images), list(captions)
+
+    def captions(self, step: int, rank: int, world: int) -> list[str]:
+        return [self.records[i][1] for i in self.indices(step, rank, world)]
+
+
+def to_float_images(images: np.ndarray) -> torch.Tensor:
+    """uint8 [B, S, S, 3] -> float [B, 3, S, S] in [0, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+
+
+def latent_cache(path: Path, source: BatchSource, autoencoder, cfg: TrainConfig, device, batch_size: int = 128) -> torch.Tensor:
+    """Latents [N, C, h, w] of every record (posterior means, so exact), read from `path` when it was
+    built from the same data, size and autoencoder, else encoded once and written atomically."""
+    from safetensors import safe_open
+
+    from ..atomic import atomic_save_safetensors
+
+    key = {"data": cfg.data, "image_size": str(cfg.image_size), "autoencoder": cfg.autoencoder, "num": str(len(source.records))}
+    if path.exists():
+        try:
+            with safe_open(str(path), "pt") as f:
+                if f.metadata() == key:
+                    return f.get_tensor("latents")
+        except Exception:  # a stale or broken cache is rebuilt, never trusted
+            pass
+    chunks = []
+    with torch.no_grad():
+        for i in range(0, len(source.records), batch_size):
+            rows = source.records[i : i + batch_size]
+            images = to_float_images(np.stack([_resize(img, cfg.image_size) for img, _ in rows])).to(device)
+            chunks.append(autoencoder.encode(images).float().cpu())
+    latents = torch.cat(chunks)
+    atomic_save_safetensors({"latents": latents}, path, metadata=key)
+    return latents
 
 
 def _resize(img: np.ndarray, size: int) -> np.ndarray:
@@ -88,22 +126,24 @@ def build_autoencoder(spec: str):
 
 def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, vocab: list[str]):
     from ..models.conditional import TextConditionedUViT
-    from ..models.text import EmbeddedTextEncoder
+    from ..models.text import EmbeddedTextEncoder, load_text_encoder
     from ..models.uvit import UVIT_PRESETS, UViT, UViTConfig
 
     if cfg.model not in UVIT_PRESETS:
         raise UsageError(f"unknown model preset {cfg.model!r}; choose one of: {', '.join(UVIT_PRESETS)}")
+    if cfg.text_encoder == "embedded":
+        text = EmbeddedTextEncoder(vocab, dim=cfg.text_dim, depth=cfg.text_depth, heads=4 if cfg.text_dim % 4 == 0 else 1, max_length=48)
+    else:  # frozen Hugging Face encoder(s) from local folders (the paper: MetaCLIP + T5, concatenated)
+        text = load_text_encoder(cfg.text_encoder)
     base = UVIT_PRESETS[cfg.model].to_dict()
-    base.update(in_channels=latent_channels, image_size=latent_size, text_dim=cfg.text_dim, max_text_len=48,
+    base.update(in_channels=latent_channels, image_size=latent_size, text_dim=text.dim, max_text_len=text.max_length,
                 use_lam=cfg.objective == "prox")
     for key in ("width", "depth", "patch_size"):
         if getattr(cfg, key) > 0:
             base[key] = getattr(cfg, key)
     if base["width"] % base["heads"]:
         base["heads"] = math.gcd(base["width"], base["heads"]) or 1
-    uvit = UViT(UViTConfig.from_dict(base))
-    text = EmbeddedTextEncoder(vocab, dim=cfg.text_dim, depth=cfg.text_depth, heads=4 if cfg.text_dim % 4 == 0 else 1, max_length=48)
-    return TextConditionedUViT(uvit, text)
+    return TextConditionedUViT(UViT(UViTConfig.from_dict(base)), text)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -150,11 +190,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     # --- resume = rerun the command
-    start = 0
+    start, wall_before = 0, 0.0
     ckpt = latest_checkpoint(out)
     if ckpt is not None:
         state = load_checkpoint(ckpt, net, ema, opt)
-        start = int(state["step"])
+        start, wall_before = int(state["step"]), float(state.get("wall_seconds", 0.0))
         acc.print(f"resuming from {ckpt} (step {start})")
     net, opt = acc.prepare(net, opt)
     ema.to(acc.device)
@@ -162,6 +202,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(config_dict(cfg), indent=1))
     writer = _tensorboard(out) if acc.is_main_process else None
+    cached = None
+    if cfg.cache_latents:  # the main process encodes once; the others read its file
+        if acc.is_main_process:
+            latent_cache(out / "latents.safetensors", source, autoencoder, cfg, acc.device)
+        acc.wait_for_everyone()
+        cached = latent_cache(out / "latents.safetensors", source, autoencoder, cfg, acc.device)
     pm = PMSchedule(cfg.steps, cfg.pm_warmup_fraction, cfg.zeta_start, cfg.zeta_decay, cfg.zeta_stages)
 
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {cfg.objective}",
@@ -171,9 +217,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     for step in bar:
         # --- batch: images -> latents, captions with dropout for guidance
         g = step_generator(cfg.seed, acc.process_index, step)
-        images, captions = source.batch(step, acc.process_index, acc.num_processes)
-        with torch.no_grad():
-            x0 = autoencoder.encode(images.to(acc.device)).float()
+        if cached is not None:
+            x0 = cached[source.indices(step, acc.process_index, acc.num_processes)].to(acc.device)
+            captions = source.captions(step, acc.process_index, acc.num_processes)
+        else:
+            images, captions = source.batch(step, acc.process_index, acc.num_processes)
+            with torch.no_grad():
+                x0 = autoencoder.encode(images.to(acc.device)).float()
         drop = torch.rand(len(captions), generator=g) < cfg.text_dropout
         captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
 
@@ -222,7 +272,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                 if zeta is not None:
                     writer.add_scalar("zeta", zeta, done)
         if acc.is_main_process and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-            save_checkpoint(out, done, acc.unwrap_model(net), ema, opt, {"config": config_dict(cfg)}, keep=cfg.keep_checkpoints)
+            save_checkpoint(out, done, acc.unwrap_model(net), ema, opt, {"config": config_dict(cfg),
+                            "wall_seconds": round(wall_before + time.time() - t_start, 1)}, keep=cfg.keep_checkpoints)
         if acc.is_main_process and cfg.sample_every > 0 and done % cfg.sample_every == 0:
             _sample_grid(ema, autoencoder, cfg, latent_size, out / "samples" / f"step-{done:08d}.png")
         acc.wait_for_everyone()
@@ -234,7 +285,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if acc.is_main_process:
         recipe = {"command": f"proxt2i train {cfg_name_hint(cfg)}", "config": config_dict(cfg), "steps": cfg.steps,
                   "images_seen": cfg.steps * cfg.batch * acc.num_processes, "processes": acc.num_processes,
-                  "wall_seconds": round(time.time() - t_start, 1), "rank_weight_checksums": rank_checksums}
+                  "wall_seconds": round(wall_before + time.time() - t_start, 1),  # over all resumed sessions
+                  "rank_weight_checksums": rank_checksums}
         save_pipeline(final, ema.uvit, ema.text_encoder, autoencoder, objective=cfg.objective,
                       image_size=cfg.image_size, recipe=recipe)
         if writer is not None:

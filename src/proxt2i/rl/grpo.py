@@ -1,0 +1,127 @@
+"""GRPO (group relative policy optimisation) on a Gaussian-chain policy, as plain functions.
+
+For G samples per prompt with rewards r_1..r_G (Shao et al. 2024; Flow-GRPO, Liu et al. 2025;
+ProxT2I Sec. on GRPO; method.md Sec. 5):
+    A_i = (r_i - mean_group(r)) / (std_group(r) + eps), clipped to [-adv_clip, adv_clip]
+and per transition i of the chain (policy.py), with ratio rho = exp(log p_theta - log p_old):
+    L_clip = -min(rho A, clip(rho, 1 - c, 1 + c) A)                       (PPO-clip)
+    L_KL   = ||mu_theta - mu_ref||^2 / (2 sigma_i^2)                        (equal-variance Gaussians)
+    L      = mean over samples and trained transitions of L_clip + beta L_KL.
+Several inner epochs reuse one rollout batch (then rho != 1 and clipping acts); each epoch trains
+a random subset of the transitions. log p may be the exact density ('sum') or Flow-GRPO's
+per-dimension average ('mean', pair it with a small clip range, e.g. 1e-4); the KL uses the same
+reduction so its weight means the same thing relative to the surrogate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from ..errors import UsageError
+from .policy import Trajectory, pick_transitions, step_log_prob
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    clip: float = 0.2  # PPO ratio clip range c
+    kl: float = 0.0  # weight beta of the KL to the reference policy
+    inner_epochs: int = 1  # optimiser steps per rollout batch
+    train_transitions: int = 0  # transitions trained per epoch (random subset); 0 = all
+    reduce: str = "sum"  # log-prob reduction over dimensions: 'sum' (exact) or 'mean'
+    adv_eps: float = 1e-4
+    adv_clip: float = 5.0
+    grad_clip: float = 1.0  # max gradient norm; 0 = off
+
+    def __post_init__(self):
+        checks = [
+            (self.clip > 0, f"clip must be > 0, got {self.clip}"),
+            (self.kl >= 0, f"kl must be >= 0, got {self.kl}"),
+            (self.inner_epochs >= 1, f"inner epochs must be >= 1, got {self.inner_epochs}"),
+            (self.train_transitions >= 0, f"train steps per update must be >= 0 (0 = all), got {self.train_transitions}"),
+            (self.reduce in ("sum", "mean"), f"reduce must be 'sum' or 'mean', got {self.reduce!r}"),
+            (self.adv_clip > 0, f"advantage clip must be > 0, got {self.adv_clip}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise UsageError(msg)
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4, clip: float = 5.0) -> torch.Tensor:
+    """rewards [P * G], prompt-major (the G samples of prompt p at rows p*G .. p*G + G - 1) -> advantages
+    [P * G]: standardised within each group (population std), clipped at +-clip. A group whose rewards
+    are all equal gets zero advantages."""
+    if rewards.dim() != 1 or group_size < 1 or rewards.numel() % group_size:
+        raise UsageError(f"rewards of shape {tuple(rewards.shape)} do not split into groups of {group_size}")
+    r = rewards.float().view(-1, group_size)
+    adv = (r - r.mean(1, keepdim=True)) / (r.std(1, unbiased=False, keepdim=True) + eps)
+    return adv.clamp(-clip, clip).view(-1)
+
+
+def clipped_surrogate(logp_new: torch.Tensor, logp_old: torch.Tensor, adv: torch.Tensor, clip: float):
+    """PPO-clip loss per sample [B] (to minimise) and whether the ratio lies outside [1 - clip, 1 + clip]
+    [B] (bool; its mean is the reported clip fraction)."""
+    ratio = torch.exp(logp_new - logp_old)
+    loss = -torch.minimum(ratio * adv, ratio.clamp(1.0 - clip, 1.0 + clip) * adv)
+    return loss, ((ratio - 1.0).abs() > clip).detach()
+
+
+def gaussian_kl(mean: torch.Tensor, mean_ref: torch.Tensor, std: float, reduce: str = "sum") -> torch.Tensor:
+    """KL(N(mean, std^2 I) || N(mean_ref, std^2 I)) = ||mean - mean_ref||^2 / (2 std^2) per sample [B]
+    ('mean': divided by the dimension, matching gaussian_log_prob)."""
+    kl = (mean - mean_ref).pow(2).flatten(1).sum(1) / (2.0 * std * std)
+    return kl / mean[0].numel() if reduce == "mean" else kl
+
+
+def grpo_update(policy_fn: Callable, traj: Trajectory, adv: torch.Tensor, optimizer: torch.optim.Optimizer,
+                params: list, cfg: GRPOConfig, ref_fn: Optional[Callable] = None, generator: Optional[torch.Generator] = None,
+                backward: Callable = torch.Tensor.backward, clip_grad: Optional[Callable] = None) -> dict:
+    """cfg.inner_epochs optimiser steps on one rollout batch; returns mean statistics.
+
+    policy_fn: the trainable guided callable (gradients flow to params); ref_fn: the frozen reference
+    (needed when cfg.kl > 0; when given with kl = 0 the KL is only reported). adv [B] on traj's device.
+    backward / clip_grad: hooks for accelerate (acc.backward, acc.clip_grad_norm_).
+    Returns {loss, clip_fraction, ratio_mean, ratio_max_dev, kl (or None), grad_norm, transitions}.
+    """
+    if cfg.kl > 0 and ref_fn is None:
+        raise UsageError("a KL penalty needs the reference model")
+    adv = adv.detach()
+    sums = {"loss": 0.0, "clip_fraction": 0.0, "ratio_mean": 0.0, "kl": 0.0, "grad_norm": 0.0}
+    count, ratio_dev, epochs = 0, 0.0, 0
+    for _ in range(cfg.inner_epochs):
+        chosen = pick_transitions(traj.chain.num_transitions, cfg.train_transitions, generator)
+        optimizer.zero_grad(set_to_none=True)
+        for i in chosen:
+            logp, mean = step_log_prob(policy_fn, traj, i, cfg.reduce)
+            loss_i, was_clipped = clipped_surrogate(logp, traj.log_probs[i], adv, cfg.clip)
+            loss = loss_i.mean()
+            if ref_fn is not None:
+                with torch.no_grad():
+                    mean_ref = traj.chain.mean(ref_fn, traj.states[i], i)
+                kl = gaussian_kl(mean, mean_ref, traj.chain.std(i), cfg.reduce).mean()
+                if cfg.kl > 0:
+                    loss = loss + cfg.kl * kl
+                sums["kl"] += float(kl)
+            backward(loss / len(chosen))
+            ratio = torch.exp(logp.detach() - traj.log_probs[i])
+            sums["loss"] += float(loss)
+            sums["clip_fraction"] += float(was_clipped.float().mean())
+            sums["ratio_mean"] += float(ratio.mean())
+            ratio_dev = max(ratio_dev, float((ratio - 1).abs().max()))
+            count += 1
+        if clip_grad is not None:
+            norm = clip_grad(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        else:
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        sums["grad_norm"] += float(norm) if norm is not None else 0.0
+        optimizer.step()
+        epochs += 1
+    out = {k: v / max(count, 1) for k, v in sums.items() if k != "grad_norm"}
+    out["grad_norm"] = sums["grad_norm"] / max(epochs, 1)
+    out["ratio_max_dev"] = ratio_dev
+    out["transitions"] = count
+    if ref_fn is None:
+        out["kl"] = None
+    return out

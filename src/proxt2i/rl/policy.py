@@ -1,0 +1,177 @@
+"""Samplers as policies: Gaussian Markov chains with exact log-probabilities (method.md Sec. 5).
+
+PDA-hybrid (ProxT2I, arXiv 2511.18742, Sec. on GRPO; method.md Sec. 2) walks k = N-1 .. 0 with
+    y_k = (1 + gamma_k/2) x_{k+1} + sqrt(gamma_k) z,     x_k = prox_theta(y_k, t_k, lam = gamma_k).
+The prox step is deterministic, so x_{k+1} -> x_k has no density. The auxiliary variables y_k do:
+    y_{k-1} | y_k  ~  N( (1 + gamma_{k-1}/2) prox_theta(y_k, t_k, gamma_k),  gamma_{k-1} I ),
+a Gaussian whose mean comes from the (guided) network and whose variance is fixed. The chain's
+states are y_{N-1} .. y_0 (y_{N-1} is drawn from x_N ~ N(0, I) with no parameters), its N - 1
+transitions carry the log-probabilities, and the output x_0 = prox_theta(y_0, 0, gamma_0) is a
+deterministic last step with no log-probability (as in Flow-GRPO's final denoising step).
+
+The score baseline's Euler-Maruyama sampler with a noise-free last step is the same kind of chain
+over x_N .. x_1: x_k | x_{k+1} ~ N((1 + gamma_k/2) x_{k+1} + gamma_k score(x_{k+1}, t_{k+1}), gamma_k I),
+output x_0 = (1 + gamma_0/2) x_1 + gamma_0 score(x_1, t_1). Both chains share rollout / log_prob.
+
+Indexing: transition i (0 <= i < N - 1) maps states[i] to states[i + 1]; states[0] is the chain's
+first state. The arithmetic repeats samplers/pda.py and samplers/score.py operation for operation, so
+a rollout with the same generator reproduces pda_sample(mode="hybrid") and
+euler_maruyama_sample(denoise_final=True) bit for bit (tests/test_grpo.py checks it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from ..errors import UsageError
+from ..samplers.pda import batch_randn, checked_prox_output
+from ..samplers.score import checked_score_output
+from ..schedule import Schedule, VPSchedule, check_num_steps, step_sizes, uniform_grid
+
+CHAINS = ("pda-hybrid", "euler-maruyama")
+
+
+@dataclass(frozen=True)
+class GaussianChain:
+    """A sampler on a grid, seen as a Gaussian Markov chain. kind: 'pda-hybrid' (fn = prox(y, t, lam))
+    or 'euler-maruyama' (fn = score(x, t), noise-free last step). grid: t_0 .. t_N; gammas: gamma_0 .. gamma_{N-1}."""
+
+    kind: str
+    num_steps: int
+    grid: tuple
+    gammas: tuple
+
+    @property
+    def num_transitions(self) -> int:
+        return self.num_steps - 1
+
+    def std(self, i: int) -> float:
+        """Standard deviation of transition i: sqrt(gamma_{k-1}) with k = N-1-i (PDA) / sqrt(gamma_k) (EM)."""
+        return self.gammas[self._noise_index(i)] ** 0.5
+
+    def _noise_index(self, i: int) -> int:
+        k = self.num_steps - 1 - i
+        return k - 1 if self.kind == "pda-hybrid" else k
+
+    def _call(self, fn, s: torch.Tensor, k: int) -> torch.Tensor:
+        """The network step at grid index k: prox(s, t_k, gamma_k) (PDA) or score(s, t_{k+1}) (EM)."""
+        b = s.shape[0]
+        if self.kind == "pda-hybrid":
+            t_vec = torch.full((b,), self.grid[k], device=s.device, dtype=s.dtype)
+            lam_vec = torch.full((b,), self.gammas[k], device=s.device, dtype=s.dtype)
+            return checked_prox_output(fn(s, t_vec, lam_vec), s, self.num_steps - k)
+        t_vec = torch.full((b,), self.grid[k + 1], device=s.device, dtype=s.dtype)
+        return checked_score_output(fn(s, t_vec), s, self.num_steps - k)
+
+    def start(self, x_T: torch.Tensor, generator) -> torch.Tensor:
+        """The first state: y_{N-1} = (1 + gamma/2) x_N + sqrt(gamma) z (PDA), or x_N itself (EM)."""
+        if self.kind != "pda-hybrid":
+            return x_T
+        g = self.gammas[self.num_steps - 1]
+        noise = batch_randn(x_T.shape, generator, device=x_T.device, dtype=x_T.dtype)
+        return (1.0 + g / 2.0) * x_T + g**0.5 * noise
+
+    def mean(self, fn, s: torch.Tensor, i: int) -> torch.Tensor:
+        """Mean of states[i + 1] given states[i] = s: the network's part of transition i."""
+        k = self.num_steps - 1 - i
+        out = self._call(fn, s, k)
+        if self.kind == "pda-hybrid":
+            g = self.gammas[k - 1]
+            return (1.0 + g / 2.0) * out  # x_{k-1}'s drift, applied to x_k = prox(y_k)
+        g = self.gammas[k]
+        return (1.0 + g / 2.0) * s + 1.0 * g * out
+
+    def final(self, fn, s: torch.Tensor) -> torch.Tensor:
+        """The deterministic last step from the last state: x_0 = prox(y_0, 0, gamma_0) (PDA), or the
+        noise-free EM step from x_1 (EM)."""
+        if self.kind == "pda-hybrid":
+            return self._call(fn, s, 0)
+        g = self.gammas[0]
+        return (1.0 + g / 2.0) * s + 1.0 * g * self._call(fn, s, 0)
+
+
+def make_chain(kind: str, num_steps: int, schedule: Optional[Schedule] = None) -> GaussianChain:
+    """The chain of `kind` ('pda-hybrid' or 'euler-maruyama') on the uniform grid of num_steps >= 2."""
+    if kind not in CHAINS:
+        raise UsageError(f"unknown policy chain {kind!r}; choose one of: {', '.join(CHAINS)}")
+    check_num_steps(num_steps)
+    if num_steps < 2:
+        raise UsageError("RL fine-tuning needs num_steps >= 2: with one step the sampler has no stochastic transition")
+    grid = uniform_grid(num_steps)
+    gammas = step_sizes(schedule or VPSchedule(), grid)
+    return GaussianChain(kind, num_steps, tuple(float(t) for t in grid), tuple(float(g) for g in gammas))
+
+
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, std: float, reduce: str = "sum") -> torch.Tensor:
+    """log N(x; mean, std^2 I) per sample: x, mean [B, ...] -> [B]. reduce 'sum' is the exact density;
+    'mean' divides it by the dimension (Flow-GRPO's per-dimension average, for small clip ranges)."""
+    d = x[0].numel()
+    sq = (x - mean).pow(2).flatten(1).sum(1)
+    logp = -sq / (2.0 * std * std) - d * (math.log(std) + 0.5 * math.log(2.0 * math.pi))
+    if reduce == "sum":
+        return logp
+    if reduce == "mean":
+        return logp / d
+    raise UsageError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+
+
+@dataclass
+class Trajectory:
+    """One rollout. states: [M + 1] tensors [B, ...] (M = num_steps - 1 transitions); means: [M] the
+    policy's means of states[1:] (detached); log_probs: [M] tensors [B] (exact, reduce as given); x0: the output."""
+
+    chain: GaussianChain
+    states: list
+    means: list
+    log_probs: list
+    x0: torch.Tensor
+
+
+def rollout(fn: Callable, x_T: torch.Tensor, num_steps: int, generator=None, kind: str = "pda-hybrid",
+            schedule: Optional[Schedule] = None, reduce: str = "sum") -> Trajectory:
+    """Run the sampler from x_T [B, ...] without gradients and record the chain.
+
+    fn: guided prox(y, t, lam) for 'pda-hybrid', score(x, t) for 'euler-maruyama'. generator: None, one
+    torch.Generator or a list of B (as pda_sample). The noise is drawn in the order pda_sample /
+    euler_maruyama_sample draw it, so x0 equals their output for the same generator state."""
+    chain = make_chain(kind, num_steps, schedule)
+    with torch.no_grad():
+        s = chain.start(x_T, generator)
+        states, means, log_probs = [s], [], []
+        for i in range(chain.num_transitions):
+            mean = chain.mean(fn, s, i)
+            noise = batch_randn(s.shape, generator, device=s.device, dtype=s.dtype)
+            s = mean + chain.std(i) * noise
+            states.append(s)
+            means.append(mean)
+            log_probs.append(gaussian_log_prob(s, mean, chain.std(i), reduce))
+        x0 = chain.final(fn, s)
+    return Trajectory(chain, states, means, log_probs, x0)
+
+
+def step_log_prob(fn: Callable, traj: Trajectory, i: int, reduce: str = "sum", index=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p_fn(states[i + 1] | states[i]) [B], the mean [B, ...]) for transition i, differentiable
+    through fn. index: optional rows of the batch (then fn must be built for those rows)."""
+    s, nxt = traj.states[i], traj.states[i + 1]
+    if index is not None:
+        s, nxt = s[index], nxt[index]
+    mean = traj.chain.mean(fn, s, i)
+    return gaussian_log_prob(nxt, mean, traj.chain.std(i), reduce), mean
+
+
+def pick_transitions(num_transitions: int, count: int, generator: Optional[torch.Generator] = None) -> list[int]:
+    """A random subset of `count` transition indices, sorted (count <= 0 or >= M: all of them), as
+    Flow-GRPO trains on a subset of the timesteps per update."""
+    if count <= 0 or count >= num_transitions:
+        return list(range(num_transitions))
+    return sorted(torch.randperm(num_transitions, generator=generator)[:count].tolist())
+
+
+def transitions_used(chain: GaussianChain) -> Sequence[float]:
+    """The times t at which the network is trained by the chain's transitions (for logs and docs)."""
+    n = chain.num_steps
+    return [chain.grid[n - 1 - i] if chain.kind == "pda-hybrid" else chain.grid[n - i] for i in range(chain.num_transitions)]
