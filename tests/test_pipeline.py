@@ -96,6 +96,8 @@ def test_generate_cli_layouts_and_errors(model_dir, tmp_path, capsys):
     rows = [json.loads(line) for line in (tmp_path / "folder" / "metadata.jsonl").read_text().splitlines()]
     assert [r["file_name"] for r in rows] == ["00000.png", "00001.png"] and rows[1]["text"] == "a person with glasses"
     assert {"seed", "steps", "sampler", "guidance"} <= set(rows[0]) and rows[0]["sampler"] == "pda-hybrid"
+    assert main(["generate", "--prompts", str(prompts), "--model", str(model_dir), "--compare-steps", "1,2", "--out", str(tmp_path / "cmp")]) == 0
+    assert (tmp_path / "cmp.png").stat().st_size > 0
     capsys.readouterr()
     for bad in (["generate", "", "--model", str(model_dir)], ["generate", "x", "--steps", "0", "--model", str(model_dir)],
                 ["generate", "x", "--guidance", "-2", "--model", str(model_dir)], ["generate", "--prompts", str(tmp_path / "none.txt")],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import bench as bench_cmd
 from . import data as data_cmd
 from . import generate as generate_cmd
 from . import info as info_cmd
@@ -18,9 +19,10 @@ from . import train as train_cmd
 from . import train_vae as train_vae_cmd
 from . import evaluate as evaluate_cmd
 from . import toy as toy_cmd
+from . import finetune as finetune_cmd
 
 # Plain list of subcommand modules, in the order `--help` shows them.
-COMMAND_MODULES = [generate_cmd, models_cmd, train_cmd, train_vae_cmd, evaluate_cmd, data_cmd, toy_cmd, info_cmd]
+COMMAND_MODULES = [generate_cmd, models_cmd, train_cmd, train_vae_cmd, evaluate_cmd, bench_cmd, finetune_cmd, data_cmd, toy_cmd, info_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

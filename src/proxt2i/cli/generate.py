@@ -25,6 +25,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i (default 0)")
     p.add_argument("--num", type=int, default=4, help="images per prompt (default 4)")
     p.add_argument("--batch-size", type=int, default=32, help="images per network batch (default 32)")
+    p.add_argument("--compare-steps", metavar="LIST", help="e.g. 2,4,8: one figure, a row per prompt (first seed) and a column per step count, written to OUT.png")
     p.add_argument("--out", default="outputs/sample", help="output path prefix (single prompt) or folder (--prompts); default outputs/sample")
     p.set_defaults(func=run)
 
@@ -54,6 +55,8 @@ def run(args) -> int:
         raise UsageError(f"--guidance must be >= 0, got {args.guidance}")
     pipe = ProxT2IPipeline.from_pretrained(args.model)
     sampler = args.sampler
+    if args.compare_steps:
+        return compare_steps(pipe, prompts, args)
     expanded = [p for p in prompts for _ in range(args.num)]
     images = pipe(expanded, num_steps=args.steps, guidance_scale=args.guidance, sampler=sampler, seed=args.seed,
                   guidance_interval=tuple(args.guidance_interval) if args.guidance_interval else None,
@@ -93,3 +96,56 @@ def write_folder(out: Path, images, prompts, args, sampler: str) -> None:
         rows.append(json.dumps({"file_name": name, "text": text, "seed": args.seed + i, "steps": args.steps,
                                 "sampler": sampler, "guidance": args.guidance, "model": args.model}))
     atomic_write_text(out / "metadata.jsonl", "\n".join(rows) + "\n")
+
+
+def compare_steps(pipe, prompts: list[str], args) -> int:
+    """A figure of prompts (rows) x step counts (columns), same seed per row: OUT.png."""
+    from ..errors import UsageError
+
+    try:
+        steps = [int(v) for v in args.compare_steps.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--compare-steps must be comma-separated integers, got {args.compare_steps!r}") from None
+    if not steps:
+        raise UsageError("--compare-steps needs at least one step count")
+    columns = [pipe(prompts, num_steps=n, guidance_scale=args.guidance, sampler=args.sampler, seed=args.seed,
+                    batch_size=args.batch_size, output_type="tensor") for n in steps]
+    path = Path(args.out).with_suffix(".png")
+    save_steps_figure(columns, prompts, steps, path)
+    print(f"wrote {path}")
+    return 0
+
+
+def save_steps_figure(columns, prompts: list[str], steps: list[int], path: Path) -> None:
+    """columns[j]: images [P, 3, S, S] at steps[j]; one PNG with captions on the left, written atomically."""
+    import os
+    import textwrap
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    from ..atomic import atomic_save_image
+
+    rows, cols = len(prompts), len(steps)
+    fig, axes = plt.subplots(rows, cols + 1, figsize=(1.3 * cols + 2.6, 1.3 * rows + 0.3), squeeze=False,
+                             gridspec_kw={"width_ratios": [2.0] + [1.0] * cols})
+    for i, prompt in enumerate(prompts):
+        axes[i, 0].set_axis_off()
+        axes[i, 0].text(1.0, 0.5, textwrap.fill(prompt, 30, max_lines=4, placeholder=" ..."), ha="right", va="center", fontsize=7,
+                        transform=axes[i, 0].transAxes)
+        for j, n in enumerate(steps):
+            ax = axes[i, j + 1]
+            ax.imshow(columns[j][i].permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"{n} step{'s' if n > 1 else ''}", fontsize=8)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.93, bottom=0.01, wspace=0.05, hspace=0.05)
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    plt.close(fig)
+    atomic_save_image(Image.fromarray(rgb), path)
+    os.chmod(path, 0o644)

@@ -94,7 +94,7 @@ def grpo_update(policy_fn: Callable, traj: Trajectory, adv: torch.Tensor, optimi
         chosen = pick_transitions(traj.chain.num_transitions, cfg.train_transitions, generator)
         optimizer.zero_grad(set_to_none=True)
         for i in chosen:
-            logp, mean = step_log_prob(policy_fn, traj, i, cfg.reduce)
+            logp, mean = step_log_prob(policy_fn, traj.states[i], traj.states[i + 1], i, traj.chain, cfg.reduce)
             loss_i, was_clipped = clipped_surrogate(logp, traj.log_probs[i], adv, cfg.clip)
             loss = loss_i.mean()
             if ref_fn is not None:
@@ -103,10 +103,10 @@ def grpo_update(policy_fn: Callable, traj: Trajectory, adv: torch.Tensor, optimi
                 kl = gaussian_kl(mean, mean_ref, traj.chain.std(i), cfg.reduce).mean()
                 if cfg.kl > 0:
                     loss = loss + cfg.kl * kl
-                sums["kl"] += float(kl)
+                sums["kl"] += float(kl.detach())
             backward(loss / len(chosen))
             ratio = torch.exp(logp.detach() - traj.log_probs[i])
-            sums["loss"] += float(loss)
+            sums["loss"] += float(loss.detach())
             sums["clip_fraction"] += float(was_clipped.float().mean())
             sums["ratio_mean"] += float(ratio.mean())
             ratio_dev = max(ratio_dev, float((ratio - 1).abs().max()))

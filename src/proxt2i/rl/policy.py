@@ -22,8 +22,9 @@ euler_maruyama_sample(denoise_final=True) bit for bit (tests/test_grpo.py checks
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 import torch
 
@@ -33,6 +34,19 @@ from ..samplers.score import checked_score_output
 from ..schedule import Schedule, VPSchedule, check_num_steps, step_sizes, uniform_grid
 
 CHAINS = ("pda-hybrid", "euler-maruyama")
+
+
+@contextmanager
+def same_kernels_with_and_without_grad():
+    """Disable PyTorch's native attention fast path inside the block (restored after). That path runs
+    only under no_grad, so without this a rollout (no_grad) and its update (with grad) evaluate the
+    same policy with different kernels and the on-policy ratio is 1 +- 1e-4 instead of exactly 1."""
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
 
 
 @dataclass(frozen=True)
@@ -107,10 +121,11 @@ def make_chain(kind: str, num_steps: int, schedule: Optional[Schedule] = None) -
 
 
 def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, std: float, reduce: str = "sum") -> torch.Tensor:
-    """log N(x; mean, std^2 I) per sample: x, mean [B, ...] -> [B]. reduce 'sum' is the exact density;
-    'mean' divides it by the dimension (Flow-GRPO's per-dimension average, for small clip ranges)."""
+    """log N(x; mean, std^2 I) per sample: x, mean [B, ...] -> float64 [B]. reduce 'sum' is the exact
+    density; 'mean' divides it by the dimension (Flow-GRPO's per-dimension average, for small clip
+    ranges). Float64: log-densities are large (about -d/2) and GRPO takes differences of them."""
     d = x[0].numel()
-    sq = (x - mean).pow(2).flatten(1).sum(1)
+    sq = (x.double() - mean.double()).pow(2).flatten(1).sum(1)
     logp = -sq / (2.0 * std * std) - d * (math.log(std) + 0.5 * math.log(2.0 * math.pi))
     if reduce == "sum":
         return logp
@@ -153,14 +168,13 @@ def rollout(fn: Callable, x_T: torch.Tensor, num_steps: int, generator=None, kin
     return Trajectory(chain, states, means, log_probs, x0)
 
 
-def step_log_prob(fn: Callable, traj: Trajectory, i: int, reduce: str = "sum", index=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log p_fn(states[i + 1] | states[i]) [B], the mean [B, ...]) for transition i, differentiable
-    through fn. index: optional rows of the batch (then fn must be built for those rows)."""
-    s, nxt = traj.states[i], traj.states[i + 1]
-    if index is not None:
-        s, nxt = s[index], nxt[index]
-    mean = traj.chain.mean(fn, s, i)
-    return gaussian_log_prob(nxt, mean, traj.chain.std(i), reduce), mean
+def step_log_prob(fn: Callable, y: torch.Tensor, y_next: torch.Tensor, i: int, chain: GaussianChain,
+                  reduce: str = "sum") -> tuple[torch.Tensor, torch.Tensor]:
+    """log p_fn(y_next | y) for transition i of `chain` (float64 [B]) and the mean [B, ...], differentiable
+    through fn. y, y_next: states[i], states[i + 1] of a Trajectory (or any rows of them, with fn
+    built for those rows)."""
+    mean = chain.mean(fn, y, i)
+    return gaussian_log_prob(y_next, mean, chain.std(i), reduce), mean
 
 
 def pick_transitions(num_transitions: int, count: int, generator: Optional[torch.Generator] = None) -> list[int]:
@@ -169,9 +183,3 @@ def pick_transitions(num_transitions: int, count: int, generator: Optional[torch
     if count <= 0 or count >= num_transitions:
         return list(range(num_transitions))
     return sorted(torch.randperm(num_transitions, generator=generator)[:count].tolist())
-
-
-def transitions_used(chain: GaussianChain) -> Sequence[float]:
-    """The times t at which the network is trained by the chain's transitions (for logs and docs)."""
-    n = chain.num_steps
-    return [chain.grid[n - 1 - i] if chain.kind == "pda-hybrid" else chain.grid[n - i] for i in range(chain.num_transitions)]

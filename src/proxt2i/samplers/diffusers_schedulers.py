@@ -23,6 +23,8 @@ depends only on its own generator, as for the project's samplers.
 
 from __future__ import annotations
 
+import warnings
+from functools import lru_cache
 from typing import Callable, Optional
 
 import torch
@@ -30,7 +32,7 @@ import torch
 from ..errors import UsageError
 from ..parameterization import EpsFn
 from ..schedule import Schedule, VPSchedule, check_num_steps
-from .pda import batch_randn
+from .pda import batch_randn, checked_output
 
 NUM_TRAIN_TIMESTEPS = 1000
 TIMESTEP_SPACING = "trailing"
@@ -80,16 +82,17 @@ def continuous_time(timestep) -> float:
     return (float(timestep) + 1.0) / NUM_TRAIN_TIMESTEPS
 
 
-def vp_betas(schedule: Optional[Schedule] = None, num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> list[float]:
+@lru_cache(maxsize=8)
+def vp_betas(schedule: Optional[Schedule] = None, num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> tuple[float, ...]:
     """beta_i = 1 - alpha(t_i) / alpha(t_{i-1}) with t_i = (i + 1) / T (t_{-1} = 0): their cumulative
     product is alpha(t_i) exactly. [T] floats in (0, 1)."""
     schedule = schedule or VPSchedule()
     t = torch.arange(num_train_timesteps + 1, dtype=torch.float64) / num_train_timesteps
-    return (1.0 - torch.exp(-schedule.beta_integral(t[:-1], t[1:]))).tolist()
+    return tuple((1.0 - torch.exp(-schedule.beta_integral(t[:-1], t[1:]))).tolist())
 
 
 def make_scheduler(name: str, num_steps: int, betas: str = "vp", timestep_spacing: str = TIMESTEP_SPACING,
-                   schedule: Optional[Schedule] = None):
+                   schedule: Optional[Schedule] = None, device=None):
     """A fresh diffusers scheduler with its timesteps set for num_steps steps.
 
     betas: "vp" (the project's schedule, exact; default) or "linear" (DDPM's linspace(1e-4, 0.02)).
@@ -103,13 +106,15 @@ def make_scheduler(name: str, num_steps: int, betas: str = "vp", timestep_spacin
         raise UsageError(f"diffusers schedulers take at most {NUM_TRAIN_TIMESTEPS} steps, got {num_steps}")
     kw = dict(num_train_timesteps=NUM_TRAIN_TIMESTEPS, prediction_type="epsilon", timestep_spacing=timestep_spacing)
     if betas == "vp":
-        kw["trained_betas"] = vp_betas(schedule)
+        kw["trained_betas"] = list(vp_betas(schedule))
     elif betas == "linear":
         kw.update(beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
     else:
         raise UsageError(f"betas must be 'vp' or 'linear', got {betas!r}")
     sched = SCHEDULERS[name](**kw)
-    sched.set_timesteps(num_steps)
+    with warnings.catch_warnings():  # diffusers calls np.array on a tensor (a NumPy 2 DeprecationWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        sched.set_timesteps(num_steps, device=device)
     return sched
 
 
@@ -133,18 +138,14 @@ def diffusers_sample(
     """
     if not torch.is_tensor(x_T) or x_T.dim() < 1:
         raise UsageError("x_T must be a tensor of shape [B, ...]")
-    sched = make_scheduler(scheduler_name, num_steps, betas, timestep_spacing, schedule)
+    sched = make_scheduler(scheduler_name, num_steps, betas, timestep_spacing, schedule, device=x_T.device)
     batch = x_T.shape[0]
     # Euler works in sigma-space: x = x_T * init_noise_sigma, and the network sees scale_model_input(x).
     x = x_T * float(sched.init_noise_sigma)
     for i, timestep in enumerate(sched.timesteps):
         x_in = sched.scale_model_input(x, timestep)
         t_vec = torch.full((batch,), continuous_time(timestep), device=x.device, dtype=x.dtype)
-        eps = eps_fn(x_in, t_vec)
-        if not isinstance(eps, torch.Tensor) or eps.shape != x.shape:
-            raise UsageError(f"eps_fn returned the wrong shape at step {i + 1}; it must match its input {tuple(x.shape)}")
-        if not torch.isfinite(eps).all():
-            raise UsageError(f"eps_fn returned NaN or inf at step {i + 1}; check the model and its inputs")
+        eps = checked_output(eps_fn(x_in, t_vec), x, i + 1, "eps_fn")
         kw = {}
         if scheduler_name in STOCHASTIC:
             kw["variance_noise"] = batch_randn(x.shape, generator, device=x.device, dtype=x.dtype)

@@ -64,13 +64,18 @@ def pda_step_input(x: torch.Tensor, gamma: float, noise: torch.Tensor, mode: str
     return (x + gamma**0.5 * noise) / (1.0 - gamma / 2.0), gamma / (1.0 - gamma / 2.0)
 
 
-def checked_prox_output(out, y: torch.Tensor, step: int) -> torch.Tensor:
-    if not isinstance(out, torch.Tensor) or out.shape != y.shape:
+def checked_output(out, x: torch.Tensor, step: int, what: str = "prox") -> torch.Tensor:
+    """out, unless it is not a finite tensor of x's shape (then one clear error naming `what` and the step)."""
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise UsageError(f"prox returned shape {shape} at step {step}; it must return the shape of its input {tuple(y.shape)}")
+        raise UsageError(f"{what} returned the wrong shape {shape} at step {step}; it must return the shape of its input {tuple(x.shape)}")
     if not torch.isfinite(out).all():
-        raise UsageError(f"prox returned NaN or inf at step {step}; check the model and its inputs")
+        raise UsageError(f"{what} returned NaN or inf at step {step}; check the model and its inputs")
     return out
+
+
+def checked_prox_output(out, y: torch.Tensor, step: int) -> torch.Tensor:
+    return checked_output(out, y, step, "prox")
 
 
 def pda_sample(

@@ -17,16 +17,12 @@ import torch
 
 from ..errors import UsageError
 from ..parameterization import ScoreFn
-from .pda import batch_randn
+from .pda import batch_randn, checked_output
 from ..schedule import Schedule, VPSchedule, check_num_steps, step_sizes, uniform_grid
 
 
 def checked_score_output(out, x: torch.Tensor, step: int) -> torch.Tensor:
-    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
-        raise UsageError(f"score returned the wrong shape at step {step}; it must match its input {tuple(x.shape)}")
-    if not torch.isfinite(out).all():
-        raise UsageError(f"score returned NaN or inf at step {step}; check the model and its inputs")
-    return out
+    return checked_output(out, x, step, "score")
 
 
 def _reverse_walk(

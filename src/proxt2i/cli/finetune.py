@@ -1,0 +1,74 @@
+"""`proxt2i finetune grpo --model DIR|NAME --reward NAME[=W],... --prompts FILE|NAME --steps K --out DIR`."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    from ..rl.finetune import PROMPT_SOURCES, FinetuneConfig
+    from ..rl.rewards import REWARDS
+
+    d = FinetuneConfig()
+    p = sub.add_parser("finetune", help="reward fine-tuning of a model's sampler (GRPO)",
+                       description="Reward fine-tuning. See `proxt2i finetune grpo --help`.")
+    algos = p.add_subparsers(dest="algorithm", metavar="ALGORITHM")
+    g = algos.add_parser(
+        "grpo", help="GRPO on the PDA-hybrid chain (prox models) or the Euler-Maruyama chain (score models)",
+        description=("GRPO (group relative policy optimisation) on the sampler seen as a Gaussian chain: the auxiliary "
+                     "variables of PDA-hybrid for prox models, Euler-Maruyama for score models. Writes OUT/log.jsonl, "
+                     "OUT/checkpoints/ and the fine-tuned model folder OUT/final. Rerunning the same command resumes. "
+                     f"Rewards: {', '.join(REWARDS)}; real models as NAME:DIR (local folder), weighted as NAME=W."),
+    )
+    g.add_argument("--model", default=d.model, help=f"shipped name or model folder (default {d.model})")
+    g.add_argument("--reward", default=d.reward, help=f"NAME[:DIR][=WEIGHT],... e.g. alignment=1.0,clip=0.5 (default {d.reward})")
+    g.add_argument("--prompts", default=d.prompts, help=f"training prompts: FILE (one per line) or one of {', '.join(PROMPT_SOURCES)} (default {d.prompts})")
+    g.add_argument("--steps", type=int, default=d.steps, help=f"GRPO iterations (default {d.steps})")
+    g.add_argument("--out", default=d.out, help=f"output folder (default {d.out})")
+    g.add_argument("--group", type=int, default=d.group, help=f"images per prompt G (default {d.group})")
+    g.add_argument("--prompts-per-step", type=int, default=d.prompts_per_step, help=f"prompts per iteration P (default {d.prompts_per_step})")
+    g.add_argument("--num-steps", type=int, default=d.num_steps, help=f"sampler steps (default {d.num_steps})")
+    g.add_argument("--guidance", type=float, default=d.guidance, help=f"CFG scale (default {d.guidance:g})")
+    g.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr:g})")
+    g.add_argument("--kl", type=float, default=d.kl, help=f"KL weight to the reference model (default {d.kl:g})")
+    g.add_argument("--clip", type=float, default=d.clip, help=f"PPO ratio clip range (default {d.clip:g})")
+    g.add_argument("--inner-epochs", type=int, default=d.inner_epochs, help=f"updates per rollout batch (default {d.inner_epochs})")
+    g.add_argument("--train-steps-per-update", type=int, default=d.train_steps_per_update,
+                   help="sampler transitions trained per update, a random subset (default 0 = all num_steps - 1)")
+    g.add_argument("--logprob", choices=("sum", "mean"), default=d.reduce,
+                   help="log-prob over dimensions: sum (exact density, default) or mean (Flow-GRPO; use a small --clip)")
+    g.add_argument("--ema", type=float, default=d.ema, help=f"EMA decay of the exported weights, 0 = raw (default {d.ema:g})")
+    g.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
+    g.add_argument("--eval-every", type=int, default=d.eval_every, help="evaluate alignment every N steps and at the start (default: only at the end)")
+    g.add_argument("--eval-prompts", default=d.eval_prompts, help=f"evaluation prompts: FILE or a named set (default {d.eval_prompts})")
+    g.add_argument("--eval-num", type=int, default=d.eval_num, help=f"evaluation prompts used, one image each (default {d.eval_num})")
+    g.add_argument("--diversity-threshold", type=float, default=d.diversity_threshold,
+                   help=f"warn when within-prompt diversity falls below this fraction of its start (default {d.diversity_threshold:g})")
+    g.add_argument("--stop-on-collapse", action="store_true", help="stop (after a checkpoint) when the diversity warning fires")
+    g.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help=f"(default {d.checkpoint_every})")
+    g.add_argument("--threads", type=int, default=d.threads, help=f"CPU threads (default {d.threads})")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.set_defaults(func=run_grpo)
+    p.set_defaults(func=lambda args: _usage(p))
+
+
+def _usage(parser) -> int:
+    parser.print_help()
+    return 2
+
+
+def run_grpo(args) -> int:
+    from ..rl.finetune import FinetuneConfig, finetune
+    from ..rl.rewards import parse_reward_spec
+
+    parse_reward_spec(args.reward)
+    cfg = FinetuneConfig(model=args.model, reward=args.reward, prompts=args.prompts, steps=args.steps, out=args.out, group=args.group,
+                         prompts_per_step=args.prompts_per_step, num_steps=args.num_steps, guidance=args.guidance, lr=args.lr,
+                         kl=args.kl, clip=args.clip, inner_epochs=args.inner_epochs, train_steps_per_update=args.train_steps_per_update,
+                         reduce=args.logprob, ema=args.ema, seed=args.seed, eval_every=args.eval_every, eval_prompts=args.eval_prompts,
+                         eval_num=args.eval_num, diversity_threshold=args.diversity_threshold, stop_on_collapse=args.stop_on_collapse,
+                         checkpoint_every=args.checkpoint_every, threads=args.threads)
+    print(json.dumps({"finetune": "grpo", **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}))
+    final = finetune(cfg, progress=not args.no_progress)
+    print(f"model written to {final}")
+    return 0

@@ -1,0 +1,3 @@
+"""Reward fine-tuning of the samplers: policy.py (samplers as Gaussian chains with exact
+log-probabilities), grpo.py (the GRPO objective and update), rewards.py (reward registry),
+diversity.py (mode-collapse monitor), finetune.py (the loop behind `proxt2i finetune grpo`)."""

@@ -1,0 +1,320 @@
+"""Reward fine-tuning with GRPO: one explicit loop over (rollout -> reward -> advantages -> update).
+
+Prox models are trained as the PDA-hybrid auxiliary-variable chain, score models (the baseline) as the
+Euler-Maruyama chain with a noise-free last step (policy.py); everything else is shared. Runs on one
+CPU, one GPU or several processes through accelerate, like training/run.py. Exact resume: the prompts,
+noise and transition subset of step s come from generators seeded with (seed, rank, s), so a
+checkpoint holds only model, EMA, optimizer, step and the diversity baseline; resume = rerun the command.
+
+OUT/
+  config.json        the resolved FinetuneConfig
+  log.jsonl          one JSON object per step (reward mean/std and terms, KL, clip fraction, diversity, ...)
+                     and per evaluation ({"eval": ...})
+  checkpoints/       atomic safetensors checkpoints (training/checkpoint.py)
+  final/             the fine-tuned model folder (EMA weights), loadable by ProxT2IPipeline
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UsageError
+from .grpo import GRPOConfig, group_advantages, grpo_update
+
+# named prompt sources: the shipped evaluation sets, and fresh samples of the same generators that
+# exclude every prompt of the shipped sets (train on these, evaluate on the shipped ones)
+PROMPT_SOURCES = ("synthfaces", "synthfaces-heldout", "heldin", "heldout")
+FRESH_PROMPT_SEED, FRESH_PROMPT_COUNT = 31_337, 2048
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    model: str = "synthfaces-prox"  # shipped name or model folder (prox -> PDA-hybrid chain, score -> Euler-Maruyama)
+    reward: str = "alignment"  # NAME[:DIR][=WEIGHT],... (rewards.py)
+    prompts: str = "synthfaces"  # FILE (one prompt per line) or a name in PROMPT_SOURCES
+    steps: int = 100  # GRPO iterations (rollout batches)
+    out: str = "runs/grpo"
+    group: int = 8  # G images per prompt
+    prompts_per_step: int = 4  # P prompts per rollout batch (batch = P * G)
+    num_steps: int = 4  # sampler steps
+    guidance: float = 4.0  # CFG scale in rollouts and evaluation
+    lr: float = 3e-5
+    kl: float = 0.0  # KL weight to the reference model
+    clip: float = 0.2  # PPO ratio clip
+    inner_epochs: int = 1
+    train_steps_per_update: int = 0  # transitions trained per update, random subset; 0 = all (num_steps - 1)
+    reduce: str = "sum"  # log-prob over dimensions: 'sum' (exact density) or 'mean' (Flow-GRPO)
+    adv_clip: float = 5.0
+    grad_clip: float = 1.0
+    weight_decay: float = 0.0
+    ema: float = 0.9  # EMA decay of the exported weights; 0 = export the raw weights
+    seed: int = 0
+    eval_every: int = 0  # evaluate every N steps (and at start and end); 0 = only at the end
+    eval_prompts: str = "heldout"  # prompt source of the evaluation
+    eval_num: int = 64  # evaluation prompts (one image each, seeds 0..eval_num-1)
+    diversity_threshold: float = 0.5
+    stop_on_collapse: bool = False
+    checkpoint_every: int = 10
+    keep_checkpoints: int = 2
+    threads: int = 1
+
+    def __post_init__(self):
+        checks = [
+            (self.steps >= 1, f"--steps must be >= 1, got {self.steps}"),
+            (self.group >= 2, f"--group must be >= 2 (advantages compare images of one prompt), got {self.group}"),
+            (self.prompts_per_step >= 1, f"--prompts-per-step must be >= 1, got {self.prompts_per_step}"),
+            (2 <= self.num_steps <= 1000, f"--num-steps must be in 2..1000, got {self.num_steps}"),
+            (self.guidance >= 0, f"--guidance must be >= 0, got {self.guidance}"),
+            (self.lr >= 0, f"--lr must be >= 0, got {self.lr}"),
+            (0 <= self.ema < 1, f"--ema must be in [0, 1), got {self.ema}"),
+            (self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}"),
+            (self.eval_num >= 1, f"--eval-num must be >= 1, got {self.eval_num}"),
+            (0 <= self.diversity_threshold <= 1, f"--diversity-threshold must be in [0, 1], got {self.diversity_threshold}"),
+            (self.checkpoint_every >= 1, f"--checkpoint-every must be >= 1, got {self.checkpoint_every}"),
+            (self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise UsageError(msg)
+        self.grpo()  # checks clip, kl, inner epochs, ...
+
+    def grpo(self) -> GRPOConfig:
+        return GRPOConfig(clip=self.clip, kl=self.kl, inner_epochs=self.inner_epochs, train_transitions=self.train_steps_per_update,
+                          reduce=self.reduce, adv_clip=self.adv_clip, grad_clip=self.grad_clip)
+
+
+def load_prompt_source(source: str) -> list[str]:
+    """A prompt FILE (one per line) or a named source (PROMPT_SOURCES)."""
+    from ..data.prompts import load_prompts, make_prompts
+
+    if source in ("heldin", "heldout"):
+        return load_prompts(source)
+    if source in ("synthfaces", "synthfaces-heldout"):
+        shipped = set(load_prompts("heldin")) | set(load_prompts("heldout"))
+        kind = "heldin" if source == "synthfaces" else "heldout"
+        return [p for p in make_prompts(kind, FRESH_PROMPT_COUNT, FRESH_PROMPT_SEED) if p not in shipped]
+    path = Path(source)
+    if not path.is_file():
+        raise UsageError(f"prompts {source!r}: not a file nor one of {', '.join(PROMPT_SOURCES)}")
+    prompts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not prompts:
+        raise UsageError(f"prompt file {source!r} has no prompts")
+    return prompts
+
+
+def step_prompts(prompts: list[str], count: int, seed: int, step: int) -> list[str]:
+    """The `count` prompts of step `step`: a pure function of (seed, step); distinct when possible."""
+    rng = np.random.default_rng([seed, step, 7])
+    idx = rng.choice(len(prompts), size=count, replace=count > len(prompts))
+    return [prompts[i] for i in idx]
+
+
+@torch.no_grad()
+def evaluate_alignment(net, autoencoder, objective: str, prompts: list[str], latent_shape, num_steps: int, guidance: float,
+                       reward=None, batch_size: int = 64) -> dict:
+    """SynthFaces alignment (exact attribute read-back) of one image per prompt, seeds 0..N-1 (None for
+    prompts outside the SynthFaces vocabulary), and the mean reward when given."""
+    from ..evaluation.evaluator import load_evaluator
+    from ..evaluation.features import recognise
+    from ..evaluation.metrics import alignment_scores, all_prompt_labels, label_matrix
+    from ..pipeline import sample_latents
+
+    images = []
+    for i in range(0, len(prompts), batch_size):
+        chunk = prompts[i : i + batch_size]
+        lat = sample_latents(net, objective, chunk, latent_shape, num_steps, guidance, seeds=list(range(i, i + len(chunk))))
+        images.append(autoencoder.decode(lat).clamp(0, 1).cpu())
+    images = torch.cat(images)
+    out = {"alignment": None, "alignment_all": None, "n": len(prompts)}
+    ev = load_evaluator()
+    try:
+        targets = label_matrix(ev, all_prompt_labels(ev, prompts))
+    except UsageError:  # prompts outside the SynthFaces vocabulary: no alignment, only the reward
+        targets = None
+    if targets is not None:
+        _, logits = recognise(ev, ev.prepare(images))
+        scores = alignment_scores({k: v.argmax(-1) for k, v in logits.items()}, targets)
+        out.update(alignment=scores["alignment"], alignment_all=scores["alignment_all"])
+    if reward is not None:
+        out["reward"] = float(reward(images, prompts).mean())
+    return out
+
+
+def _read_log(path: Path, upto: int) -> list[str]:
+    """Lines of log.jsonl up to step `upto` (a resumed run rewrites the rest; an evaluation at `upto`
+    itself is redone, since a run can stop between its checkpoint and its evaluation)."""
+    if not path.exists():
+        return []
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        step = int(row.get("step", 0))
+        if step < upto or (step == upto and "eval" not in row):
+            keep.append(line)
+    return keep
+
+
+def finetune(cfg: FinetuneConfig, progress: bool = True) -> Path:
+    """GRPO fine-tuning (or its resumption) of cfg.model; returns the exported model folder OUT/final."""
+    from .policy import same_kernels_with_and_without_grad
+
+    with same_kernels_with_and_without_grad():
+        return _finetune(cfg, progress)
+
+
+def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
+    from accelerate import Accelerator
+    from tqdm import tqdm
+
+    from ..atomic import atomic_write_text
+    from ..pipeline import ProxT2IPipeline, guided_callable, save_pipeline
+    from ..shipped import resolve_model
+    from ..training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from ..training.run import ema_update, step_generator
+    from .diversity import DiversityMonitor, group_diversity, recogniser_features
+    from .policy import rollout
+    from .rewards import combine_rewards, parse_reward_spec
+
+    torch.set_num_threads(cfg.threads)
+    parse_reward_spec(cfg.reward)  # fail on a bad spec before loading anything
+    train_prompts = load_prompt_source(cfg.prompts)
+    eval_prompts = load_prompt_source(cfg.eval_prompts)[: cfg.eval_num]
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+    out = Path(cfg.out)
+    grpo_cfg = cfg.grpo()
+
+    # --- reward (first: a bad reward folder fails before anything heavy), model, reference, EMA, optimizer
+    reward = combine_rewards(cfg.reward, device=acc.device)
+    model_path = resolve_model(cfg.model)
+    pipe = ProxT2IPipeline.from_pretrained(model_path)
+    objective, autoencoder, latent_shape = pipe.objective, pipe.autoencoder.to(acc.device).eval(), pipe.latent_shape
+    kind = "pda-hybrid" if objective == "prox" else "euler-maruyama"
+    net = pipe.net.to(acc.device).eval()  # eval mode: no dropout, so rollout and update are the same policy
+    ref = copy.deepcopy(net).requires_grad_(False) if cfg.kl > 0 else None
+    ema = copy.deepcopy(net).requires_grad_(False)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    monitor = DiversityMonitor(cfg.diversity_threshold)
+
+    # --- resume = rerun the command
+    start = 0
+    ckpt = latest_checkpoint(out)
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, net, ema, opt)
+        start = int(state["step"])
+        monitor.baseline = state.get("diversity_baseline")
+        acc.print(f"resuming from {ckpt} (step {start})")
+    net, opt = acc.prepare(net, opt)
+    log_path = out / "log.jsonl"
+    config = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.json", json.dumps({**config, "objective": objective, "chain": kind}, indent=1))
+        atomic_write_text(log_path, "".join(line + "\n" for line in _read_log(log_path, start)))
+
+    def log(row: dict, bar=None) -> None:
+        if not acc.is_main_process:
+            return
+        with open(log_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if "eval" in row:
+            e = row["eval"]
+            line = f"eval step {row['step']}:" + "".join(
+                f" {k} {e[k]:.4f}" for k in ("alignment", "alignment_all", "reward") if e.get(k) is not None)
+        else:
+            kl = "-" if row["kl"] is None else f"{row['kl']:.4g}"
+            line = (f"step {row['step']}/{cfg.steps} reward {row['reward_mean']:.4f} +- {row['reward_std']:.4f} kl {kl} "
+                    f"clip {row['clip_fraction']:.3f} diversity {row['diversity_rel']:.3f} {row['seconds']:.1f}s")
+        if bar is not None and progress:
+            bar.write(line)
+        else:
+            print(line, flush=True)
+
+    def run_eval(step: int, bar=None) -> dict:
+        result = evaluate_alignment(ema, autoencoder, objective, eval_prompts, latent_shape, cfg.num_steps, cfg.guidance, reward)
+        log({"step": step, "eval": result}, bar)
+        return result
+
+    if acc.is_main_process and cfg.eval_every > 0 and start % cfg.eval_every == 0 and start < cfg.steps:
+        run_eval(start)
+
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"grpo {objective}", disable=not (progress and acc.is_main_process))
+    t_start = time.time()
+    stopped = False
+    for step in bar:
+        t0 = time.time()
+        # --- rollout: P prompts x G images, prompt-major
+        g = step_generator(cfg.seed, acc.process_index, step)
+        prompts = [p for p in step_prompts(train_prompts, cfg.prompts_per_step, cfg.seed * 1009 + acc.process_index, step)
+                   for _ in range(cfg.group)]
+        x_T = torch.randn((len(prompts), *latent_shape), generator=g).to(acc.device)
+        policy_fn = guided_callable(net, objective, prompts, cfg.guidance)
+        traj = rollout(policy_fn, x_T, cfg.num_steps, g, kind=kind, reduce=cfg.reduce)
+
+        # --- reward and group advantages
+        with torch.no_grad():
+            images = autoencoder.decode(traj.x0).clamp(0, 1)
+            terms = reward.terms(images, prompts)
+            rewards = reward.total(terms)
+        adv = group_advantages(rewards, cfg.group, grpo_cfg.adv_eps, grpo_cfg.adv_clip).to(acc.device)
+
+        # --- policy update (inner epochs over the same batch), EMA
+        ref_fn = guided_callable(ref, objective, prompts, cfg.guidance) if ref is not None else None
+        stats = grpo_update(policy_fn, traj, adv, opt, params, grpo_cfg, ref_fn=ref_fn,
+                            generator=step_generator(cfg.seed + 1, acc.process_index, step),
+                            backward=acc.backward, clip_grad=acc.clip_grad_norm_)
+        ema_update(ema, acc.unwrap_model(net), cfg.ema)
+
+        # --- diversity within prompts, relative to the first step
+        div = group_diversity(recogniser_features(images), cfg.group)
+        rel = monitor.update(div)
+        done = step + 1
+        row = {"step": done, "reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
+               "terms": {k: float(v.mean()) for k, v in terms.items()}, "kl": stats["kl"], "clip_fraction": stats["clip_fraction"],
+               "ratio_mean": stats["ratio_mean"], "ratio_max_dev": stats["ratio_max_dev"], "loss": stats["loss"],
+               "grad_norm": stats["grad_norm"], "diversity": div, "diversity_rel": rel, "seconds": time.time() - t0}
+        bar.set_postfix(reward=f"{row['reward_mean']:.3f}", div=f"{rel:.2f}")
+        log(row, bar)
+        if monitor.collapsed:
+            msg = (f"warning: within-prompt diversity fell to {rel:.2f} of its start (< {cfg.diversity_threshold}): "
+                   f"possible mode collapse / reward hacking; raise --kl or lower --lr")
+            (bar.write if progress else print)(msg)
+            stopped = cfg.stop_on_collapse
+
+        # --- checkpoints, evaluation
+        if acc.is_main_process and (done % cfg.checkpoint_every == 0 or done == cfg.steps or stopped):
+            save_checkpoint(out, done, acc.unwrap_model(net), ema, opt, {"config": config, "diversity_baseline": monitor.baseline},
+                            keep=cfg.keep_checkpoints)
+        if acc.is_main_process and cfg.eval_every > 0 and done % cfg.eval_every == 0 and done != cfg.steps:
+            run_eval(done, bar)
+        acc.wait_for_everyone()
+        if stopped:
+            (bar.write if progress else print)("stopping: --stop-on-collapse")
+            break
+    bar.close()
+
+    # --- evaluate and export the EMA model
+    final = out / "final"
+    if acc.is_main_process:
+        last = latest_checkpoint(out)
+        done = int(json.loads((last / "state.json").read_text())["step"]) if last is not None else start
+        result = run_eval(done)
+        base_recipe = pipe.config.get("recipe", {})
+        recipe = {"command": f"proxt2i finetune grpo --model {cfg.model} --reward {cfg.reward} --out {cfg.out}",
+                  "finetune": {"algorithm": "grpo", "chain": kind, **config}, "steps_done": done, "stopped_on_collapse": stopped,
+                  "final_eval": result, "wall_seconds": round(time.time() - t_start, 1), "base_model": str(model_path),
+                  "base_recipe": base_recipe}
+        save_pipeline(final, ema.uvit, ema.text_encoder, autoencoder, objective=objective, image_size=pipe.image_size, recipe=recipe)
+    acc.wait_for_everyone()
+    return final
+
