@@ -68,11 +68,11 @@ def save_pipeline(path, uvit, text_encoder, autoencoder, objective: str, image_s
         config = {"format": FORMAT, "version": VERSION, "objective": objective, "uvit": uvit.config.to_dict(),
                   "text_encoder": text_encoder.config(), "autoencoder": autoencoder.config(),
                   "schedule": {"type": "vp", "beta_min": 0.1, "beta_max": 20.0}, "image_size": image_size, "recipe": recipe or {}}
-        save_file({k: v.detach().float().contiguous() for k, v in uvit.state_dict().items()}, tmp / "uvit.safetensors")
+        save_file(_half(uvit), tmp / "uvit.safetensors")
         if config["text_encoder"]["type"] == "embedded":
-            save_file({k: v.detach().float().contiguous() for k, v in text_encoder.state_dict().items()}, tmp / "text_encoder.safetensors")
+            save_file(_half(text_encoder), tmp / "text_encoder.safetensors")
         if config["autoencoder"]["type"] == "small_vae":
-            save_file({k: v.detach().float().contiguous() for k, v in autoencoder.state_dict().items()}, tmp / "autoencoder.safetensors")
+            save_file(_half(autoencoder), tmp / "autoencoder.safetensors")
         (tmp / "config.json").write_text(json.dumps(config, indent=1))
         for p in tmp.iterdir():
             os.chmod(p, 0o644)
@@ -89,6 +89,12 @@ def save_pipeline(path, uvit, text_encoder, autoencoder, objective: str, image_s
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _half(module: torch.nn.Module) -> dict:
+    """State dict with floating tensors stored as float16 (half the size; loading casts back to float32).
+    Training checkpoints stay float32: only exported model folders are halved."""
+    return {k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous() for k, v in module.state_dict().items()}
 
 
 def read_model_config(path: Path) -> dict:
