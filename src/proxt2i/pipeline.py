@@ -192,6 +192,10 @@ def sample_latents(net, objective: str, prompts: list[str], latent_shape: tuple,
     seeds = list(range(len(prompts))) if seeds is None else list(seeds)
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     x_T = torch.stack([torch.randn(latent_shape, generator=g) for g in gens]).to(device)
+    from .models.conditional import TextConditionedUViT, TextMemo
+
+    if isinstance(net, TextConditionedUViT):  # weights are fixed here: encode the prompts once, not every step
+        net = TextMemo(net)
     fn = guided_callable(net, objective, prompts, guidance_scale, guidance_interval)
     return run(fn, x_T, num_steps, gens)
 

@@ -19,3 +19,19 @@ class TextConditionedUViT(nn.Module):
     def forward(self, y: torch.Tensor, t: torch.Tensor, lam: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         enc = self.text_encoder.encode(list(prompts))
         return self.uvit(y, t, lam, enc.tokens, enc.mask, enc.pooled)
+
+
+class TextMemo:
+    """net(y, t, lam, prompts) with each prompt list encoded once: for a sampling run, where the
+    weights are fixed and every step repeats the same prompts. Not for training (no re-encoding after
+    an update)."""
+
+    def __init__(self, net: TextConditionedUViT):
+        self.net, self.cache = net, {}
+
+    def __call__(self, y: torch.Tensor, t: torch.Tensor, lam: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        key = tuple(prompts)
+        if key not in self.cache:
+            self.cache[key] = self.net.text_encoder.encode(list(prompts))
+        enc = self.cache[key]
+        return self.net.uvit(y, t, lam, enc.tokens, enc.mask, enc.pooled)
