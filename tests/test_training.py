@@ -66,6 +66,19 @@ def test_corrupt_checkpoint_is_one_clear_error(tiny_run, tmp_path, capsys):
     assert "corrupt" in capsys.readouterr().err
 
 
+def test_init_from_a_trained_model(tiny_run, tmp_path):
+    """init=DIR starts from that model's weights: with a vanishing learning rate the export equals the source."""
+    out = tmp_path / "ft"
+    train(resolve_config("test-tiny", [f"out={out}", f"init={tiny_run / 'final'}", "steps=1", "lr=1e-30"]), progress=False)
+    for name in ("uvit.safetensors", "text_encoder.safetensors"):
+        a, b = load_file(tiny_run / "final" / name), load_file(out / "final" / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(UsageError, match="does not match"):
+        train(resolve_config("test-tiny", [f"out={tmp_path / 'wide'}", f"init={tiny_run / 'final'}", "width=48"]), progress=False)
+    with pytest.raises(UsageError, match="is a prox model"):
+        train(resolve_config("test-tiny", [f"out={tmp_path / 'score'}", f"init={tiny_run / 'final'}", "objective=score"]), progress=False)
+
+
 def test_score_objective_trains_without_lam(tmp_path):
     out = tmp_path / "score"
     train(resolve_config("test-tiny", [f"out={out}", "objective=score", "steps=2"]), progress=False)

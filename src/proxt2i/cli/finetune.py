@@ -49,7 +49,64 @@ def register(sub) -> None:
     g.add_argument("--threads", type=int, default=d.threads, help=f"CPU threads (default {d.threads})")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.set_defaults(func=run_grpo)
+    _register_r0(algos)
     p.set_defaults(func=lambda args: _usage(p))
+
+
+def _register_r0(algos) -> None:
+    from ..rl.finetune import PROMPT_SOURCES
+    from ..rl.r0 import R0Config
+
+    d = R0Config()
+    r = algos.add_parser(
+        "r0", help="R0: maximise differentiable rewards through the few-step PDA-hybrid sampler (prox models)",
+        description=("R0 (arXiv 2503.13070): the prox model run as a NUM_STEPS PDA-hybrid sampler is the generator; "
+                     "differentiable rewards of its decoded samples are back-propagated through every step, each reward's "
+                     "gradient normalised, with a relative L2 pull toward the pretrained weights (--reg). No teacher, no "
+                     "training images. Same OUT layout as grpo; rerunning the command resumes. Differentiable rewards: "
+                     "alignment, alignment-prob, clip, brightness, and the real models as NAME:DIR."),
+    )
+    r.add_argument("--model", default=d.model, help=f"shipped name or prox model folder (default {d.model})")
+    r.add_argument("--reward", default=d.reward, help=f"NAME[:DIR][=WEIGHT],... (default {d.reward}: the contrastive score, so that "
+                                                      "the recogniser-based alignment metric stays an independent check)")
+    r.add_argument("--prompts", default=d.prompts, help=f"training prompts: FILE or one of {', '.join(PROMPT_SOURCES)} (default {d.prompts})")
+    r.add_argument("--steps", type=int, default=d.steps, help=f"optimisation steps (default {d.steps})")
+    r.add_argument("--out", default=d.out, help=f"output folder (default {d.out})")
+    r.add_argument("--prompts-per-step", type=int, default=d.prompts_per_step, help=f"prompts per step (default {d.prompts_per_step})")
+    r.add_argument("--group", type=int, default=d.group, help=f"images per prompt, for the diversity monitor (default {d.group})")
+    r.add_argument("--num-steps", type=int, default=d.num_steps, help=f"sampler steps (default {d.num_steps})")
+    r.add_argument("--guidance", type=float, default=d.guidance, help=f"CFG scale (default {d.guidance:g})")
+    r.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr:g})")
+    r.add_argument("--reg", type=float, default=d.reg, help=f"weight of ||theta - theta0||^2 / ||theta0||^2 (default {d.reg:g})")
+    r.add_argument("--eta-min", type=float, default=d.eta_min, help=f"per-step noise scale drawn from U[eta_min, 1] (default {d.eta_min:g})")
+    r.add_argument("--no-normalise", action="store_true", help="sum the reward gradients as they are (default: unit norm each)")
+    r.add_argument("--ema", type=float, default=d.ema, help=f"EMA decay of the exported weights, 0 = raw (default {d.ema:g})")
+    r.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
+    r.add_argument("--eval-every", type=int, default=d.eval_every, help="evaluate alignment every N steps and at the start (default: only at the end)")
+    r.add_argument("--eval-prompts", default=d.eval_prompts, help=f"evaluation prompts: FILE or a named set (default {d.eval_prompts})")
+    r.add_argument("--eval-num", type=int, default=d.eval_num, help=f"evaluation prompts used, one image each (default {d.eval_num})")
+    r.add_argument("--diversity-threshold", type=float, default=d.diversity_threshold,
+                   help=f"warn when within-prompt diversity falls below this fraction of its start (default {d.diversity_threshold:g})")
+    r.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help=f"(default {d.checkpoint_every})")
+    r.add_argument("--threads", type=int, default=d.threads, help=f"CPU threads (default {d.threads})")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(func=run_r0)
+
+
+def run_r0(args) -> int:
+    from ..rl.r0 import R0Config, finetune_r0
+    from ..rl.rewards import parse_reward_spec
+
+    parse_reward_spec(args.reward)
+    cfg = R0Config(model=args.model, reward=args.reward, prompts=args.prompts, steps=args.steps, out=args.out,
+                   prompts_per_step=args.prompts_per_step, group=args.group, num_steps=args.num_steps, guidance=args.guidance,
+                   lr=args.lr, reg=args.reg, eta_min=args.eta_min, normalise_gradients=not args.no_normalise, ema=args.ema,
+                   seed=args.seed, eval_every=args.eval_every, eval_prompts=args.eval_prompts, eval_num=args.eval_num,
+                   diversity_threshold=args.diversity_threshold, checkpoint_every=args.checkpoint_every, threads=args.threads)
+    print(json.dumps({"finetune": "r0", **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}))
+    final = finetune_r0(cfg, progress=not args.no_progress)
+    print(f"model written to {final}")
+    return 0
 
 
 def _usage(parser) -> int:

@@ -26,6 +26,7 @@ class TrainConfig:
     autoencoder: str = "shipped"  # "shipped" (the embedded small VAE), "identity" (pixels), a VAE folder, or "diffusers:DIR"
     text_dropout: float = 0.1  # probability of the empty prompt, for classifier-free guidance
     cache_latents: bool = False  # imagefolder / webdataset only: encode every image once, reuse OUT/latents.safetensors
+    init: str = ""  # start from a trained model's weights (shipped name or model folder; same architecture and objective)
     # optimisation
     steps: int = 20000
     batch: int = 64  # per process
@@ -41,6 +42,7 @@ class TrainConfig:
     zeta_decay: float = 0.5
     zeta_stages: int = 2
     step_candidates: tuple = (5, 10, 20, 50, 100, 1000)
+    candidate_power: float = 1.0 / 3.0  # step count N drawn with weight N^power (ProxDM: 1/3; 0 = uniform over candidates)
     mode: str = "hybrid"  # the discretization lam follows
     # bookkeeping
     seed: int = 0

@@ -146,6 +146,27 @@ def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, voca
     return TextConditionedUViT(UViT(UViTConfig.from_dict(base)), text)
 
 
+def init_from_model(net, name_or_path: str) -> None:
+    """Copy a trained model's U-ViT and embedded text-encoder weights into `net` (fine-tuning).
+    Architecture, vocabulary and objective must match; a mismatch is one clear error."""
+    from ..pipeline import load_pipeline
+    from ..shipped import resolve_model
+
+    cfg, src, _ = load_pipeline(resolve_model(name_or_path))
+    if cfg.get("objective") != ("prox" if net.uvit.lam_embed is not None else "score"):
+        raise UsageError(f"init={name_or_path!r} is a {cfg.get('objective')} model; initialise from a model with this config's objective")
+    if getattr(net.text_encoder, "vocab", None) not in (None, getattr(src.text_encoder, "vocab", None)):
+        raise UsageError(f"init={name_or_path!r} has a different text vocabulary from this config's data")
+    try:
+        net.uvit.load_state_dict({k: v.float() for k, v in src.uvit.state_dict().items()})
+        if list(net.text_encoder.state_dict()):
+            net.text_encoder.load_state_dict({k: v.float() for k, v in src.text_encoder.state_dict().items()})
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[-1].strip()
+        raise UsageError(f"init={name_or_path!r} does not match this config's network ({first}); "
+                         "use a model trained with the same width, depth, patch size, text encoder and objective") from None
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to cfg.lr, then constant."""
     return cfg.lr * min(1.0, (step + 1) / max(cfg.lr_warmup, 1))
@@ -192,6 +213,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     # --- resume = rerun the command
     start, wall_before = 0, 0.0
     ckpt = latest_checkpoint(out)
+    if ckpt is None and cfg.init:
+        init_from_model(net, cfg.init)
+        ema.load_state_dict(net.state_dict())
+        acc.print(f"initialised from {cfg.init}")
     if ckpt is not None:
         state = load_checkpoint(ckpt, net, ema, opt)
         start, wall_before = int(state["step"]), float(state.get("wall_seconds", 0.0))
@@ -229,7 +254,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
         # --- loss: proximal matching or denoising score matching
         if cfg.objective == "prox":
-            d = draw_t_lam(x0.shape[0], g, tuple(cfg.step_candidates), mode=cfg.mode, schedule=schedule)
+            d = draw_t_lam(x0.shape[0], g, tuple(cfg.step_candidates), power=cfg.candidate_power, mode=cfg.mode, schedule=schedule)
             t, lam = d.t.float().to(acc.device), d.lam.float().to(acc.device)
             x_t, _ = noisy_pair(x0, t, schedule, generator=g)
             y, n = prox_pair(x_t, lam, generator=g)

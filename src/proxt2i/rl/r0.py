@@ -1,0 +1,243 @@
+"""R0 (arXiv 2503.13070, method.md Sec. 8): few-step generation by regularised reward maximisation.
+
+The pretrained network, run as a short PDA-hybrid sampler (prox models) with guidance, is the generator.
+Its final sample x_0 is decoded and scored by differentiable rewards, and the gradient flows back
+through every sampler step. No teacher, no training images, no distillation loss.
+
+Choices (the paper publishes no code or hyperparameters):
+- each reward's gradient with respect to the decoded images is normalised to unit norm over the batch
+  before the weighted sum (the paper normalises per reward so that no scale dominates);
+- regularisation: reg * ||theta - theta_0||^2 / ||theta_0||^2, the relative L2 pull toward the
+  pretrained weights (without it the paper sees collapse);
+- stochasticity: the noise of step k is scaled by eta_k ~ U[eta_min, 1] during training (R0 draws a
+  random stochasticity level per step). eta = 1 is the sampler as trained and as used at inference;
+  eta < 1 only shrinks the prox input toward the training distribution of y (whose spread is smaller
+  than the few-step chain's), so it stays within what the prox network has seen. Default eta_min = 1.
+Score models are not supported here (their few-step sampler is not the object of this route).
+
+OUT/ has the layout of `proxt2i finetune grpo` (config.json, log.jsonl, checkpoints/, final/).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ..errors import UsageError
+from .finetune import _read_log, evaluate_alignment, load_prompt_source, step_prompts
+
+
+@dataclass(frozen=True)
+class R0Config:
+    model: str = "synthfaces-prox"  # shipped name or prox model folder
+    reward: str = "clip"  # NAME[:DIR][=WEIGHT],... differentiable rewards (rewards.py)
+    prompts: str = "synthfaces"  # FILE or a named source (finetune.PROMPT_SOURCES)
+    steps: int = 200  # optimisation steps
+    out: str = "runs/r0"
+    prompts_per_step: int = 8  # P prompts per step
+    group: int = 2  # images per prompt (the diversity monitor compares them)
+    num_steps: int = 4  # sampler steps the generator runs (and is evaluated at)
+    guidance: float = 4.0
+    lr: float = 2e-5
+    reg: float = 1000.0  # weight of the relative L2 pull toward the pretrained weights
+    eta_min: float = 1.0  # per-step noise scale drawn from U[eta_min, 1] in training
+    normalise_gradients: bool = True  # unit-norm gradient per reward before the weighted sum
+    grad_clip: float = 1.0
+    ema: float = 0.9
+    seed: int = 0
+    eval_every: int = 0
+    eval_prompts: str = "heldout"
+    eval_num: int = 64
+    diversity_threshold: float = 0.5
+    checkpoint_every: int = 10
+    keep_checkpoints: int = 2
+    threads: int = 1
+
+    def __post_init__(self):
+        checks = [
+            (self.steps >= 1, f"--steps must be >= 1, got {self.steps}"),
+            (self.prompts_per_step >= 1, f"--prompts-per-step must be >= 1, got {self.prompts_per_step}"),
+            (self.group >= 1, f"--group must be >= 1, got {self.group}"),
+            (1 <= self.num_steps <= 50, f"--num-steps must be in 1..50 (gradients flow through every step), got {self.num_steps}"),
+            (self.guidance >= 0, f"--guidance must be >= 0, got {self.guidance}"),
+            (self.lr >= 0, f"--lr must be >= 0, got {self.lr}"),
+            (self.reg >= 0, f"--reg must be >= 0, got {self.reg}"),
+            (0 <= self.eta_min <= 1, f"--eta-min must be in [0, 1], got {self.eta_min}"),
+            (0 <= self.ema < 1, f"--ema must be in [0, 1), got {self.ema}"),
+            (self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}"),
+            (self.eval_num >= 1, f"--eval-num must be >= 1, got {self.eval_num}"),
+            (self.checkpoint_every >= 1, f"--checkpoint-every must be >= 1, got {self.checkpoint_every}"),
+            (self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise UsageError(msg)
+
+
+def pda_hybrid_with_eta(prox, x_T: torch.Tensor, num_steps: int, etas: Sequence[float], generator=None) -> torch.Tensor:
+    """PDA-hybrid from x_T [B, ...] with the noise of the step k (in sampling order) scaled by etas[k].
+    With every eta = 1 this is samplers.pda.pda_sample(mode='hybrid') draw for draw. Differentiable."""
+    from ..samplers.pda import pda_step_input
+    from ..schedule import VPSchedule, step_sizes, uniform_grid
+
+    grid = uniform_grid(num_steps)
+    gammas = step_sizes(VPSchedule(), grid)
+    x, b = x_T, x_T.shape[0]
+    for i, k in enumerate(range(num_steps - 1, -1, -1)):
+        gamma = float(gammas[k])
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        y, lam = pda_step_input(x, gamma, float(etas[i]) * noise, "hybrid")
+        x = prox(y, torch.full((b,), float(grid[k]), device=x.device, dtype=x.dtype), torch.full((b,), lam, device=x.device, dtype=x.dtype))
+    return x
+
+
+def reward_image_gradient(terms: dict[str, torch.Tensor], weights: dict[str, float], images: torch.Tensor,
+                          normalise: bool = True) -> torch.Tensor:
+    """d(sum_k w_k mean(r_k)) / d images [B, 3, H, W], each reward's gradient scaled to unit norm first
+    when `normalise` (so no reward dominates by its scale). terms: name -> [B] rewards depending on images."""
+    total = torch.zeros_like(images)
+    names = list(terms)
+    for i, name in enumerate(names):
+        (g,) = torch.autograd.grad(terms[name].mean(), images, retain_graph=i < len(names) - 1)
+        if normalise:
+            g = g / g.norm().clamp_min(1e-12)
+        total = total + weights[name] * g
+    return total
+
+
+def weight_pull(params: list[torch.Tensor], params0: list[torch.Tensor]) -> torch.Tensor:
+    """||theta - theta_0||^2 / ||theta_0||^2 over all parameters (a scalar)."""
+    num = sum(((p - p0) ** 2).sum() for p, p0 in zip(params, params0))
+    den = sum((p0**2).sum() for p0 in params0)
+    return num / den.clamp_min(1e-12)
+
+
+def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
+    """R0 fine-tuning (or its resumption) of cfg.model; returns the exported model folder OUT/final."""
+    from accelerate import Accelerator
+    from tqdm import tqdm
+
+    from ..atomic import atomic_write_text
+    from ..pipeline import ProxT2IPipeline, guided_callable, save_pipeline
+    from ..shipped import resolve_model
+    from ..training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from ..training.run import ema_update, step_generator
+    from .diversity import DiversityMonitor, group_diversity, recogniser_features
+    from .rewards import combine_rewards, parse_reward_spec
+
+    torch.set_num_threads(cfg.threads)
+    weights = parse_reward_spec(cfg.reward)
+    train_prompts = load_prompt_source(cfg.prompts)
+    eval_prompts = load_prompt_source(cfg.eval_prompts)[: cfg.eval_num]
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+    out = Path(cfg.out)
+
+    reward = combine_rewards(weights, device=acc.device)
+    model_path = resolve_model(cfg.model)
+    pipe = ProxT2IPipeline.from_pretrained(model_path)
+    if pipe.objective != "prox":
+        raise UsageError(f"R0 here fine-tunes prox models; {cfg.model!r} is a {pipe.objective} model")
+    autoencoder, latent_shape = pipe.autoencoder.to(acc.device).eval().requires_grad_(False), pipe.latent_shape
+    net = pipe.net.to(acc.device).eval()
+    ema = copy.deepcopy(net).requires_grad_(False)
+    params = [p for p in net.parameters() if p.requires_grad]
+    params0 = [p.detach().clone() for p in params]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    monitor = DiversityMonitor(cfg.diversity_threshold)
+
+    start = 0
+    ckpt = latest_checkpoint(out)
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, net, ema, opt)
+        start = int(state["step"])
+        monitor.baseline = state.get("diversity_baseline")
+        acc.print(f"resuming from {ckpt} (step {start})")
+    net, opt = acc.prepare(net, opt)
+    log_path = out / "log.jsonl"
+    config = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.json", json.dumps({**config, "objective": "prox", "chain": "pda-hybrid"}, indent=1))
+        atomic_write_text(log_path, "".join(line + "\n" for line in _read_log(log_path, start)))
+
+    def log(row: dict, bar=None) -> None:
+        if not acc.is_main_process:
+            return
+        with open(log_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if "eval" in row:
+            e = row["eval"]
+            line = f"eval step {row['step']}:" + "".join(f" {k} {e[k]:.4f}" for k in ("alignment", "alignment_all", "reward") if e.get(k) is not None)
+        else:
+            line = (f"step {row['step']}/{cfg.steps} reward {row['reward_mean']:.4f} pull {row['pull']:.3g} "
+                    f"diversity {row['diversity_rel']:.3f} {row['seconds']:.1f}s")
+        (bar.write if bar is not None and progress else print)(line)
+
+    def run_eval(step: int, bar=None) -> dict:
+        result = evaluate_alignment(ema, autoencoder, "prox", eval_prompts, latent_shape, cfg.num_steps, cfg.guidance, reward)
+        log({"step": step, "eval": result}, bar)
+        return result
+
+    if acc.is_main_process and cfg.eval_every > 0 and start % cfg.eval_every == 0 and start < cfg.steps:
+        run_eval(start)
+
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="r0", disable=not (progress and acc.is_main_process))
+    t_start = time.time()
+    for step in bar:
+        t0 = time.time()
+        g = step_generator(cfg.seed, acc.process_index, step)
+        prompts = [p for p in step_prompts(train_prompts, cfg.prompts_per_step, cfg.seed * 1009 + acc.process_index, step)
+                   for _ in range(cfg.group)]
+        x_T = torch.randn((len(prompts), *latent_shape), generator=g).to(acc.device)
+        etas = (cfg.eta_min + (1 - cfg.eta_min) * torch.rand(cfg.num_steps, generator=g)).tolist()
+
+        # --- generate with gradients through every step, score, backpropagate the normalised reward gradient
+        x0 = pda_hybrid_with_eta(guided_callable(net, "prox", prompts, cfg.guidance), x_T, cfg.num_steps, etas, g)
+        images = autoencoder.decode(x0).clamp(0, 1)
+        leaf = images.detach().requires_grad_(True)
+        terms = reward.terms(leaf, prompts)
+        direction = reward_image_gradient(terms, {k: w for k, (w, _) in reward.parts.items()}, leaf, cfg.normalise_gradients)
+        pull = weight_pull([p for p in acc.unwrap_model(net).parameters() if p.requires_grad], params0)
+        surrogate = -(images * direction.detach()).sum() + cfg.reg * pull
+        opt.zero_grad(set_to_none=True)
+        acc.backward(surrogate)
+        grad_norm = float(acc.clip_grad_norm_(params, cfg.grad_clip)) if cfg.grad_clip > 0 else 0.0
+        opt.step()
+        ema_update(ema, acc.unwrap_model(net), cfg.ema)
+
+        with torch.no_grad():
+            rewards = reward.total({k: v.detach() for k, v in terms.items()})
+            div = group_diversity(recogniser_features(images.detach()), cfg.group) if cfg.group >= 2 else float("nan")
+        rel = monitor.update(div) if cfg.group >= 2 else float("nan")
+        done = step + 1
+        row = {"step": done, "reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
+               "terms": {k: float(v.detach().mean()) for k, v in terms.items()}, "pull": pull.item(), "grad_norm": grad_norm,
+               "etas": etas, "diversity": div, "diversity_rel": rel, "seconds": time.time() - t0}
+        bar.set_postfix(reward=f"{row['reward_mean']:.3f}")
+        log(row, bar)
+        if cfg.group >= 2 and monitor.collapsed:
+            (bar.write if progress else print)(f"warning: within-prompt diversity fell to {rel:.2f} of its start "
+                                               f"(< {cfg.diversity_threshold}): possible reward hacking; raise --reg or lower --lr")
+        if acc.is_main_process and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            save_checkpoint(out, done, acc.unwrap_model(net), ema, opt, {"config": config, "diversity_baseline": monitor.baseline},
+                            keep=cfg.keep_checkpoints)
+        if acc.is_main_process and cfg.eval_every > 0 and done % cfg.eval_every == 0 and done != cfg.steps:
+            run_eval(done, bar)
+        acc.wait_for_everyone()
+    bar.close()
+
+    final = out / "final"
+    if acc.is_main_process:
+        result = run_eval(cfg.steps)
+        recipe = {"command": f"proxt2i finetune r0 --model {cfg.model} --reward {cfg.reward} --out {cfg.out}",
+                  "finetune": {"algorithm": "r0", "chain": "pda-hybrid", **config}, "steps_done": cfg.steps, "final_eval": result,
+                  "wall_seconds": round(time.time() - t_start, 1), "base_model": str(model_path), "base_recipe": pipe.config.get("recipe", {})}
+        save_pipeline(final, ema.uvit, ema.text_encoder, autoencoder, objective="prox", image_size=pipe.image_size, recipe=recipe)
+    acc.wait_for_everyone()
+    return final
