@@ -7,6 +7,14 @@ epsilon; the prox is y - sqrt(lam) * eps (parameterization.py), so the backbone 
 Conditioning choices (documented in docs/models.md): t and lam get separate sinusoidal embeddings (lam
 through log(lam), since it spans 1e-4..20) and MLPs; the pooled text vector is added to the time token;
 padded text tokens are masked out of attention. The output layer is zero-initialised: eps = 0, prox(y) = y.
+
+Preconditioning (config.precondition, prox models): the training input y = x_t + sqrt(lam) n is, given
+x_0, sqrt(alpha_t) x_0 plus Gaussian noise of variance s^2 = 1 - alpha_t + lam, and E[n | y, x_0] =
+sqrt(lam) / s * (that noise / s). So the backbone predicts the *total* unit noise of y, as a score model
+does at noise level s, from the input scaled to unit variance (y / sqrt(1 + lam)), and the returned
+eps = sqrt(lam) / s * backbone. The (t, lam)-dependent scale is then exact instead of learned, and the
+text-dependent part of the target is not shrunk by sqrt(lam) / s (which is small on most draws).
+alpha_t is the default VP schedule's (beta 0.1 .. 20), the only one the project trains.
 """
 
 from __future__ import annotations
@@ -33,12 +41,15 @@ class UViTConfig:
     text_dim: int = 128
     max_text_len: int = 32
     use_lam: bool = True  # False: the score baseline (no lam token)
+    precondition: bool = False  # prox only: input y / sqrt(1 + lam), output eps * sqrt(lam / (1 - alpha_t + lam)) (see below)
 
     def __post_init__(self):
         if self.image_size % self.patch_size:
             raise UsageError(f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size}")
         if self.width % self.heads:
             raise UsageError(f"width {self.width} must be a multiple of heads {self.heads}")
+        if self.precondition and not self.use_lam:
+            raise UsageError("precondition applies to prox models (use_lam=True) only")
         if self.depth < 1 or self.depth % 2 == 0:
             raise UsageError(f"depth must be odd and >= 1 (in-blocks, a mid block, out-blocks), got {self.depth}")
 
@@ -145,7 +156,11 @@ class UViT(nn.Module):
         cond = [self.time_embed(t) + self.pooled_proj(text_pooled.to(dtype))]
         if self.lam_embed is not None:
             cond.append(self.lam_embed(torch.log(lam.float().clamp_min(1e-8))))
-        patches = self.patch_embed(y.to(dtype)).flatten(2).transpose(1, 2)
+        if c.precondition:
+            y_in = y.float() / torch.sqrt(1.0 + lam.float()).view(b, 1, 1, 1)
+        else:
+            y_in = y
+        patches = self.patch_embed(y_in.to(dtype)).flatten(2).transpose(1, 2)
         x = torch.cat([torch.stack(cond, 1).to(dtype), self.text_proj(text_tokens.to(dtype)), patches], dim=1) + self.pos_embed
         keep = torch.ones(b, x.shape[1], dtype=torch.bool, device=x.device)
         keep[:, len(cond) : len(cond) + c.max_text_len] = text_mask.bool()
@@ -160,7 +175,19 @@ class UViT(nn.Module):
         x = self.head(self.norm(x))[:, self.num_extra :]
         g, p = c.image_size // c.patch_size, c.patch_size
         x = x.reshape(b, g, g, p, p, c.in_channels).permute(0, 5, 1, 3, 2, 4).reshape(b, c.in_channels, c.image_size, c.image_size)
-        return self.final_conv(x).to(y.dtype)
+        out = self.final_conv(x)
+        if c.precondition:
+            out = out.float() * prox_output_scale(t, lam).view(b, 1, 1, 1)
+        return out.to(y.dtype)
+
+
+def prox_output_scale(t: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """sqrt(lam / (1 - alpha_t + lam)) [B] on the default VP schedule: the share of y's noise a prox removes."""
+    from ..schedule import VPSchedule
+
+    alpha = VPSchedule().alpha(t.double())
+    lam = lam.double()
+    return torch.sqrt(lam / (1.0 - alpha + lam).clamp_min(1e-12)).float()
 
 
 def count_parameters(module: nn.Module) -> int:

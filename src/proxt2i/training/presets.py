@@ -17,6 +17,7 @@ class TrainConfig:
     width: int = 0  # > 0 overrides the preset's width
     depth: int = 0  # > 0 overrides the preset's depth (odd)
     patch_size: int = 0  # > 0 overrides the preset's patch size
+    precondition: bool = False  # prox only: the backbone predicts y's total noise from y / sqrt(1 + lam) (models/uvit.py)
     text_encoder: str = "embedded"  # "embedded" (trained with the model), or frozen local HF weights: "clip:DIR", "t5:DIR", "clip:DIR+t5:DIR"
     text_dim: int = 128  # embedded text encoder width
     text_depth: int = 2
@@ -63,6 +64,7 @@ class TrainConfig:
             (0 <= self.ema < 1, f"ema must be in [0, 1), got {self.ema}"),
             (self.mode in ("hybrid", "backward"), f"mode must be 'hybrid' or 'backward', got {self.mode!r}"),
             (self.mixed_precision in ("no", "bf16", "fp16"), f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}"),
+            (not self.precondition or self.objective == "prox", "precondition applies to objective=prox only"),
             (16 <= self.image_size <= 1024, f"image_size must be in 16..1024, got {self.image_size}"),
             (not self.cache_latents or self.data != "synthfaces",
              "cache_latents needs data=imagefolder:DIR or webdataset:GLOB (SynthFaces renders fresh images every step)"),

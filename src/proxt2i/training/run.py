@@ -137,7 +137,7 @@ def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, voca
         text = load_text_encoder(cfg.text_encoder)
     base = UVIT_PRESETS[cfg.model].to_dict()
     base.update(in_channels=latent_channels, image_size=latent_size, text_dim=text.dim, max_text_len=text.max_length,
-                use_lam=cfg.objective == "prox")
+                use_lam=cfg.objective == "prox", precondition=cfg.precondition and cfg.objective == "prox")
     for key in ("width", "depth", "patch_size"):
         if getattr(cfg, key) > 0:
             base[key] = getattr(cfg, key)
