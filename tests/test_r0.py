@@ -90,8 +90,9 @@ def test_r0_rejects_score_models_and_bad_input(prox_dir, tmp_path, capsys):
     assert main(_r0_args(score_dir, tmp_path / "bad", 1)) == 2
     assert "fine-tunes prox models" in capsys.readouterr().err
     for extra, message in ((["--eta-min", "2"], "--eta-min must be in [0, 1]"), (["--reward", "nope"], "unknown reward"),
-                           (["--num-steps", "0"], "--num-steps must be in 1..50")):
+                           (["--num-steps", "0"], "--num-steps must be in 1..50"),
+                           (["--reward", "alignment-acc"], "not differentiable")):
         assert main(_r0_args(prox_dir, tmp_path / "bad2", 1, *extra)) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err
-    assert not (tmp_path / "bad2" / "checkpoints").exists()
+    assert not (tmp_path / "bad2").exists()

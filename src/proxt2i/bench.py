@@ -196,8 +196,7 @@ def run_bench(cfg: BenchConfig, evaluator=None, progress: bool = True) -> tuple[
             grid[(sampler, n)] = images[0]
     config = asdict(cfg)
     config.update(samplers=list(cfg.samplers), steps=steps, prompt_sets=list(cfg.prompt_sets), reference_num=reference_num,
-                  prox_model=str(pipes["prox"].path) if "prox" in pipes else cfg.prox_model,
-                  score_model=str(pipes["score"].path) if "score" in pipes else cfg.score_model,
+                  prox_model=cfg.prox_model, score_model=cfg.score_model,  # as given: a shipped name or the user's path
                   grid_prompt=prompts[cfg.prompt_sets[0]][0], torch_threads=torch.get_num_threads())
     report = {"config": config, "results": results, "skipped": skipped, "speedup": speedup(results)}
     return report, grid

@@ -104,6 +104,9 @@ def reward_image_gradient(terms: dict[str, torch.Tensor], weights: dict[str, flo
     total = torch.zeros_like(images)
     names = list(terms)
     for i, name in enumerate(names):
+        if not terms[name].requires_grad:
+            raise UsageError(f"reward {name!r} is not differentiable in the images; R0 needs differentiable rewards "
+                             "(alignment, alignment-prob, clip, brightness, or a real model); use GRPO for this one")
         (g,) = torch.autograd.grad(terms[name].mean(), images, retain_graph=i < len(names) - 1)
         if normalise:
             g = g / g.norm().clamp_min(1e-12)
@@ -133,6 +136,9 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
 
     torch.set_num_threads(cfg.threads)
     weights = parse_reward_spec(cfg.reward)
+    if "alignment-acc" in weights:  # the one embedded reward without a gradient: fail before writing anything
+        raise UsageError("reward 'alignment-acc' is not differentiable in the images; R0 needs differentiable rewards "
+                         "(alignment, alignment-prob, clip, brightness, or a real model); use GRPO for this one")
     train_prompts = load_prompt_source(cfg.prompts)
     eval_prompts = load_prompt_source(cfg.eval_prompts)[: cfg.eval_num]
     acc = Accelerator(cpu=not torch.cuda.is_available())
