@@ -24,6 +24,7 @@ from typing import Callable
 import torch
 
 from .errors import UsageError
+from .models.text import SAVED_TEXT_ENCODERS
 from .parameterization import eps_from_score_model, prox_from_eps, score_from_eps_model
 from .samplers import euler_maruyama_sample, pda_sample, pf_ode_euler_sample
 from .samplers.diffusers_schedulers import diffusers_sample
@@ -69,7 +70,7 @@ def save_pipeline(path, uvit, text_encoder, autoencoder, objective: str, image_s
                   "text_encoder": text_encoder.config(), "autoencoder": autoencoder.config(),
                   "schedule": {"type": "vp", "beta_min": 0.1, "beta_max": 20.0}, "image_size": image_size, "recipe": recipe or {}}
         save_file(_half(uvit), tmp / "uvit.safetensors")
-        if config["text_encoder"]["type"] == "embedded":
+        if config["text_encoder"]["type"] in SAVED_TEXT_ENCODERS:
             save_file(_half(text_encoder), tmp / "text_encoder.safetensors")
         if config["autoencoder"]["type"] == "small_vae":
             save_file(_half(autoencoder), tmp / "autoencoder.safetensors")
@@ -143,7 +144,7 @@ def load_pipeline(path) -> tuple[dict, torch.nn.Module, torch.nn.Module]:
     uvit = UViT(UViTConfig.from_dict(cfg["uvit"]))
     _load_weights(uvit, path / "uvit.safetensors")
     text = text_encoder_from_config(cfg["text_encoder"])
-    if cfg["text_encoder"]["type"] == "embedded":
+    if cfg["text_encoder"]["type"] in SAVED_TEXT_ENCODERS:
         _load_weights(text, path / "text_encoder.safetensors")
     ae = autoencoder_from_config(cfg["autoencoder"])
     if cfg["autoencoder"]["type"] == "small_vae":

@@ -6,6 +6,9 @@
 - "t5": a Hugging Face T5 encoder from a local directory (pooled = masked mean of the states);
 - "concat": two encoders (the paper's MetaCLIP + T5): token sequences concatenated along the sequence
   axis, feature axes zero-padded to the wider one; pooled from the first (CLIP-style) encoder.
+- "contrastive": the SynthFaces contrastive model's text tower (shipped with the evaluator), frozen:
+  a pretrained text-image aligned encoder, the embedded stand-in for the paper's MetaCLIP. Its weights
+  are copied into the model folder, so the model does not depend on the evaluator at run time.
 
 Hugging Face models load with local_files_only=True: nothing is downloaded.
 """
@@ -169,6 +172,54 @@ class ConcatTextEncoder(nn.Module):
     forward = encode
 
 
+class ContrastiveTextEncoder(nn.Module):
+    """The contrastive model's text tower, frozen (spec 'synthfaces-contrastive'). encode() as above;
+    the empty prompt is the <bos> token alone."""
+
+    def __init__(self, vocab: list[str], dim: int = 128, depth: int = 2, heads: int = 4, max_length: int = 50):
+        super().__init__()
+        from ..evaluation.nets import TextTower
+        from ..evaluation.tokenizer import Tokenizer
+
+        self.vocab, self.dim, self.depth, self.heads, self.max_length = list(vocab), dim, depth, heads, max_length
+        self.tokenizer = Tokenizer(tuple(vocab), max_length)
+        self.tower = TextTower(len(vocab), dim, depth, heads, max_length)
+        self.requires_grad_(False)
+
+    def config(self) -> dict:
+        return {"type": "contrastive", "vocab": self.vocab, "dim": self.dim, "depth": self.depth, "heads": self.heads,
+                "max_length": self.max_length}
+
+    def train(self, mode: bool = True):  # frozen: always in eval mode
+        return super().train(False)
+
+    def encode(self, prompts: list[str]) -> TextEncoding:
+        for p in prompts:
+            if len(self.tokenizer.ids(p)) < len(words(p)) + 1:
+                warn_truncated(p, self.max_length)
+        ids, mask = self.tokenizer(list(prompts))
+        dev = self.tower.pos.device
+        with torch.no_grad():
+            tokens, pooled = self.tower(ids.to(dev), mask.to(dev))
+        return TextEncoding(tokens=tokens, mask=mask.to(dev), pooled=pooled)
+
+
+def synthfaces_contrastive_text_encoder() -> ContrastiveTextEncoder:
+    """The shipped evaluator's contrastive text tower as a frozen text encoder."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from ..evaluation.evaluator import DEFAULT_DIR
+
+    root = Path(DEFAULT_DIR)
+    cfg = json.loads((root / "config.json").read_text())["contrastive"]
+    enc = ContrastiveTextEncoder(cfg["vocab"], cfg["text_dim"], cfg["text_depth"], cfg["text_heads"], cfg["max_len"])
+    weights = {k[len("text."):]: v.float() for k, v in load_file(root / "contrastive.safetensors").items() if k.startswith("text.")}
+    enc.tower.load_state_dict(weights)
+    return enc.requires_grad_(False)
+
+
 def text_encoder_from_config(cfg: dict) -> nn.Module:
     """Build a text encoder from its config dict (the "text_encoder" entry of a model's config.json)."""
     kind = cfg.get("type")
@@ -176,13 +227,17 @@ def text_encoder_from_config(cfg: dict) -> nn.Module:
         return EmbeddedTextEncoder(cfg["vocab"], dim=cfg["dim"], depth=cfg["depth"], heads=cfg["heads"], max_length=cfg["max_length"])
     if kind in ("clip", "t5"):
         return HFTextEncoder(kind, cfg["path"], cfg.get("max_length"))
+    if kind == "contrastive":
+        return ContrastiveTextEncoder(cfg["vocab"], dim=cfg["dim"], depth=cfg["depth"], heads=cfg["heads"], max_length=cfg["max_length"])
     if kind == "concat":
         return ConcatTextEncoder(text_encoder_from_config(cfg["first"]), text_encoder_from_config(cfg["second"]))
     raise UsageError(f"unknown text encoder type {kind!r}; choose one of: {', '.join(TEXT_ENCODERS)}")
 
 
 def load_text_encoder(spec: str) -> nn.Module:
-    """From a spec string: 'clip:/dir', 't5:/dir' or 'clip:/dir+t5:/dir' (concatenated)."""
+    """From a spec string: 'clip:/dir', 't5:/dir', 'clip:/dir+t5:/dir' (concatenated) or 'synthfaces-contrastive'."""
+    if spec == "synthfaces-contrastive":
+        return synthfaces_contrastive_text_encoder()
     if "+" in spec:
         a, b = spec.split("+", 1)
         return ConcatTextEncoder(load_text_encoder(a), load_text_encoder(b))
@@ -192,7 +247,9 @@ def load_text_encoder(spec: str) -> nn.Module:
     return HFTextEncoder(kind, path)
 
 
-TEXT_ENCODERS = {"embedded": EmbeddedTextEncoder, "clip": HFTextEncoder, "t5": HFTextEncoder, "concat": ConcatTextEncoder}
+TEXT_ENCODERS = {"embedded": EmbeddedTextEncoder, "clip": HFTextEncoder, "t5": HFTextEncoder, "concat": ConcatTextEncoder,
+                 "contrastive": ContrastiveTextEncoder}
+SAVED_TEXT_ENCODERS = ("embedded", "contrastive")  # weights stored in the model folder (text_encoder.safetensors)
 
 
 def synthfaces_vocabulary(num_captions: int = 20000, seed: int = 0) -> list[str]:
