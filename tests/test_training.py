@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from proxt2i.cli import main
 from proxt2i.errors import UsageError
 from proxt2i.training.presets import resolve_config
-from proxt2i.training.run import lr_at, train
+from proxt2i.training.run import ema_decay, lr_at, train
 
 
 def test_overrides_and_errors(tmp_path):
@@ -27,6 +27,9 @@ def test_overrides_and_errors(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({"steps": 3, "width": 16}))
     assert resolve_config(str(tmp_path / "c.json")).steps == 3
     assert lr_at(0, cfg) < lr_at(10, cfg) == cfg.lr
+    warm = resolve_config("test-tiny", ["ema=0.999"])
+    assert ema_decay(0, warm) == 0.1 and ema_decay(90, warm) == 0.91 and ema_decay(100_000, warm) == 0.999
+    assert ema_decay(0, resolve_config("test-tiny", ["ema=0.999", "ema_warmup=false"])) == 0.999
 
 
 @pytest.fixture(scope="module")

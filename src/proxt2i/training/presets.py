@@ -36,6 +36,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema: float = 0.999
+    ema_warmup: bool = True  # decay min(ema, (1 + step) / (10 + step)): early EMA weights are not dominated by the random init
     mixed_precision: str = "no"  # "no", "bf16", "fp16" (accelerate)
     # proximal matching (ProxDM): L1 warm-up fraction, then PM with zeta halved in stages
     pm_warmup_fraction: float = 0.2
@@ -78,9 +79,10 @@ PRESETS: dict[str, TrainConfig] = {
     # the shipped default: tiny U-ViT on 8x8x4 latents of 32 px SynthFaces renders
     # (sized for a 2-core CPU: ~45 minutes per model; see docs/training.md for the measured recipe)
     # few-step grids (2, 3, 4 steps) join ProxDM's candidates: the shipped model is sampled at 2-8 steps
-    "synthfaces-prox": TrainConfig(width=128, depth=5, batch=32, steps=5000, lr=5e-4, lr_warmup=200, checkpoint_every=250,
+    # (ema_warmup=False: how the shipped weights were trained; keep it to rebuild them exactly)
+    "synthfaces-prox": TrainConfig(width=128, depth=5, batch=32, steps=5000, lr=5e-4, lr_warmup=200, checkpoint_every=250, ema_warmup=False,
                                    step_candidates=(2, 3, 4, 5, 10, 20, 50, 100, 1000)),
-    "synthfaces-score": TrainConfig(objective="score", width=128, depth=5, batch=32, steps=5000, lr=5e-4, lr_warmup=200, checkpoint_every=250,
+    "synthfaces-score": TrainConfig(objective="score", width=128, depth=5, batch=32, steps=5000, lr=5e-4, lr_warmup=200, checkpoint_every=250, ema_warmup=False,
                                     out="runs/synthfaces-score"),
     # seconds-long runs for tests and smoke checks: pixels, 32 px, a 3-block net
     "test-tiny": TrainConfig(model="tiny", width=32, depth=3, patch_size=4, text_dim=16, text_depth=1, image_size=32,

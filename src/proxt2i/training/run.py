@@ -172,6 +172,11 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * min(1.0, (step + 1) / max(cfg.lr_warmup, 1))
 
 
+def ema_decay(step: int, cfg: TrainConfig) -> float:
+    """The EMA decay after training step `step` (0-based): cfg.ema, or with warm-up min(ema, (1 + step) / (10 + step))."""
+    return min(cfg.ema, (1 + step) / (10 + step)) if cfg.ema_warmup else cfg.ema
+
+
 def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + rank * 10_007 + step) % (2**63))
 
@@ -278,7 +283,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         if cfg.grad_clip > 0:
             acc.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         opt.step()
-        ema_update(ema, acc.unwrap_model(net), cfg.ema)
+        ema_update(ema, acc.unwrap_model(net), ema_decay(step, cfg))
         seen += x0.shape[0] * acc.num_processes
 
         # --- logs, checkpoints, samples
