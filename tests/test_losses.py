@@ -75,3 +75,27 @@ def test_objective_dispatch_and_eps_space_balancing():
     assert torch.allclose(proximal_matching_objective(eps_pred, n, "pm", 1.0), 1 - torch.exp(torch.tensor(-0.01)).expand(4), rtol=1e-3)
     with pytest.raises(UsageError):
         proximal_matching_objective(eps_pred, n, "l3", None)
+
+
+def test_conditional_mean_noise_is_the_regression_of_n_on_y_given_x0():
+    """E[n | y, x0] = sqrt(lam) (y - sqrt(alpha) x0) / (1 - alpha + lam): check by least squares over draws,
+    and that it leaves the drawn n's unpredictable part (variance 1 - lam / (1 - alpha + lam)) out."""
+    from proxt2i.training.losses import conditional_mean_noise, noisy_pair, prox_pair
+
+    sched = VPSchedule()
+    g = torch.Generator().manual_seed(0)
+    num = 200_000
+    x0 = torch.full((num, 1), 0.7, dtype=torch.float64)
+    t = torch.full((num,), 0.5, dtype=torch.float64)
+    lam = torch.full((num,), 0.8, dtype=torch.float64)
+    x_t, _ = noisy_pair(x0, t, sched, generator=g)
+    y, n = prox_pair(x_t, lam, generator=g)
+    target = conditional_mean_noise(y, x0, t, lam, sched)
+    a = sched.alpha(torch.tensor(0.5, dtype=torch.float64))
+    r = y - a.sqrt() * x0
+    slope = float((r * n).sum() / (r * r).sum())
+    assert abs(slope - float(0.8**0.5 / (1 - a + 0.8))) < 0.01
+    assert torch.allclose(target, slope * r, rtol=0.02)
+    resid = float((n - target).var())
+    assert abs(resid - float(1 - 0.8 / (1 - a + 0.8))) < 0.01
+    assert float(((n - target) * target).mean()).__abs__() < 0.01  # the residual is uncorrelated with the target

@@ -85,3 +85,13 @@ def prox_pair(x_t: torch.Tensor, lam: torch.Tensor, generator=None):
     """Prox training input: y = x_t + sqrt(lam) n; the target is x_t (n in eps space). Returns (y, n)."""
     n = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
     return x_t + expand_like(lam, x_t).sqrt() * n, n
+
+
+def conditional_mean_noise(y: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, lam: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+    """E[n | y, x0] = sqrt(lam) (y - sqrt(alpha_t) x0) / (1 - alpha_t + lam), [B, ...]: the prox target n
+    with the forward-process noise of x_t averaged out (Rao-Blackwellised). Same conditional mean given y,
+    so the squared-loss minimiser is unchanged, with the variance 1 - lam / (1 - alpha_t + lam) per
+    dimension that no network can predict removed; the PM loss then sees the learnable error only."""
+    a = expand_like(schedule.alpha(t.double()), y).to(y.dtype)
+    lam_e = expand_like(lam, y).to(y.dtype)
+    return lam_e.sqrt() * (y - a.sqrt() * x0) / (1.0 - a + lam_e)

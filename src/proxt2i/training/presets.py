@@ -44,6 +44,7 @@ class TrainConfig:
     zeta_decay: float = 0.5
     zeta_stages: int = 2
     step_candidates: tuple = (5, 10, 20, 50, 100, 1000)
+    prox_target: str = "sample"  # "sample": the drawn n (ProxDM); "conditional-mean": E[n | y, x0] (losses.conditional_mean_noise)
     candidate_power: float = 1.0 / 3.0  # step count N drawn with weight N^power (ProxDM: 1/3; 0 = uniform over candidates)
     mode: str = "hybrid"  # the discretization lam follows
     # bookkeeping
@@ -63,6 +64,7 @@ class TrainConfig:
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (0 <= self.text_dropout < 1, f"text_dropout must be in [0, 1), got {self.text_dropout}"),
             (0 <= self.ema < 1, f"ema must be in [0, 1), got {self.ema}"),
+            (self.prox_target in ("sample", "conditional-mean"), f"prox_target must be 'sample' or 'conditional-mean', got {self.prox_target!r}"),
             (self.mode in ("hybrid", "backward"), f"mode must be 'hybrid' or 'backward', got {self.mode!r}"),
             (self.mixed_precision in ("no", "bf16", "fp16"), f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}"),
             (not self.precondition or self.objective == "prox", "precondition applies to objective=prox only"),

@@ -21,7 +21,7 @@ from ..errors import UsageError
 from ..schedule import VPSchedule
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .draws import draw_t_lam
-from .losses import PMSchedule, denoising_score_matching_loss, loss_phase, noisy_pair, prox_pair, proximal_matching_objective
+from .losses import PMSchedule, conditional_mean_noise, denoising_score_matching_loss, loss_phase, noisy_pair, prox_pair, proximal_matching_objective
 from .presets import TrainConfig, config_dict
 
 
@@ -263,6 +263,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             t, lam = d.t.float().to(acc.device), d.lam.float().to(acc.device)
             x_t, _ = noisy_pair(x0, t, schedule, generator=g)
             y, n = prox_pair(x_t, lam, generator=g)
+            if cfg.prox_target == "conditional-mean":
+                n = conditional_mean_noise(y, x0, t, lam, schedule)
             phase, zeta = loss_phase(step, pm)
             with acc.autocast():
                 eps = net(y, t, lam, captions)
