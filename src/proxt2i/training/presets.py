@@ -83,6 +83,7 @@ PRESETS: dict[str, TrainConfig] = {
     # few-step grids (2, 3, 4 steps) join ProxDM's candidates: the shipped model is sampled at 2-8 steps
     # (ema_warmup=False: how the shipped weights were trained; keep it to rebuild them exactly)
     "synthfaces-prox": TrainConfig(width=128, depth=5, batch=32, steps=5000, lr=5e-4, lr_warmup=200, checkpoint_every=250, ema_warmup=False,
+                                   precondition=True,
                                    step_candidates=(2, 3, 4, 5, 10, 20, 50, 100, 1000)),
     "synthfaces-score": TrainConfig(objective="score", width=128, depth=5, batch=32, steps=5000, lr=5e-4, lr_warmup=200, checkpoint_every=250, ema_warmup=False,
                                     out="runs/synthfaces-score"),
