@@ -6,7 +6,7 @@ import json
 
 
 def register(sub) -> None:
-    from ..rl.finetune import PROMPT_SOURCES, FinetuneConfig
+    from ..rl.finetune import FinetuneConfig
     from ..rl.rewards import REWARDS
 
     d = FinetuneConfig()
@@ -22,14 +22,9 @@ def register(sub) -> None:
     )
     g.add_argument("--model", default=d.model, help=f"shipped name or model folder (default {d.model})")
     g.add_argument("--reward", default=d.reward, help=f"NAME[:DIR][=WEIGHT],... e.g. alignment=1.0,clip=0.5 (default {d.reward})")
-    g.add_argument("--prompts", default=d.prompts, help=f"training prompts: FILE (one per line) or one of {', '.join(PROMPT_SOURCES)} (default {d.prompts})")
     g.add_argument("--steps", type=int, default=d.steps, help=f"GRPO iterations (default {d.steps})")
-    g.add_argument("--out", default=d.out, help=f"output folder (default {d.out})")
     g.add_argument("--group", type=int, default=d.group, help=f"images per prompt G (default {d.group})")
-    g.add_argument("--prompts-per-step", type=int, default=d.prompts_per_step, help=f"prompts per iteration P (default {d.prompts_per_step})")
-    g.add_argument("--num-steps", type=int, default=d.num_steps, help=f"sampler steps (default {d.num_steps})")
-    g.add_argument("--guidance", type=float, default=d.guidance, help=f"CFG scale (default {d.guidance:g})")
-    g.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr:g})")
+    _shared_options(g, d)
     g.add_argument("--kl", type=float, default=d.kl, help=f"KL weight to the reference model (default {d.kl:g})")
     g.add_argument("--clip", type=float, default=d.clip, help=f"PPO ratio clip range (default {d.clip:g})")
     g.add_argument("--inner-epochs", type=int, default=d.inner_epochs, help=f"updates per rollout batch (default {d.inner_epochs})")
@@ -37,24 +32,13 @@ def register(sub) -> None:
                    help="sampler transitions trained per update, a random subset (default 0 = all num_steps - 1)")
     g.add_argument("--logprob", choices=("sum", "mean"), default=d.reduce,
                    help="log-prob over dimensions: sum (exact density, default) or mean (Flow-GRPO; use a small --clip)")
-    g.add_argument("--ema", type=float, default=d.ema, help=f"EMA decay of the exported weights, 0 = raw (default {d.ema:g})")
-    g.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
-    g.add_argument("--eval-every", type=int, default=d.eval_every, help="evaluate alignment every N steps and at the start (default: only at the end)")
-    g.add_argument("--eval-prompts", default=d.eval_prompts, help=f"evaluation prompts: FILE or a named set (default {d.eval_prompts})")
-    g.add_argument("--eval-num", type=int, default=d.eval_num, help=f"evaluation prompts used, one image each (default {d.eval_num})")
-    g.add_argument("--diversity-threshold", type=float, default=d.diversity_threshold,
-                   help=f"warn when within-prompt diversity falls below this fraction of its start (default {d.diversity_threshold:g})")
     g.add_argument("--stop-on-collapse", action="store_true", help="stop (after a checkpoint) when the diversity warning fires")
-    g.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help=f"(default {d.checkpoint_every})")
-    g.add_argument("--threads", type=int, default=d.threads, help=f"CPU threads (default {d.threads})")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.set_defaults(func=run_grpo)
     _register_r0(algos)
     p.set_defaults(func=lambda args: _usage(p))
 
 
 def _register_r0(algos) -> None:
-    from ..rl.finetune import PROMPT_SOURCES
     from ..rl.r0 import R0Config
 
     d = R0Config()
@@ -69,27 +53,12 @@ def _register_r0(algos) -> None:
     r.add_argument("--model", default=d.model, help=f"shipped name or prox model folder (default {d.model})")
     r.add_argument("--reward", default=d.reward, help=f"NAME[:DIR][=WEIGHT],... (default {d.reward}: the contrastive score, so that "
                                                       "the recogniser-based alignment metric stays an independent check)")
-    r.add_argument("--prompts", default=d.prompts, help=f"training prompts: FILE or one of {', '.join(PROMPT_SOURCES)} (default {d.prompts})")
     r.add_argument("--steps", type=int, default=d.steps, help=f"optimisation steps (default {d.steps})")
-    r.add_argument("--out", default=d.out, help=f"output folder (default {d.out})")
-    r.add_argument("--prompts-per-step", type=int, default=d.prompts_per_step, help=f"prompts per step (default {d.prompts_per_step})")
     r.add_argument("--group", type=int, default=d.group, help=f"images per prompt, for the diversity monitor (default {d.group})")
-    r.add_argument("--num-steps", type=int, default=d.num_steps, help=f"sampler steps (default {d.num_steps})")
-    r.add_argument("--guidance", type=float, default=d.guidance, help=f"CFG scale (default {d.guidance:g})")
-    r.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr:g})")
+    _shared_options(r, d)
     r.add_argument("--reg", type=float, default=d.reg, help=f"weight of ||theta - theta0||^2 / ||theta0||^2 (default {d.reg:g})")
     r.add_argument("--eta-min", type=float, default=d.eta_min, help=f"per-step noise scale drawn from U[eta_min, 1] (default {d.eta_min:g})")
     r.add_argument("--no-normalise", action="store_true", help="sum the reward gradients as they are (default: unit norm each)")
-    r.add_argument("--ema", type=float, default=d.ema, help=f"EMA decay of the exported weights, 0 = raw (default {d.ema:g})")
-    r.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
-    r.add_argument("--eval-every", type=int, default=d.eval_every, help="evaluate alignment every N steps and at the start (default: only at the end)")
-    r.add_argument("--eval-prompts", default=d.eval_prompts, help=f"evaluation prompts: FILE or a named set (default {d.eval_prompts})")
-    r.add_argument("--eval-num", type=int, default=d.eval_num, help=f"evaluation prompts used, one image each (default {d.eval_num})")
-    r.add_argument("--diversity-threshold", type=float, default=d.diversity_threshold,
-                   help=f"warn when within-prompt diversity falls below this fraction of its start (default {d.diversity_threshold:g})")
-    r.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help=f"(default {d.checkpoint_every})")
-    r.add_argument("--threads", type=int, default=d.threads, help=f"CPU threads (default {d.threads})")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=run_r0)
 
 
@@ -98,15 +67,42 @@ def run_r0(args) -> int:
     from ..rl.rewards import parse_reward_spec
 
     parse_reward_spec(args.reward)
-    cfg = R0Config(model=args.model, reward=args.reward, prompts=args.prompts, steps=args.steps, out=args.out,
-                   prompts_per_step=args.prompts_per_step, group=args.group, num_steps=args.num_steps, guidance=args.guidance,
-                   lr=args.lr, reg=args.reg, eta_min=args.eta_min, normalise_gradients=not args.no_normalise, ema=args.ema,
-                   seed=args.seed, eval_every=args.eval_every, eval_prompts=args.eval_prompts, eval_num=args.eval_num,
-                   diversity_threshold=args.diversity_threshold, checkpoint_every=args.checkpoint_every, threads=args.threads)
+    cfg = R0Config(**_shared_values(args), reg=args.reg, eta_min=args.eta_min, normalise_gradients=not args.no_normalise)
     print(json.dumps({"finetune": "r0", **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}))
     final = finetune_r0(cfg, progress=not args.no_progress)
     print(f"model written to {final}")
     return 0
+
+
+def _shared_options(parser, d) -> None:
+    """The options GRPO and R0 share; d is the algorithm's config dataclass (for the defaults)."""
+    from ..rl.finetune import PROMPT_SOURCES
+
+    a = parser.add_argument
+    a("--prompts", default=d.prompts, help=f"training prompts: FILE (one per line) or one of {', '.join(PROMPT_SOURCES)} (default {d.prompts})")
+    a("--out", default=d.out, help=f"output folder (default {d.out})")
+    a("--prompts-per-step", type=int, default=d.prompts_per_step, help=f"prompts per step P (default {d.prompts_per_step})")
+    a("--num-steps", type=int, default=d.num_steps, help=f"sampler steps (default {d.num_steps})")
+    a("--guidance", type=float, default=d.guidance, help=f"CFG scale (default {d.guidance:g})")
+    a("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr:g})")
+    a("--ema", type=float, default=d.ema, help=f"EMA decay of the exported weights, 0 = raw (default {d.ema:g})")
+    a("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
+    a("--eval-every", type=int, default=d.eval_every, help="evaluate alignment every N steps and at the start (default: only at the end)")
+    a("--eval-prompts", default=d.eval_prompts, help=f"evaluation prompts: FILE or a named set (default {d.eval_prompts})")
+    a("--eval-num", type=int, default=d.eval_num, help=f"evaluation prompts used, one image each (default {d.eval_num})")
+    a("--diversity-threshold", type=float, default=d.diversity_threshold,
+      help=f"warn when within-prompt diversity falls below this fraction of its start (default {d.diversity_threshold:g})")
+    a("--checkpoint-every", type=int, default=d.checkpoint_every, help=f"(default {d.checkpoint_every})")
+    a("--threads", type=int, default=d.threads, help=f"CPU threads (default {d.threads})")
+    a("--no-progress", action="store_true", help="no progress bar")
+
+
+SHARED_FIELDS = ("model", "reward", "prompts", "steps", "out", "group", "prompts_per_step", "num_steps", "guidance", "lr", "ema",
+                 "seed", "eval_every", "eval_prompts", "eval_num", "diversity_threshold", "checkpoint_every", "threads")
+
+
+def _shared_values(args) -> dict:
+    return {k: getattr(args, k) for k in SHARED_FIELDS}
 
 
 def _usage(parser) -> int:
@@ -119,12 +115,9 @@ def run_grpo(args) -> int:
     from ..rl.rewards import parse_reward_spec
 
     parse_reward_spec(args.reward)
-    cfg = FinetuneConfig(model=args.model, reward=args.reward, prompts=args.prompts, steps=args.steps, out=args.out, group=args.group,
-                         prompts_per_step=args.prompts_per_step, num_steps=args.num_steps, guidance=args.guidance, lr=args.lr,
-                         kl=args.kl, clip=args.clip, inner_epochs=args.inner_epochs, train_steps_per_update=args.train_steps_per_update,
-                         reduce=args.logprob, ema=args.ema, seed=args.seed, eval_every=args.eval_every, eval_prompts=args.eval_prompts,
-                         eval_num=args.eval_num, diversity_threshold=args.diversity_threshold, stop_on_collapse=args.stop_on_collapse,
-                         checkpoint_every=args.checkpoint_every, threads=args.threads)
+    cfg = FinetuneConfig(**_shared_values(args), kl=args.kl, clip=args.clip, inner_epochs=args.inner_epochs,
+                         train_steps_per_update=args.train_steps_per_update, reduce=args.logprob,
+                         stop_on_collapse=args.stop_on_collapse)
     print(json.dumps({"finetune": "grpo", **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}))
     final = finetune(cfg, progress=not args.no_progress)
     print(f"model written to {final}")

@@ -194,10 +194,10 @@ class ContrastiveTextEncoder(nn.Module):
         return super().train(False)
 
     def encode(self, prompts: list[str]) -> TextEncoding:
-        for p in prompts:
-            if len(self.tokenizer.ids(p)) < len(words(p)) + 1:
-                warn_truncated(p, self.max_length)
         ids, mask = self.tokenizer(list(prompts))
+        for p, used in zip(prompts, mask.sum(1).tolist()):
+            if used == self.max_length and len(words(p)) + 1 > self.max_length:  # <bos> + words did not fit
+                warn_truncated(p, self.max_length)
         dev = self.tower.pos.device
         with torch.no_grad():
             tokens, pooled = self.tower(ids.to(dev), mask.to(dev))
@@ -205,18 +205,12 @@ class ContrastiveTextEncoder(nn.Module):
 
 
 def synthfaces_contrastive_text_encoder() -> ContrastiveTextEncoder:
-    """The shipped evaluator's contrastive text tower as a frozen text encoder."""
-    import json
+    """The shipped evaluator's contrastive text tower as a frozen text encoder (a copy of its weights)."""
+    from ..evaluation.evaluator import load_evaluator
 
-    from safetensors.torch import load_file
-
-    from ..evaluation.evaluator import DEFAULT_DIR
-
-    root = Path(DEFAULT_DIR)
-    cfg = json.loads((root / "config.json").read_text())["contrastive"]
-    enc = ContrastiveTextEncoder(cfg["vocab"], cfg["text_dim"], cfg["text_depth"], cfg["text_heads"], cfg["max_len"])
-    weights = {k[len("text."):]: v.float() for k, v in load_file(root / "contrastive.safetensors").items() if k.startswith("text.")}
-    enc.tower.load_state_dict(weights)
+    c = load_evaluator().contrastive
+    enc = ContrastiveTextEncoder(list(c.cfg.vocab), c.cfg.text_dim, c.cfg.text_depth, c.cfg.text_heads, c.cfg.max_len)
+    enc.tower.load_state_dict({k: v.detach().float().cpu() for k, v in c.text.state_dict().items()})
     return enc.requires_grad_(False)
 
 

@@ -164,6 +164,49 @@ def _read_log(path: Path, upto: int) -> list[str]:
     return keep
 
 
+class RunLog:
+    """OUT/config.json and OUT/log.jsonl of a fine-tuning run (GRPO or R0), shared by both loops.
+    start_at(step) writes the config and keeps the log up to `step`; write(row, text) appends a row
+    and prints its line (through the progress bar when there is one). Only the main process writes."""
+
+    def __init__(self, out: Path, config: dict, main_process: bool, progress: bool):
+        self.out, self.config, self.main, self.progress = out, config, main_process, progress
+        self.path = out / "log.jsonl"
+
+    def start_at(self, step: int) -> None:
+        from ..atomic import atomic_write_text
+
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out / "config.json", json.dumps(self.config, indent=1))
+            atomic_write_text(self.path, "".join(line + "\n" for line in _read_log(self.path, step)))
+
+    def write(self, row: dict, text: str, bar=None) -> None:
+        if not self.main:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        (bar.write if bar is not None and self.progress else print)(text)
+
+    def write_eval(self, step: int, result: dict, bar=None) -> None:
+        text = f"eval step {step}:" + "".join(f" {k} {result[k]:.4f}" for k in ("alignment", "alignment_all", "reward")
+                                             if result.get(k) is not None)
+        self.write({"step": step, "eval": result}, text, bar)
+
+
+def resume(out: Path, net, ema, opt, monitor, acc) -> int:
+    """Load the newest checkpoint of OUT into net, EMA, optimizer and the diversity monitor; its step (0 if none)."""
+    from ..training.checkpoint import latest_checkpoint, load_checkpoint
+
+    ckpt = latest_checkpoint(out)
+    if ckpt is None:
+        return 0
+    state = load_checkpoint(ckpt, net, ema, opt)
+    monitor.baseline = state.get("diversity_baseline")
+    acc.print(f"resuming from {ckpt} (step {int(state['step'])})")
+    return int(state["step"])
+
+
 def finetune(cfg: FinetuneConfig, progress: bool = True) -> Path:
     """GRPO fine-tuning (or its resumption) of cfg.model; returns the exported model folder OUT/final."""
     from .policy import same_kernels_with_and_without_grad
@@ -176,10 +219,9 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
     from accelerate import Accelerator
     from tqdm import tqdm
 
-    from ..atomic import atomic_write_text
     from ..pipeline import ProxT2IPipeline, guided_callable, save_pipeline
     from ..shipped import resolve_model
-    from ..training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from ..training.checkpoint import latest_checkpoint, save_checkpoint
     from ..training.run import ema_update, step_generator
     from .diversity import DiversityMonitor, group_diversity, recogniser_features
     from .policy import rollout
@@ -207,42 +249,15 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
     monitor = DiversityMonitor(cfg.diversity_threshold)
 
     # --- resume = rerun the command
-    start = 0
-    ckpt = latest_checkpoint(out)
-    if ckpt is not None:
-        state = load_checkpoint(ckpt, net, ema, opt)
-        start = int(state["step"])
-        monitor.baseline = state.get("diversity_baseline")
-        acc.print(f"resuming from {ckpt} (step {start})")
+    start = resume(out, net, ema, opt, monitor, acc)
     net, opt = acc.prepare(net, opt)
-    log_path = out / "log.jsonl"
     config = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
-    if acc.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.json", json.dumps({**config, "objective": objective, "chain": kind}, indent=1))
-        atomic_write_text(log_path, "".join(line + "\n" for line in _read_log(log_path, start)))
-
-    def log(row: dict, bar=None) -> None:
-        if not acc.is_main_process:
-            return
-        with open(log_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        if "eval" in row:
-            e = row["eval"]
-            line = f"eval step {row['step']}:" + "".join(
-                f" {k} {e[k]:.4f}" for k in ("alignment", "alignment_all", "reward") if e.get(k) is not None)
-        else:
-            kl = "-" if row["kl"] is None else f"{row['kl']:.4g}"
-            line = (f"step {row['step']}/{cfg.steps} reward {row['reward_mean']:.4f} +- {row['reward_std']:.4f} kl {kl} "
-                    f"clip {row['clip_fraction']:.3f} diversity {row['diversity_rel']:.3f} {row['seconds']:.1f}s")
-        if bar is not None and progress:
-            bar.write(line)
-        else:
-            print(line, flush=True)
+    runlog = RunLog(out, {**config, "objective": objective, "chain": kind}, acc.is_main_process, progress)
+    runlog.start_at(start)
 
     def run_eval(step: int, bar=None) -> dict:
         result = evaluate_alignment(ema, autoencoder, objective, eval_prompts, latent_shape, cfg.num_steps, cfg.guidance, reward)
-        log({"step": step, "eval": result}, bar)
+        runlog.write_eval(step, result, bar)
         return result
 
     if acc.is_main_process and cfg.eval_every > 0 and start % cfg.eval_every == 0 and start < cfg.steps:
@@ -284,7 +299,9 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
                "ratio_mean": stats["ratio_mean"], "ratio_max_dev": stats["ratio_max_dev"], "loss": stats["loss"],
                "grad_norm": stats["grad_norm"], "diversity": div, "diversity_rel": rel, "seconds": time.time() - t0}
         bar.set_postfix(reward=f"{row['reward_mean']:.3f}", div=f"{rel:.2f}")
-        log(row, bar)
+        kl = "-" if row["kl"] is None else f"{row['kl']:.4g}"
+        runlog.write(row, f"step {done}/{cfg.steps} reward {row['reward_mean']:.4f} +- {row['reward_std']:.4f} kl {kl} "
+                          f"clip {row['clip_fraction']:.3f} diversity {rel:.3f} {row['seconds']:.1f}s", bar)
         if monitor.collapsed:
             msg = (f"warning: within-prompt diversity fell to {rel:.2f} of its start (< {cfg.diversity_threshold}): "
                    f"possible mode collapse / reward hacking; raise --kl or lower --lr")

@@ -21,7 +21,6 @@ OUT/ has the layout of `proxt2i finetune grpo` (config.json, log.jsonl, checkpoi
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Sequence
 import torch
 
 from ..errors import UsageError
-from .finetune import _read_log, evaluate_alignment, load_prompt_source, step_prompts
+from .finetune import RunLog, evaluate_alignment, load_prompt_source, resume, step_prompts
 
 
 @dataclass(frozen=True)
@@ -81,20 +80,11 @@ class R0Config:
 
 
 def pda_hybrid_with_eta(prox, x_T: torch.Tensor, num_steps: int, etas: Sequence[float], generator=None) -> torch.Tensor:
-    """PDA-hybrid from x_T [B, ...] with the noise of the step k (in sampling order) scaled by etas[k].
-    With every eta = 1 this is samplers.pda.pda_sample(mode='hybrid') draw for draw. Differentiable."""
-    from ..samplers.pda import pda_step_input
-    from ..schedule import VPSchedule, step_sizes, uniform_grid
+    """PDA-hybrid from x_T [B, ...] with the noise of step k (in sampling order) scaled by etas[k];
+    with every eta = 1 it is the sampler as used at inference. Differentiable."""
+    from ..samplers.pda import pda_sample
 
-    grid = uniform_grid(num_steps)
-    gammas = step_sizes(VPSchedule(), grid)
-    x, b = x_T, x_T.shape[0]
-    for i, k in enumerate(range(num_steps - 1, -1, -1)):
-        gamma = float(gammas[k])
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-        y, lam = pda_step_input(x, gamma, float(etas[i]) * noise, "hybrid")
-        x = prox(y, torch.full((b,), float(grid[k]), device=x.device, dtype=x.dtype), torch.full((b,), lam, device=x.device, dtype=x.dtype))
-    return x
+    return pda_sample(prox, x_T, num_steps, mode="hybrid", generator=generator, noise_scales=etas)
 
 
 def reward_image_gradient(terms: dict[str, torch.Tensor], weights: dict[str, float], images: torch.Tensor,
@@ -126,10 +116,9 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
     from accelerate import Accelerator
     from tqdm import tqdm
 
-    from ..atomic import atomic_write_text
     from ..pipeline import ProxT2IPipeline, guided_callable, save_pipeline
     from ..shipped import resolve_model
-    from ..training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from ..training.checkpoint import save_checkpoint
     from ..training.run import ema_update, step_generator
     from .diversity import DiversityMonitor, group_diversity, recogniser_features
     from .rewards import combine_rewards, parse_reward_spec
@@ -157,37 +146,15 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     monitor = DiversityMonitor(cfg.diversity_threshold)
 
-    start = 0
-    ckpt = latest_checkpoint(out)
-    if ckpt is not None:
-        state = load_checkpoint(ckpt, net, ema, opt)
-        start = int(state["step"])
-        monitor.baseline = state.get("diversity_baseline")
-        acc.print(f"resuming from {ckpt} (step {start})")
+    start = resume(out, net, ema, opt, monitor, acc)
     net, opt = acc.prepare(net, opt)
-    log_path = out / "log.jsonl"
     config = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
-    if acc.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.json", json.dumps({**config, "objective": "prox", "chain": "pda-hybrid"}, indent=1))
-        atomic_write_text(log_path, "".join(line + "\n" for line in _read_log(log_path, start)))
-
-    def log(row: dict, bar=None) -> None:
-        if not acc.is_main_process:
-            return
-        with open(log_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        if "eval" in row:
-            e = row["eval"]
-            line = f"eval step {row['step']}:" + "".join(f" {k} {e[k]:.4f}" for k in ("alignment", "alignment_all", "reward") if e.get(k) is not None)
-        else:
-            line = (f"step {row['step']}/{cfg.steps} reward {row['reward_mean']:.4f} pull {row['pull']:.3g} "
-                    f"diversity {row['diversity_rel']:.3f} {row['seconds']:.1f}s")
-        (bar.write if bar is not None and progress else print)(line)
+    runlog = RunLog(out, {**config, "objective": "prox", "chain": "pda-hybrid"}, acc.is_main_process, progress)
+    runlog.start_at(start)
 
     def run_eval(step: int, bar=None) -> dict:
         result = evaluate_alignment(ema, autoencoder, "prox", eval_prompts, latent_shape, cfg.num_steps, cfg.guidance, reward)
-        log({"step": step, "eval": result}, bar)
+        runlog.write_eval(step, result, bar)
         return result
 
     if acc.is_main_process and cfg.eval_every > 0 and start % cfg.eval_every == 0 and start < cfg.steps:
@@ -226,7 +193,8 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
                "terms": {k: float(v.detach().mean()) for k, v in terms.items()}, "pull": pull.item(), "grad_norm": grad_norm,
                "etas": etas, "diversity": div, "diversity_rel": rel, "seconds": time.time() - t0}
         bar.set_postfix(reward=f"{row['reward_mean']:.3f}")
-        log(row, bar)
+        runlog.write(row, f"step {done}/{cfg.steps} reward {row['reward_mean']:.4f} pull {row['pull']:.3g} "
+                          f"diversity {rel:.3f} {row['seconds']:.1f}s", bar)
         if cfg.group >= 2 and monitor.collapsed:
             (bar.write if progress else print)(f"warning: within-prompt diversity fell to {rel:.2f} of its start "
                                                f"(< {cfg.diversity_threshold}): possible reward hacking; raise --reg or lower --lr")

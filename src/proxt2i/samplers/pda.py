@@ -13,7 +13,7 @@ after the final prox, which lands at t = 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -88,12 +88,14 @@ def pda_sample(
     grid: Optional[torch.Tensor] = None,
     return_trajectory: bool = False,
     callback: Optional[Callable[[int, torch.Tensor], None]] = None,
+    noise_scales: Optional[Sequence[float]] = None,
 ):
     """Sample with PDA from x_T [B, ...] (a draw of N(0, I)) in num_steps prox evaluations.
 
     prox(y, t, lam) -> x with y [B, ...] and t, lam [B]. generator: one torch.Generator or a list of B. grid: increasing times [N + 1] from 0 to 1
     (default uniform t_k = k/N). Returns x_0 [B, ...], or a PDATrajectory if return_trajectory.
-    callback(k, x_k) is called after every step. Raises UsageError for bad input.
+    callback(k, x_k) is called after every step. noise_scales: one factor per step in sampling order
+    multiplying that step's noise (default 1; R0 trains with random factors). Raises UsageError for bad input.
     """
     check_mode(mode)
     check_num_steps(num_steps)
@@ -110,12 +112,16 @@ def pda_sample(
     if not torch.is_tensor(x_T) or x_T.dim() < 1:
         raise UsageError("x_T must be a tensor of shape [B, ...]")
 
+    if noise_scales is not None and len(noise_scales) != num_steps:
+        raise UsageError(f"noise_scales needs one factor per step ({num_steps}), got {len(noise_scales)}")
     batch = x_T.shape[0]
     x = x_T
     traj = PDATrajectory(xs=[x], ys=[], ts=[], lams=[], gammas=[])
     for k in range(num_steps - 1, -1, -1):
         gamma = float(gammas[k])
         noise = batch_randn(x.shape, generator, device=x.device, dtype=x.dtype)
+        if noise_scales is not None:
+            noise = float(noise_scales[num_steps - 1 - k]) * noise
         y, lam = pda_step_input(x, gamma, noise, mode)
         t_vec = torch.full((batch,), float(grid[k]), device=x.device, dtype=x.dtype)
         lam_vec = torch.full((batch,), lam, device=x.device, dtype=x.dtype)
