@@ -99,3 +99,23 @@ def test_conditional_mean_noise_is_the_regression_of_n_on_y_given_x0():
     resid = float((n - target).var())
     assert abs(resid - float(1 - 0.8 / (1 - a + 0.8))) < 0.01
     assert float(((n - target) * target).mean()).__abs__() < 0.01  # the residual is uncorrelated with the target
+
+
+def test_total_noise_is_the_backbone_target_of_a_preconditioned_prox():
+    """z = (y - sqrt(alpha) x0) / sqrt(1 - alpha + lam) is unit Gaussian given x0, and the conditional-mean
+    target of n is z times the preconditioned model's output scale (so a loss on z is the same target, reweighted)."""
+    from proxt2i.models.uvit import prox_output_scale
+    from proxt2i.training.losses import conditional_mean_noise, noisy_pair, prox_pair, total_noise
+
+    sched = VPSchedule()
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.randn(4, 2, 64, 64, generator=g)
+    t = torch.tensor([0.05, 0.3, 0.6, 0.95])
+    lam = torch.tensor([0.001, 0.1, 1.0, 5.0])
+    x_t, _ = noisy_pair(x0, t, sched, generator=g)
+    y, _ = prox_pair(x_t, lam, generator=g)
+    z = total_noise(y, x0, t, lam, sched)
+    for row in z:
+        assert abs(float(row.mean())) < 0.05 and abs(float(row.std()) - 1) < 0.05
+    scaled = prox_output_scale(t, lam).view(-1, 1, 1, 1) * z
+    assert torch.allclose(scaled, conditional_mean_noise(y, x0, t, lam, sched), atol=1e-5)

@@ -82,6 +82,36 @@ def test_init_from_a_trained_model(tiny_run, tmp_path):
         train(resolve_config("test-tiny", [f"out={tmp_path / 'score'}", f"init={tiny_run / 'final'}", "objective=score"]), progress=False)
 
 
+def test_export_a_checkpoint_as_a_model_folder(tiny_run, tmp_path, capsys):
+    """The newest checkpoint's EMA export is the run's final model; --weights raw gives the optimiser's weights."""
+    assert main(["export", str(tiny_run), "--out", str(tmp_path / "ema")]) == 0
+    final, ema = load_file(tiny_run / "final" / "uvit.safetensors"), load_file(tmp_path / "ema" / "uvit.safetensors")
+    assert final.keys() == ema.keys() and all(torch.equal(final[k], ema[k]) for k in final)
+    step2 = tiny_run / "checkpoints" / "step-00000002"
+    assert main(["export", str(step2), "--out", str(tmp_path / "raw"), "--weights", "raw"]) == 0
+    raw = load_file(tmp_path / "raw" / "uvit.safetensors")
+    assert any(not torch.equal(raw[k], final[k]) for k in final)
+    recipe = json.loads((tmp_path / "raw" / "config.json").read_text())["recipe"]
+    assert (recipe["step"], recipe["weights"]) == (2, "raw")
+    from proxt2i.pipeline import ProxT2IPipeline
+
+    assert len(ProxT2IPipeline.from_pretrained(tmp_path / "raw")(["a man"], num_steps=1, generator=torch.Generator().manual_seed(0))) == 1
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
+    assert "neither a checkpoint folder" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_total_noise_target_trains_a_preconditioned_prox(tiny_run, tmp_path):
+    with pytest.raises(UsageError, match="needs precondition=true"):
+        resolve_config("test-tiny", ["prox_target=total-noise"])
+    out = tmp_path / "tn"
+    train(resolve_config("test-tiny", [f"out={out}", "precondition=true", "prox_target=total-noise", "steps=2"]), progress=False)
+    cfg = json.loads((out / "final" / "config.json").read_text())
+    assert cfg["uvit"]["precondition"] is True
+    weights = load_file(out / "final" / "uvit.safetensors")
+    assert all(torch.isfinite(v).all() for v in weights.values())
+
+
 def test_score_objective_trains_without_lam(tmp_path):
     out = tmp_path / "score"
     train(resolve_config("test-tiny", [f"out={out}", "objective=score", "steps=2"]), progress=False)

@@ -20,9 +20,10 @@ from . import train_vae as train_vae_cmd
 from . import evaluate as evaluate_cmd
 from . import toy as toy_cmd
 from . import finetune as finetune_cmd
+from . import export as export_cmd
 
 # Plain list of subcommand modules, in the order `--help` shows them.
-COMMAND_MODULES = [generate_cmd, models_cmd, train_cmd, train_vae_cmd, evaluate_cmd, bench_cmd, finetune_cmd, data_cmd, toy_cmd, info_cmd]
+COMMAND_MODULES = [generate_cmd, models_cmd, train_cmd, export_cmd, train_vae_cmd, evaluate_cmd, bench_cmd, finetune_cmd, data_cmd, toy_cmd, info_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

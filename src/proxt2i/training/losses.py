@@ -95,3 +95,14 @@ def conditional_mean_noise(y: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, l
     a = expand_like(schedule.alpha(t.double()), y).to(y.dtype)
     lam_e = expand_like(lam, y).to(y.dtype)
     return lam_e.sqrt() * (y - a.sqrt() * x0) / (1.0 - a + lam_e)
+
+
+def total_noise(y: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, lam: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+    """z = (y - sqrt(alpha_t) x0) / sqrt(1 - alpha_t + lam), [B, ...]: the unit noise of y given x0, which a
+    preconditioned backbone predicts (models/uvit.py). E[n | y, x0] = sqrt(lam / (1 - alpha_t + lam)) z, so a
+    loss on z is the conditional-mean target divided by the output scale: every (t, lam) draw carries the
+    image (and text) signal at unit weight, as in denoising score matching at noise level sqrt(1 - alpha_t + lam),
+    instead of weight lam / (1 - alpha_t + lam), which is ~0 on the many-step grids."""
+    a = expand_like(schedule.alpha(t.double()), y).to(y.dtype)
+    lam_e = expand_like(lam, y).to(y.dtype)
+    return (y - a.sqrt() * x0) / (1.0 - a + lam_e).sqrt()

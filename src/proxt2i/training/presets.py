@@ -44,7 +44,8 @@ class TrainConfig:
     zeta_decay: float = 0.5
     zeta_stages: int = 2
     step_candidates: tuple = (5, 10, 20, 50, 100, 1000)
-    prox_target: str = "sample"  # "sample": the drawn n (ProxDM); "conditional-mean": E[n | y, x0] (losses.conditional_mean_noise)
+    prox_target: str = "sample"  # "sample": the drawn n (ProxDM); "conditional-mean": E[n | y, x0] (losses.conditional_mean_noise);
+    # "total-noise" (precondition only): the backbone output against y's unit noise (losses.total_noise)
     candidate_power: float = 1.0 / 3.0  # step count N drawn with weight N^power (ProxDM: 1/3; 0 = uniform over candidates)
     mode: str = "hybrid"  # the discretization lam follows
     # bookkeeping
@@ -64,7 +65,9 @@ class TrainConfig:
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (0 <= self.text_dropout < 1, f"text_dropout must be in [0, 1), got {self.text_dropout}"),
             (0 <= self.ema < 1, f"ema must be in [0, 1), got {self.ema}"),
-            (self.prox_target in ("sample", "conditional-mean"), f"prox_target must be 'sample' or 'conditional-mean', got {self.prox_target!r}"),
+            (self.prox_target in ("sample", "conditional-mean", "total-noise"),
+             f"prox_target must be 'sample', 'conditional-mean' or 'total-noise', got {self.prox_target!r}"),
+            (self.prox_target != "total-noise" or self.precondition, "prox_target=total-noise needs precondition=true"),
             (self.mode in ("hybrid", "backward"), f"mode must be 'hybrid' or 'backward', got {self.mode!r}"),
             (self.mixed_precision in ("no", "bf16", "fp16"), f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}"),
             (not self.precondition or self.objective == "prox", "precondition applies to objective=prox only"),
@@ -129,7 +132,7 @@ def resolve_config(name_or_path: str, overrides: list[str] = ()) -> TrainConfig:
             data = json.loads(p.read_text())
         except json.JSONDecodeError as err:
             raise UsageError(f"config file {name_or_path!r} is not valid JSON: {err}") from None
-        cfg = _apply(TrainConfig(), data)
+        cfg = config_from_dict(data)
     else:
         raise UsageError(f"unknown config {name_or_path!r}; use a preset ({', '.join(PRESETS)}) or a .json file")
     kv = {}
@@ -139,6 +142,11 @@ def resolve_config(name_or_path: str, overrides: list[str] = ()) -> TrainConfig:
         k, v = item.split("=", 1)
         kv[k.strip()] = v
     return _apply(cfg, kv, from_strings=True)
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """A TrainConfig from a saved config dict (a run's config.json or a checkpoint's state.json["config"])."""
+    return _apply(TrainConfig(), values)
 
 
 def _apply(cfg: TrainConfig, values: dict, from_strings: bool = False) -> TrainConfig:

@@ -21,7 +21,9 @@ from ..errors import UsageError
 from ..schedule import VPSchedule
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .draws import draw_t_lam
-from .losses import PMSchedule, conditional_mean_noise, denoising_score_matching_loss, loss_phase, noisy_pair, prox_pair, proximal_matching_objective
+from .losses import (PMSchedule, conditional_mean_noise, denoising_score_matching_loss, loss_phase, noisy_pair, prox_pair,
+                     proximal_matching_objective, total_noise)
+from ..models.uvit import prox_output_scale
 from .presets import TrainConfig, config_dict
 
 
@@ -124,6 +126,13 @@ def build_autoencoder(spec: str):
     return load_autoencoder_dir(spec)
 
 
+def training_vocabulary(source: BatchSource) -> list[str]:
+    """The embedded text encoder's words: SynthFaces' vocabulary, or every word of the dataset's captions."""
+    from ..models.text import synthfaces_vocabulary, words
+
+    return synthfaces_vocabulary() if source.records is None else sorted({w for t in source.captions_for_vocabulary() for w in words(t)})
+
+
 def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, vocab: list[str]):
     from ..models.conditional import TextConditionedUViT
     from ..models.text import EmbeddedTextEncoder, load_text_encoder
@@ -195,7 +204,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     from accelerate import Accelerator
     from tqdm import tqdm
 
-    from ..models.text import synthfaces_vocabulary, words
     from ..pipeline import save_pipeline
 
     torch.set_num_threads(max(1, cfg.threads))
@@ -209,7 +217,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if cfg.image_size % autoencoder.downsample:
         raise UsageError(f"image_size {cfg.image_size} must be a multiple of the autoencoder's downsampling {autoencoder.downsample}")
     latent_size = cfg.image_size // autoencoder.downsample
-    vocab = synthfaces_vocabulary() if source.records is None else sorted({w for t in source.captions_for_vocabulary() for w in words(t)})
+    vocab = training_vocabulary(source)
     torch.manual_seed(cfg.seed)
     net = build_network(cfg, autoencoder.latent_channels, latent_size, vocab)
     ema = copy.deepcopy(net).requires_grad_(False).eval()
@@ -268,7 +276,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             phase, zeta = loss_phase(step, pm)
             with acc.autocast():
                 eps = net(y, t, lam, captions)
-            loss = proximal_matching_objective(eps.float(), n, phase, zeta).mean()
+            pred = eps.float()
+            if cfg.prox_target == "total-noise":  # compare in backbone space: undo the exact output scale
+                n = total_noise(y, x0, t, lam, schedule)
+                pred = pred / prox_output_scale(t, lam).view(-1, *[1] * (pred.dim() - 1))
+            loss = proximal_matching_objective(pred, n, phase, zeta).mean()
         else:
             t = (torch.rand(x0.shape[0], generator=g) * (1 - 1e-3) + 1e-3).to(acc.device)
             x_t, e = noisy_pair(x0, t, schedule, generator=g)
