@@ -26,6 +26,11 @@ def test_overrides_and_errors(tmp_path):
         resolve_config("nope")
     (tmp_path / "c.json").write_text(json.dumps({"steps": 3, "width": 16}))
     assert resolve_config(str(tmp_path / "c.json")).steps == 3
+    (tmp_path / "bad.json").write_text("{steps: 3")
+    with pytest.raises(UsageError, match="config file .*bad.json.* is not valid JSON"):
+        resolve_config(str(tmp_path / "bad.json"))
+    with pytest.raises(UsageError, match="config file .*missing.json.* not found"):
+        resolve_config(str(tmp_path / "missing.json"))
     assert lr_at(0, cfg) < lr_at(10, cfg) == cfg.lr
     warm = resolve_config("test-tiny", ["ema=0.999"])
     assert ema_decay(0, warm) == 0.1 and ema_decay(90, warm) == 0.91 and ema_decay(100_000, warm) == 0.999

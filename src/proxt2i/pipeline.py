@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from .errors import UsageError
+from .errors import UsageError, read_json
 from .models.text import SAVED_TEXT_ENCODERS
 from .parameterization import eps_from_score_model, prox_from_eps, score_from_eps_model
 from .samplers import euler_maruyama_sample, pda_sample, pf_ode_euler_sample
@@ -105,10 +105,7 @@ def read_model_config(path: Path) -> dict:
     cfg_path = path / "config.json"
     if not cfg_path.exists():
         raise UsageError(f"{str(path)!r} has no config.json; is it a proxt2i model folder?")
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as err:
-        raise UsageError(f"{cfg_path} is not valid JSON ({err})") from None
+    cfg = read_json(cfg_path, "model config")
     if cfg.get("format") != FORMAT or cfg.get("version") != VERSION:
         raise UsageError(f"{cfg_path} is not a proxt2i model config (format {FORMAT!r} version {VERSION} expected)")
     unknown = set(cfg) - CONFIG_KEYS

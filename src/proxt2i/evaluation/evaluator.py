@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from ..errors import UsageError
+from ..atomic import atomic_save_safetensors, atomic_write_text
+from ..errors import UsageError, read_json
 from .contrastive import ContrastiveConfig, ContrastiveModel
 from .preprocess import to_model_input
 from .recogniser import Recogniser, RecogniserConfig
@@ -79,38 +79,19 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path) on a temp file beside `path`, then os.replace it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; shipped files must be readable by all
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save_weights(model: torch.nn.Module, path: Path) -> None:
     """State dict -> safetensors, floats stored as float16, atomically."""
     state = {k: (v.half() if v.is_floating_point() else v).contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(state, tmp))
+    atomic_save_safetensors(state, path)
 
 
 def save_reference(features: torch.Tensor, path: Path) -> None:
     """Reference features [N, F] -> safetensors (float16, atomically)."""
-    atomic_write(path, lambda tmp: save_file({"features": features.half().contiguous().cpu()}, tmp))
+    atomic_save_safetensors({"features": features.half().contiguous().cpu()}, path)
 
 
 def save_config(config: dict, path: Path) -> None:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(config, f, indent=1)
-            f.write("\n")
-
-    atomic_write(path, write)
+    atomic_write_text(path, json.dumps(config, indent=1) + "\n")
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
@@ -125,7 +106,7 @@ def read_config(folder: Path) -> dict:
     missing = [n for n in ("config.json",) + WEIGHT_FILES if not (folder / n).is_file()]
     if missing:
         raise UsageError(f"evaluator folder {folder} lacks {', '.join(missing)}: rebuild it with `proxt2i evaluator train --out {folder}`")
-    config = json.loads((folder / "config.json").read_text())
+    config = read_json(folder / "config.json", "evaluator config")
     if config.get("format") != FORMAT:
         raise UsageError(f"{folder / 'config.json'} is not a {FORMAT} evaluator config")
     return config

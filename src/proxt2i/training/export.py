@@ -6,12 +6,11 @@ The run's final export (OUT/final) is the EMA at the last step; this gives the s
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from safetensors.torch import load_file
 
-from ..errors import UsageError
+from ..errors import UsageError, read_json
 from .checkpoint import latest_checkpoint
 
 WEIGHTS = {"ema": "ema.safetensors", "raw": "model.safetensors"}
@@ -37,11 +36,10 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, weights: str = "e
     if weights not in WEIGHTS:
         raise UsageError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     ckpt = find_checkpoint(checkpoint)
-    try:
-        state = json.loads((ckpt / "state.json").read_text())
-        cfg = config_from_dict(state["config"])
-    except (json.JSONDecodeError, KeyError) as err:
-        raise UsageError(f"{ckpt / 'state.json'} is not a training checkpoint's state ({err})") from None
+    state = read_json(ckpt / "state.json", "checkpoint state")
+    if "config" not in state:
+        raise UsageError(f"{ckpt / 'state.json'} has no training config; is it a proxt2i training checkpoint?")
+    cfg = config_from_dict(state["config"])
     autoencoder = build_autoencoder(cfg.autoencoder).eval()
     net = build_network(cfg, autoencoder.latent_channels, cfg.image_size // autoencoder.downsample, training_vocabulary(BatchSource(cfg)))
     try:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import UsageError, read_json
 
 
 @dataclass(frozen=True)
@@ -125,14 +123,7 @@ def resolve_config(name_or_path: str, overrides: list[str] = ()) -> TrainConfig:
     if name_or_path in PRESETS:
         cfg = PRESETS[name_or_path]
     elif name_or_path.endswith(".json"):
-        p = Path(name_or_path)
-        if not p.exists():
-            raise UsageError(f"config file {name_or_path!r} not found")
-        try:
-            data = json.loads(p.read_text())
-        except json.JSONDecodeError as err:
-            raise UsageError(f"config file {name_or_path!r} is not valid JSON: {err}") from None
-        cfg = config_from_dict(data)
+        cfg = config_from_dict(read_json(name_or_path, "config file"))
     else:
         raise UsageError(f"unknown config {name_or_path!r}; use a preset ({', '.join(PRESETS)}) or a .json file")
     kv = {}
