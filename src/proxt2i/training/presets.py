@@ -83,8 +83,10 @@ PRESETS: dict[str, TrainConfig] = {
     # (sized for a 2-core CPU: ~45 minutes per model; see docs/training.md for the measured recipe)
     # few-step grids (2, 3, 4 steps) join ProxDM's candidates: the shipped model is sampled at 2-8 steps
     # (ema_warmup=False: how the shipped weights were trained; keep it to rebuild them exactly)
+    # the loss on the backbone's output against y's unit noise (prox_target=total-noise), and PM with zeta 10
+    # throughout (no L1 warm-up): nearly quadratic, the posterior-mean end of the PM family (docs/models.md)
     "synthfaces-prox": TrainConfig(width=128, depth=5, batch=32, steps=5000, lr=5e-4, lr_warmup=200, checkpoint_every=250, ema_warmup=False,
-                                   precondition=True,
+                                   precondition=True, prox_target="total-noise", pm_warmup_fraction=0.0, zeta_start=10.0, zeta_stages=1,
                                    step_candidates=(2, 3, 4, 5, 10, 20, 50, 100, 1000)),
     "synthfaces-score": TrainConfig(objective="score", width=128, depth=5, batch=32, steps=5000, lr=5e-4, lr_warmup=200, checkpoint_every=250, ema_warmup=False,
                                     out="runs/synthfaces-score"),
