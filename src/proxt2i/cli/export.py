@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
+    from ..training.export import WEIGHTS
+
     p = sub.add_parser(
         "export", help="turn a training checkpoint into a model folder (for generate / evaluate)",
         description=("Write a checkpoint's weights as a model folder that `proxt2i generate --model DIR` loads. "
@@ -12,7 +14,7 @@ def register(sub) -> None:
     )
     p.add_argument("checkpoint", help="checkpoint folder, or a training run folder")
     p.add_argument("--out", required=True, help="model folder to write")
-    p.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA weights (default, as OUT/final) or raw weights")
+    p.add_argument("--weights", choices=tuple(WEIGHTS), default="ema", help="EMA weights (default, as OUT/final) or raw weights")
     p.set_defaults(func=run)
 
 

@@ -94,7 +94,7 @@ def conditional_mean_noise(y: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, l
     dimension that no network can predict removed; the PM loss then sees the learnable error only."""
     a = expand_like(schedule.alpha(t.double()), y).to(y.dtype)
     lam_e = expand_like(lam, y).to(y.dtype)
-    return lam_e.sqrt() * (y - a.sqrt() * x0) / (1.0 - a + lam_e)
+    return (lam_e / (1.0 - a + lam_e)).sqrt() * total_noise(y, x0, t, lam, schedule)
 
 
 def total_noise(y: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, lam: torch.Tensor, schedule: Schedule) -> torch.Tensor:

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
+from ..models.uvit import prox_output_scale
 from ..schedule import VPSchedule
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .draws import draw_t_lam
 from .losses import (PMSchedule, conditional_mean_noise, denoising_score_matching_loss, loss_phase, noisy_pair, prox_pair,
                      proximal_matching_objective, total_noise)
-from ..models.uvit import prox_output_scale
 from .presets import TrainConfig, config_dict
 
 
@@ -271,16 +271,16 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             t, lam = d.t.float().to(acc.device), d.lam.float().to(acc.device)
             x_t, _ = noisy_pair(x0, t, schedule, generator=g)
             y, n = prox_pair(x_t, lam, generator=g)
-            if cfg.prox_target == "conditional-mean":
-                n = conditional_mean_noise(y, x0, t, lam, schedule)
             phase, zeta = loss_phase(step, pm)
             with acc.autocast():
                 eps = net(y, t, lam, captions)
-            pred = eps.float()
-            if cfg.prox_target == "total-noise":  # compare in backbone space: undo the exact output scale
-                n = total_noise(y, x0, t, lam, schedule)
+            pred, target = eps.float(), n
+            if cfg.prox_target == "conditional-mean":
+                target = conditional_mean_noise(y, x0, t, lam, schedule)
+            elif cfg.prox_target == "total-noise":  # compare in backbone space: undo the exact output scale
+                target = total_noise(y, x0, t, lam, schedule)
                 pred = pred / prox_output_scale(t, lam).view(-1, *[1] * (pred.dim() - 1))
-            loss = proximal_matching_objective(pred, n, phase, zeta).mean()
+            loss = proximal_matching_objective(pred, target, phase, zeta).mean()
         else:
             t = (torch.rand(x0.shape[0], generator=g) * (1 - 1e-3) + 1e-3).to(acc.device)
             x_t, e = noisy_pair(x0, t, schedule, generator=g)
