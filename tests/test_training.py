@@ -101,6 +101,16 @@ def test_export_a_checkpoint_as_a_model_folder(tiny_run, tmp_path, capsys):
     from proxt2i.pipeline import ProxT2IPipeline
 
     assert len(ProxT2IPipeline.from_pretrained(tmp_path / "raw")(["a man"], num_steps=1, generator=torch.Generator().manual_seed(0))) == 1
+    # the checkpoint carries the text vocabulary: export does not need the training data any more
+    moved = tmp_path / "moved"
+    shutil.copytree(step2, moved)
+    state = json.loads((moved / "state.json").read_text())
+    assert state["vocabulary"] and all(isinstance(w, str) for w in state["vocabulary"])
+    state["config"]["data"] = f"imagefolder:{tmp_path / 'deleted'}"
+    (moved / "state.json").write_text(json.dumps(state))
+    assert main(["export", str(moved), "--out", str(tmp_path / "moved-out"), "--weights", "raw"]) == 0
+    moved_raw = load_file(tmp_path / "moved-out" / "uvit.safetensors")
+    assert all(torch.equal(moved_raw[k], raw[k]) for k in raw)
     capsys.readouterr()
     assert main(["export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
     assert "neither a checkpoint folder" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -41,7 +41,9 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, weights: str = "e
         raise UsageError(f"{ckpt / 'state.json'} has no training config; is it a proxt2i training checkpoint?")
     cfg = config_from_dict(state["config"])
     autoencoder = build_autoencoder(cfg.autoencoder).eval()
-    net = build_network(cfg, autoencoder.latent_channels, cfg.image_size // autoencoder.downsample, training_vocabulary(BatchSource(cfg)))
+    # checkpoints store the embedded encoder's words; older ones did not, and then the data is read again
+    vocab = state["vocabulary"] if "vocabulary" in state else training_vocabulary(BatchSource(cfg))
+    net = build_network(cfg, autoencoder.latent_channels, cfg.image_size // autoencoder.downsample, vocab)
     try:
         net.load_state_dict(load_file(ckpt / WEIGHTS[weights]))
     except Exception as err:  # missing, truncated or mismatched file

@@ -316,7 +316,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                 if zeta is not None:
                     writer.add_scalar("zeta", zeta, done)
         if acc.is_main_process and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-            save_checkpoint(out, done, acc.unwrap_model(net), ema, opt, {"config": config_dict(cfg),
+            save_checkpoint(out, done, acc.unwrap_model(net), ema, opt, {"config": config_dict(cfg), "vocabulary": vocab,
                             "wall_seconds": round(wall_before + time.time() - t_start, 1)}, keep=cfg.keep_checkpoints)
         if acc.is_main_process and cfg.sample_every > 0 and done % cfg.sample_every == 0:
             _sample_grid(ema, autoencoder, cfg, latent_size, out / "samples" / f"step-{done:08d}.png")
