@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from proxt2i.cli import main
 from proxt2i.errors import UsageError
 from proxt2i.training.presets import resolve_config
-from proxt2i.training.run import ema_decay, lr_at, train
+from proxt2i.training.run import ema_decay, lr_at, recipe_stages, train
 
 
 def test_overrides_and_errors(tmp_path):
@@ -81,6 +81,12 @@ def test_init_from_a_trained_model(tiny_run, tmp_path):
     for name in ("uvit.safetensors", "text_encoder.safetensors"):
         a, b = load_file(tiny_run / "final" / name), load_file(out / "final" / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the fine-tuned model records the run it started from; so do its checkpoints and their exports
+    source = json.loads((tiny_run / "final" / "config.json").read_text())["recipe"]
+    recipe = json.loads((out / "final" / "config.json").read_text())["recipe"]
+    assert recipe["init_recipe"] == source and [st["steps"] for st in recipe_stages(recipe)] == [source["steps"], 1]
+    assert main(["export", str(out), "--out", str(tmp_path / "ft-export")]) == 0
+    assert json.loads((tmp_path / "ft-export" / "config.json").read_text())["recipe"]["init_recipe"] == source
     with pytest.raises(UsageError, match="does not match"):
         train(resolve_config("test-tiny", [f"out={tmp_path / 'wide'}", f"init={tiny_run / 'final'}", "width=48"]), progress=False)
     with pytest.raises(UsageError, match="is a prox model"):
@@ -97,7 +103,7 @@ def test_export_a_checkpoint_as_a_model_folder(tiny_run, tmp_path, capsys):
     raw = load_file(tmp_path / "raw" / "uvit.safetensors")
     assert any(not torch.equal(raw[k], final[k]) for k in final)
     recipe = json.loads((tmp_path / "raw" / "config.json").read_text())["recipe"]
-    assert (recipe["step"], recipe["weights"]) == (2, "raw")
+    assert (recipe["steps"], recipe["weights"]) == (2, "raw")
     from proxt2i.pipeline import ProxT2IPipeline
 
     assert len(ProxT2IPipeline.from_pretrained(tmp_path / "raw")(["a man"], num_steps=1, generator=torch.Generator().manual_seed(0))) == 1

@@ -14,6 +14,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..shipped import ASSETS, DEFAULT_MODEL, SHIPPED
+    from ..training.run import recipe_stages
 
     rows = []
     for name, info in SHIPPED.items():
@@ -38,9 +39,11 @@ def run(args) -> int:
         flag = " (default)" if r["default"] else ""
         print(f"{r['name']}{flag}: {r['about']}")
         if r["built"]:
-            rec = r["recipe"]
+            stages = recipe_stages(r["recipe"]) or [{}]  # a fine-tuned model lists the runs it was initialised from
+            steps = " + ".join(str(st.get("steps", "?")) for st in stages)
+            wall = " + ".join(str(st.get("wall_seconds", "?")) for st in stages)
             print(f"  {r['size_mb']} MB, {r['parameters'] / 1e6:.2f}M parameters (U-ViT + text encoder + VAE), {r['image_size']} px, "
-                  f"{rec.get('steps', '?')} steps x batch {rec.get('config', {}).get('batch', '?')}, wall {rec.get('wall_seconds', '?')} s")
+                  f"{steps} steps x batch {stages[-1].get('config', {}).get('batch', '?')}, wall {wall} s")
         else:
             print("  not built in this checkout")
         print(f"  rebuild: {r['rebuild']}")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UsageError
+from ..errors import UsageError, read_json
 from ..models.uvit import prox_output_scale
 from ..schedule import VPSchedule
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -155,9 +155,28 @@ def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, voca
     return TextConditionedUViT(UViT(UViTConfig.from_dict(base)), text)
 
 
-def init_from_model(net, name_or_path: str) -> None:
-    """Copy a trained model's U-ViT and embedded text-encoder weights into `net` (fine-tuning).
-    Architecture, vocabulary and objective must match; a mismatch is one clear error."""
+def model_recipe(name_or_path: str) -> dict | None:
+    """The training recipe recorded in a model folder's config.json (None for "" or a folder without one)."""
+    from ..shipped import resolve_model
+
+    if not name_or_path:
+        return None
+    path = resolve_model(name_or_path) / "config.json"
+    return read_json(path, "model config").get("recipe") if path.exists() else None
+
+
+def recipe_stages(recipe: dict) -> list[dict]:
+    """A recipe and the recipes of the models it was initialised from, oldest first."""
+    stages = []
+    while recipe:
+        stages.insert(0, recipe)
+        recipe = recipe.get("init_recipe")
+    return stages
+
+
+def init_from_model(net, name_or_path: str) -> dict | None:
+    """Copy a trained model's U-ViT and embedded text-encoder weights into `net` (fine-tuning); returns
+    that model's recipe. Architecture, vocabulary and objective must match; a mismatch is one clear error."""
     from ..pipeline import load_pipeline
     from ..shipped import resolve_model
 
@@ -174,6 +193,7 @@ def init_from_model(net, name_or_path: str) -> None:
         first = str(err).strip().splitlines()[-1].strip()
         raise UsageError(f"init={name_or_path!r} does not match this config's network ({first}); "
                          "use a model trained with the same width, depth, patch size, text encoder and objective") from None
+    return cfg.get("recipe") or None
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -224,15 +244,16 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     # --- resume = rerun the command
-    start, wall_before = 0, 0.0
+    start, wall_before, init_recipe = 0, 0.0, None  # init_recipe: how the init model was made (the lineage)
     ckpt = latest_checkpoint(out)
     if ckpt is None and cfg.init:
-        init_from_model(net, cfg.init)
+        init_recipe = init_from_model(net, cfg.init)
         ema.load_state_dict(net.state_dict())
         acc.print(f"initialised from {cfg.init}")
     if ckpt is not None:
         state = load_checkpoint(ckpt, net, ema, opt)
         start, wall_before = int(state["step"]), float(state.get("wall_seconds", 0.0))
+        init_recipe = state["init_recipe"] if "init_recipe" in state else model_recipe(cfg.init)
         acc.print(f"resuming from {ckpt} (step {start})")
     net, opt = acc.prepare(net, opt)
     ema.to(acc.device)
@@ -316,7 +337,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                 if zeta is not None:
                     writer.add_scalar("zeta", zeta, done)
         if acc.is_main_process and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-            save_checkpoint(out, done, acc.unwrap_model(net), ema, opt, {"config": config_dict(cfg), "vocabulary": vocab,
+            save_checkpoint(out, done, acc.unwrap_model(net), ema, opt, {"config": config_dict(cfg), "vocabulary": vocab, "init_recipe": init_recipe,
                             "wall_seconds": round(wall_before + time.time() - t_start, 1)}, keep=cfg.keep_checkpoints)
         if acc.is_main_process and cfg.sample_every > 0 and done % cfg.sample_every == 0:
             _sample_grid(ema, autoencoder, cfg, latent_size, out / "samples" / f"step-{done:08d}.png")
@@ -330,7 +351,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         recipe = {"command": f"proxt2i train {cfg_name_hint(cfg)}", "config": config_dict(cfg), "steps": cfg.steps,
                   "images_seen": cfg.steps * cfg.batch * acc.num_processes, "processes": acc.num_processes,
                   "wall_seconds": round(wall_before + time.time() - t_start, 1),  # over all resumed sessions
-                  "rank_weight_checksums": rank_checksums}
+                  "rank_weight_checksums": rank_checksums, "init_recipe": init_recipe}
         save_pipeline(final, ema.uvit, ema.text_encoder, autoencoder, objective=cfg.objective,
                       image_size=cfg.image_size, recipe=recipe)
         if writer is not None:
