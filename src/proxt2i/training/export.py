@@ -31,7 +31,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, weights: str = "e
     """Write the checkpoint's `weights` ("ema" or "raw") as a model folder at `out` (atomically); returns `out`."""
     from ..pipeline import save_pipeline
     from .presets import config_from_dict
-    from .run import BatchSource, build_autoencoder, build_network, model_recipe, training_vocabulary
+    from .run import BatchSource, build_autoencoder, build_network, checkpoint_init_recipe, training_vocabulary
 
     if weights not in WEIGHTS:
         raise UsageError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
@@ -50,6 +50,6 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, weights: str = "e
         raise UsageError(f"cannot read {ckpt / WEIGHTS[weights]} ({str(err).strip().splitlines()[0]})") from None
     recipe = {"exported_from": str(ckpt), "steps": state.get("step"), "weights": weights, "config": state["config"],
               "wall_seconds": state.get("wall_seconds"),
-              "init_recipe": state["init_recipe"] if "init_recipe" in state else model_recipe(cfg.init)}
+              "init_recipe": checkpoint_init_recipe(state, cfg.init)}
     return save_pipeline(out, net.uvit, net.text_encoder, autoencoder, objective=cfg.objective,
                          image_size=cfg.image_size, recipe=recipe)

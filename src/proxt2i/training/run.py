@@ -165,6 +165,12 @@ def model_recipe(name_or_path: str) -> dict | None:
     return read_json(path, "model config").get("recipe") if path.exists() else None
 
 
+def checkpoint_init_recipe(state: dict, init: str) -> dict | None:
+    """The init model's recipe as a checkpoint recorded it; checkpoints from before it was recorded
+    fall back to reading the init model's folder as it is now."""
+    return state["init_recipe"] if "init_recipe" in state else model_recipe(init)
+
+
 def recipe_stages(recipe: dict) -> list[dict]:
     """A recipe and the recipes of the models it was initialised from, oldest first."""
     stages = []
@@ -253,7 +259,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if ckpt is not None:
         state = load_checkpoint(ckpt, net, ema, opt)
         start, wall_before = int(state["step"]), float(state.get("wall_seconds", 0.0))
-        init_recipe = state["init_recipe"] if "init_recipe" in state else model_recipe(cfg.init)
+        init_recipe = checkpoint_init_recipe(state, cfg.init)
         acc.print(f"resuming from {ckpt} (step {start})")
     net, opt = acc.prepare(net, opt)
     ema.to(acc.device)
