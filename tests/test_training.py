@@ -37,6 +37,21 @@ def test_overrides_and_errors(tmp_path):
     assert ema_decay(0, resolve_config("test-tiny", ["ema=0.999", "ema_warmup=false"])) == 0.999
 
 
+def test_lr_decay_schedules():
+    # warm-up 10 steps to 1e-3, then constant / linear / cosine down to 0 at step 110
+    base = ["lr=1e-3", "lr_warmup=10", "steps=110"]
+    const, linear, cosine = (resolve_config("test-tiny", base + [f"lr_decay={d}"]) for d in ("constant", "linear", "cosine"))
+    for cfg in (const, linear, cosine):
+        assert lr_at(4, cfg) == pytest.approx(5e-4) and lr_at(10, cfg) == pytest.approx(1e-3)
+    assert lr_at(109, const) == pytest.approx(1e-3)
+    assert lr_at(60, linear) == pytest.approx(5e-4) and lr_at(60, cosine) == pytest.approx(5e-4)
+    assert lr_at(35, cosine) > lr_at(35, linear) and lr_at(85, cosine) < lr_at(85, linear)
+    lrs = [lr_at(s, linear) for s in range(10, 110)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:])) and 0 < lrs[-1] < 2e-5
+    with pytest.raises(UsageError, match="lr_decay must be one of constant, linear, cosine"):
+        resolve_config("test-tiny", ["lr_decay=step"])
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "prox"

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from ..errors import UsageError, read_json
 
+LR_DECAYS = ("constant", "linear", "cosine")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -31,6 +33,7 @@ class TrainConfig:
     batch: int = 64  # per process
     lr: float = 3e-4
     lr_warmup: int = 500
+    lr_decay: str = "constant"  # after warm-up: "constant", or "linear" / "cosine" down to 0 at the last step (a cool-down)
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema: float = 0.999
@@ -61,6 +64,7 @@ class TrainConfig:
             (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
             (self.batch >= 1, f"batch must be >= 1, got {self.batch}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.lr_decay in LR_DECAYS, f"lr_decay must be one of {', '.join(LR_DECAYS)}, got {self.lr_decay!r}"),
             (0 <= self.text_dropout < 1, f"text_dropout must be in [0, 1), got {self.text_dropout}"),
             (0 <= self.ema < 1, f"ema must be in [0, 1), got {self.ema}"),
             (self.prox_target in ("sample", "conditional-mean", "total-noise"),

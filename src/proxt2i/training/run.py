@@ -203,8 +203,15 @@ def init_from_model(net, name_or_path: str) -> dict | None:
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to cfg.lr, then constant."""
-    return cfg.lr * min(1.0, (step + 1) / max(cfg.lr_warmup, 1))
+    """The learning rate of training step `step` (0-based): linear warm-up to cfg.lr over cfg.lr_warmup
+    steps, then constant (lr_decay='constant') or decayed to 0 at step cfg.steps ('linear', 'cosine').
+    A pure function of (step, cfg), so a resumed run continues the same schedule."""
+    if step < cfg.lr_warmup or cfg.lr_decay == "constant":
+        return cfg.lr * min(1.0, (step + 1) / max(cfg.lr_warmup, 1))
+    done = min(1.0, (step - cfg.lr_warmup) / max(cfg.steps - cfg.lr_warmup, 1))
+    if cfg.lr_decay == "linear":
+        return cfg.lr * (1.0 - done)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * done))
 
 
 def ema_decay(step: int, cfg: TrainConfig) -> float:
