@@ -63,3 +63,37 @@ def test_evaluate_images_accepts_uint8_and_other_sizes():
     images, _, captions = render(8, 6, 32)
     out = evaluate_images(images, captions)
     assert out["n"] == 8 and set(out["alignment_per_family"]) == set(load_evaluator().families)
+
+
+class _Blank(torch.nn.Module):
+    """An autoencoder that forgets everything: every image decodes to mid-grey."""
+
+    def encode(self, x, generator=None):
+        return x[:, :1, ::4, ::4] * 0
+
+    def decode(self, z):
+        return torch.full((z.shape[0], 3, z.shape[2] * 4, z.shape[3] * 4), 0.5)
+
+
+def test_autoencoder_ceiling_separates_lossless_from_blank():
+    from proxt2i.evaluation.check import autoencoder_ceiling
+    from proxt2i.models.autoencoder import IdentityAutoencoder
+
+    ev = load_evaluator()
+    lossless = autoencoder_ceiling(ev, IdentityAutoencoder(), size=32, num=48)
+    blank = autoencoder_ceiling(ev, _Blank(), size=32, num=48)
+    assert lossless["accuracy_autoencoder"] == lossless["accuracy_direct"]
+    assert min(lossless["alignment_ceiling"].values()) >= 0.95
+    assert max(blank["alignment_ceiling"].values()) < 0.6
+
+
+def test_autoencoder_ceiling_cli_on_the_shipped_model(capsys):
+    import json
+
+    from proxt2i.cli import main
+
+    assert main(["evaluator", "check", "--autoencoder", "synthfaces-prox", "--num", "32", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["size"] == 32 and set(result["alignment_ceiling"]) == {"heldin", "heldout"}
+    assert all(0 < v <= 1 for v in result["alignment_ceiling"].values())
+    assert main(["evaluator", "check", "--autoencoder", "no-such-model"]) != 0

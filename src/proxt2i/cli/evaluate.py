@@ -45,6 +45,10 @@ def register(sub) -> None:
     c.add_argument("--evaluator", metavar="DIR", help="evaluator folder (default: the shipped one)")
     c.add_argument("--num", type=int, default=1024, help="fresh renders per split (default 1024)")
     c.add_argument("--trust", action="store_true", help="also run the trust checks on 256 renders")
+    c.add_argument("--autoencoder", metavar="MODEL",
+                   help="instead: the alignment ceiling of MODEL's autoencoder (shipped name or model folder): per-family "
+                        "accuracy on renders at the model's size after an encode/decode round trip, weighted by the "
+                        "shipped prompt sets")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(func=run_check)
 
@@ -106,6 +110,8 @@ def run_check(args) -> int:
     if args.num < 2:
         raise UsageError(f"--num must be >= 2, got {args.num}")
     ev = load_evaluator(args.evaluator)
+    if args.autoencoder:
+        return print_autoencoder_ceiling(ev, args)
     result = check_evaluator(ev, num=args.num)
     if args.trust:
         result["trust"] = trust_check(ev)
@@ -117,4 +123,22 @@ def run_check(args) -> int:
     print("contrastive " + "  ".join(f"{k} {v:.3f}" for k, v in result["contrastive"].items()))
     if args.trust:
         print("trust " + json.dumps(result["trust"]))
+    return 0
+
+
+def print_autoencoder_ceiling(ev, args) -> int:
+    from ..evaluation.check import autoencoder_ceiling
+    from ..pipeline import ProxT2IPipeline
+    from ..shipped import resolve_model
+
+    pipe = ProxT2IPipeline.from_pretrained(resolve_model(args.autoencoder))
+    result = autoencoder_ceiling(ev, pipe.autoencoder.eval(), pipe.image_size, num=args.num)
+    result["model"] = args.autoencoder
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for name in ("accuracy_direct", "accuracy_autoencoder"):
+        acc = result[name]
+        print(f"{name:<21} " + "  ".join(f"{k} {v:.3f}" for k, v in acc.items()))
+    print("alignment ceiling     " + "  ".join(f"{k} {v:.3f}" for k, v in result["alignment_ceiling"].items()))
     return 0
