@@ -14,7 +14,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..shipped import ASSETS, DEFAULT_MODEL, SHIPPED
-    from ..training.run import recipe_stages
+    from ..training.recipe import recipe_stages
 
     rows = []
     for name, info in SHIPPED.items():

@@ -25,6 +25,7 @@ from .draws import draw_t_lam
 from .losses import (PMSchedule, conditional_mean_noise, denoising_score_matching_loss, loss_phase, noisy_pair, prox_pair,
                      proximal_matching_objective, total_noise)
 from .presets import TrainConfig, config_dict
+from .recipe import checkpoint_init_recipe, model_recipe, recipe_stages  # noqa: F401 (recipe_stages: re-exported)
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -153,31 +154,6 @@ def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, voca
     if base["width"] % base["heads"]:
         base["heads"] = math.gcd(base["width"], base["heads"]) or 1
     return TextConditionedUViT(UViT(UViTConfig.from_dict(base)), text)
-
-
-def model_recipe(name_or_path: str) -> dict | None:
-    """The training recipe recorded in a model folder's config.json (None for "" or a folder without one)."""
-    from ..shipped import resolve_model
-
-    if not name_or_path:
-        return None
-    path = resolve_model(name_or_path) / "config.json"
-    return read_json(path, "model config").get("recipe") if path.exists() else None
-
-
-def checkpoint_init_recipe(state: dict, init: str) -> dict | None:
-    """The init model's recipe as a checkpoint recorded it; checkpoints from before it was recorded
-    fall back to reading the init model's folder as it is now."""
-    return state["init_recipe"] if "init_recipe" in state else model_recipe(init)
-
-
-def recipe_stages(recipe: dict) -> list[dict]:
-    """A recipe and the recipes of the models it was initialised from, oldest first."""
-    stages = []
-    while recipe:
-        stages.insert(0, recipe)
-        recipe = recipe.get("init_recipe")
-    return stages
 
 
 def init_from_model(net, name_or_path: str) -> dict | None:
