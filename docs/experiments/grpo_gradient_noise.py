@@ -41,8 +41,24 @@ def batch_gradient(net, autoencoder, objective, latent_shape, reward, prompts, g
         logp, _ = step_log_prob(fn, traj.states[i], traj.states[i + 1], i, traj.chain)
         # d/dtheta of -mean(ratio * A) at ratio 1 = -mean(A * dlogp)
         (-(adv.double() * logp).mean() / traj.chain.num_transitions).backward()
-    grad = torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None]).clone()
+    grad = torch.cat([p.grad.flatten() if p.grad is not None else torch.zeros(p.numel()) for p in net.parameters()])
     return grad, float(r.mean())
+
+
+PARTS = {"text encoder": ("text_encoder.",), "input embeddings": ("uvit.pos_embed", "uvit.patch_embed", "uvit.time_embed",
+         "uvit.lam_embed", "uvit.text_proj", "uvit.pooled_proj"), "in blocks": ("uvit.in_blocks.",),
+         "mid block": ("uvit.mid_block.",), "out blocks": ("uvit.out_blocks.",), "output head": ("uvit.norm", "uvit.head", "uvit.final_conv")}
+
+
+def part_slices(net):
+    """{part: index tensor into the flattened gradient}, for the PARTS of the network."""
+    spans, offset = {k: [] for k in PARTS}, 0
+    for name, p in net.named_parameters():
+        part = next((k for k, prefixes in PARTS.items() if name.startswith(prefixes)), None)
+        if part is not None:
+            spans[part].append(torch.arange(offset, offset + p.numel()))
+        offset += p.numel()
+    return {k: torch.cat(v) for k, v in spans.items() if v}
 
 
 def mean_pairwise_cosine(vectors):
@@ -80,9 +96,15 @@ def main():
         if args.batches // pool >= 2:
             pooled = [torch.stack(grads[j : j + pool]).mean(0) for j in range(0, args.batches - pool + 1, pool)]
             cosine[str(pool * samples)] = round(mean_pairwise_cosine(pooled), 4)
+    by_part = {}
+    for part, idx in part_slices(net).items():
+        pooled = [torch.stack(grads[j : j + 8]).mean(0)[idx] for j in range(0, args.batches - 7, 8)]
+        by_part[part] = {"parameters": int(idx.numel()), "cosine_one_batch": round(mean_pairwise_cosine([g[idx] for g in grads]), 4),
+                         "cosine_8_batches_pooled": round(mean_pairwise_cosine(pooled), 4) if len(pooled) >= 2 else None}
     print(json.dumps({"model": args.model, "reward": args.reward, "batches": args.batches, "samples_per_batch": samples,
                       "mean_reward": round(sum(rewards) / len(rewards), 4), "grad_norm_per_batch": round(float(torch.stack([g.norm() for g in grads]).mean()), 3),
-                      "cosine_between_disjoint_updates_by_samples": cosine, "seconds": round(time.time() - t0, 1)}))
+                      "cosine_between_disjoint_updates_by_samples": cosine,
+                      "cosine_by_part": by_part, "seconds": round(time.time() - t0, 1)}))
 
 
 if __name__ == "__main__":
