@@ -26,7 +26,8 @@ from proxt2i.shipped import resolve_model
 
 
 def batch_gradient(net, autoencoder, objective, latent_shape, reward, prompts, group, seed, num_steps, guidance):
-    """Flattened GRPO gradient (ratio 1) of one rollout batch, and its mean reward."""
+    """Flattened GRPO gradient (ratio 1) of one rollout batch, its per-transition terms (transition 0 is
+    the first, noisiest step), and the batch's mean reward."""
     kind = "pda-hybrid" if objective == "prox" else "euler-maruyama"
     rows = [p for p in prompts for _ in range(group)]
     g = torch.Generator().manual_seed(seed)
@@ -36,13 +37,14 @@ def batch_gradient(net, autoencoder, objective, latent_shape, reward, prompts, g
     with torch.no_grad():
         r = reward.total(reward.terms(autoencoder.decode(traj.x0).clamp(0, 1), rows))
     adv = group_advantages(r, group)
-    net.zero_grad(set_to_none=True)
+    per_transition = []
     for i in range(traj.chain.num_transitions):
+        net.zero_grad(set_to_none=True)
         logp, _ = step_log_prob(fn, traj.states[i], traj.states[i + 1], i, traj.chain)
         # d/dtheta of -mean(ratio * A) at ratio 1 = -mean(A * dlogp)
         (-(adv.double() * logp).mean() / traj.chain.num_transitions).backward()
-    grad = torch.cat([p.grad.flatten() if p.grad is not None else torch.zeros(p.numel()) for p in net.parameters()])
-    return grad, float(r.mean())
+        per_transition.append(torch.cat([p.grad.flatten() if p.grad is not None else torch.zeros(p.numel()) for p in net.parameters()]))
+    return torch.stack(per_transition).sum(0), per_transition, float(r.mean())
 
 
 PARTS = {"text encoder": ("text_encoder.",), "input embeddings": ("uvit.pos_embed", "uvit.patch_embed", "uvit.time_embed",
@@ -82,13 +84,14 @@ def main():
     reward = combine_rewards(args.reward)
     prompts = load_prompt_source("synthfaces-heldout")
     t0 = time.time()
-    grads, rewards = [], []
+    grads, by_transition, rewards = [], [], []
     with same_kernels_with_and_without_grad():
         for k in range(args.batches):
-            grad, r = batch_gradient(net, pipe.autoencoder.eval(), pipe.objective, pipe.latent_shape, reward,
+            grad, per_transition, r = batch_gradient(net, pipe.autoencoder.eval(), pipe.objective, pipe.latent_shape, reward,
                                      step_prompts(prompts, args.prompts_per_batch, 0, k), args.group, 1000 + k,
                                      args.num_steps, args.guidance)
             grads.append(grad)
+            by_transition.append(per_transition)
             rewards.append(r)
     samples = args.prompts_per_batch * args.group
     cosine = {}
@@ -96,6 +99,9 @@ def main():
         if args.batches // pool >= 2:
             pooled = [torch.stack(grads[j : j + pool]).mean(0) for j in range(0, args.batches - pool + 1, pool)]
             cosine[str(pool * samples)] = round(mean_pairwise_cosine(pooled), 4)
+    by_transition_cos = {str(i): {"grad_norm": round(float(torch.stack([b[i].norm() for b in by_transition]).mean()), 3),
+                                  "cosine_one_batch": round(mean_pairwise_cosine([b[i] for b in by_transition]), 4)}
+                         for i in range(len(by_transition[0]))}
     by_part = {}
     for part, idx in part_slices(net).items():
         pooled = [torch.stack(grads[j : j + 8]).mean(0)[idx] for j in range(0, args.batches - 7, 8)]
@@ -104,7 +110,8 @@ def main():
     print(json.dumps({"model": args.model, "reward": args.reward, "batches": args.batches, "samples_per_batch": samples,
                       "mean_reward": round(sum(rewards) / len(rewards), 4), "grad_norm_per_batch": round(float(torch.stack([g.norm() for g in grads]).mean()), 3),
                       "cosine_between_disjoint_updates_by_samples": cosine,
-                      "cosine_by_part": by_part, "seconds": round(time.time() - t0, 1)}))
+                      "cosine_by_part": by_part,
+                      "cosine_by_transition": by_transition_cos, "seconds": round(time.time() - t0, 1)}))
 
 
 if __name__ == "__main__":
