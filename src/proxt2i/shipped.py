@@ -11,18 +11,23 @@ from .errors import UsageError
 
 ASSETS = Path(__file__).parent / "assets" / "models"
 
-# Both are trained in two runs (5000 steps, then 7000 more from those weights with a fresh warm-up and seed):
-# the second run was added once the first had been measured; `proxt2i models` lists both stages.
+# Both are trained in three runs (5000 steps; 7000 more from those weights with a fresh warm-up and seed; then
+# 9000 more with the learning rate decayed linearly to 0): each run was added once the previous one had been
+# measured; `proxt2i models` lists the three stages.
 SHIPPED: dict[str, dict] = {
     "synthfaces-prox": {
         "about": "conditional proximal U-ViT (tiny) on SynthFaces, 32 px through the embedded VAE; the default",
         "rebuild": "proxt2i train synthfaces-prox && proxt2i train synthfaces-prox init=runs/synthfaces-prox/final steps=7000 "
-                   "lr_warmup=100 seed=1 out=runs/synthfaces-prox-more && cp -r runs/synthfaces-prox-more/final src/proxt2i/assets/models/synthfaces-prox",
+                   "lr_warmup=100 seed=1 out=runs/synthfaces-prox-more && proxt2i train synthfaces-prox init=runs/synthfaces-prox-more/final "
+                   "steps=9000 lr_warmup=100 lr_decay=linear seed=2 out=runs/synthfaces-prox-cool "
+                   "&& cp -r runs/synthfaces-prox-cool/final src/proxt2i/assets/models/synthfaces-prox",
     },
     "synthfaces-score": {
         "about": "score baseline: the same U-ViT, data and budget, trained with denoising score matching",
         "rebuild": "proxt2i train synthfaces-score && proxt2i train synthfaces-score init=runs/synthfaces-score/final steps=7000 "
-                   "lr_warmup=100 seed=1 out=runs/synthfaces-score-more && cp -r runs/synthfaces-score-more/final src/proxt2i/assets/models/synthfaces-score",
+                   "lr_warmup=100 seed=1 out=runs/synthfaces-score-more && proxt2i train synthfaces-score init=runs/synthfaces-score-more/final "
+                   "steps=9000 lr_warmup=100 lr_decay=linear seed=2 out=runs/synthfaces-score-cool "
+                   "&& cp -r runs/synthfaces-score-cool/final src/proxt2i/assets/models/synthfaces-score",
     },
 }
 DEFAULT_MODEL = "synthfaces-prox"
