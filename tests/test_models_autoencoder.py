@@ -66,3 +66,20 @@ def test_missing_vae_dir_names_expected_files(tmp_path):
         DiffusersKL(tmp_path / "missing")
     with pytest.raises(UsageError, match="unknown autoencoder"):
         autoencoder_from_config({"type": "vqgan"})
+
+
+def test_train_vae_cli_latent_channels_and_its_ceiling(tmp_path, capsys):
+    import json
+
+    from proxt2i.cli import main
+
+    out = tmp_path / "vae8"
+    assert main(["train-vae", "--out", str(out), "--steps", "2", "--size", "32", "--batch", "4", "--latent-channels", "8"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["autoencoder"]["latent_channels"] == 8 and "--latent-channels 8" in config["recipe"]["command"]
+    capsys.readouterr()
+    assert main(["evaluator", "check", "--autoencoder", str(out), "--num", "8", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["size"] == 32 and set(result["alignment_ceiling"]) == {"heldin", "heldout"}
+    assert main(["train-vae", "--out", str(tmp_path / "bad"), "--latent-channels", "0"]) == 2
+    assert not (tmp_path / "bad").exists()

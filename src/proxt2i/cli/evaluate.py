@@ -46,7 +46,8 @@ def register(sub) -> None:
     c.add_argument("--num", type=int, default=1024, help="fresh renders per split (default 1024)")
     c.add_argument("--trust", action="store_true", help="also run the trust checks on 256 renders")
     c.add_argument("--autoencoder", metavar="MODEL",
-                   help="instead: the alignment ceiling of MODEL's autoencoder (shipped name or model folder): per-family "
+                   help="instead: the alignment ceiling of MODEL's autoencoder (shipped name, model folder, or a VAE folder "
+                        "from `proxt2i train-vae`): per-family "
                         "accuracy on renders at the model's size after an encode/decode round trip, weighted by the "
                         "shipped prompt sets")
     c.add_argument("--json", action="store_true", help="print one JSON object")
@@ -131,8 +132,20 @@ def print_autoencoder_ceiling(ev, args) -> int:
     from ..pipeline import ProxT2IPipeline
     from ..shipped import resolve_model
 
-    pipe = ProxT2IPipeline.from_pretrained(resolve_model(args.autoencoder))
-    result = autoencoder_ceiling(ev, pipe.autoencoder.eval(), pipe.image_size, num=args.num)
+    from pathlib import Path
+
+    from ..shipped import VAE_NAME, shipped_vae_dir
+    from ..training.vae import load_autoencoder_dir
+
+    folder = Path(args.autoencoder)
+    if args.autoencoder == VAE_NAME or ((folder / "autoencoder.safetensors").exists() and not (folder / "uvit.safetensors").exists()):
+        vae_dir = shipped_vae_dir() if args.autoencoder == VAE_NAME else folder  # a VAE folder (proxt2i train-vae)
+        autoencoder = load_autoencoder_dir(vae_dir)
+        size = int(json.loads((vae_dir / "config.json").read_text()).get("recipe", {}).get("size", 32))
+    else:
+        pipe = ProxT2IPipeline.from_pretrained(resolve_model(args.autoencoder))
+        autoencoder, size = pipe.autoencoder, pipe.image_size
+    result = autoencoder_ceiling(ev, autoencoder.eval(), size, num=args.num)
     result["model"] = args.autoencoder
     if args.json:
         print(json.dumps(result))

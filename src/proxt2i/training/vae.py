@@ -58,8 +58,9 @@ def train_small_vae(out: str | Path, steps: int = 3000, size: int = 32, batch: i
         rec = vae.decode(vae.encode(held))
         l1 = float((rec - held).abs().mean())
         psnr = float(-10 * torch.log10(((rec.clamp(0, 1) - held) ** 2).mean()))
-    recipe = {"command": f"proxt2i train-vae --out {out} --steps {steps} --size {size} --batch {batch} --seed {seed}",
-              "steps": steps, "batch": batch, "size": size, "lr": lr, "kl_weight": kl_weight,
+    channels = f" --latent-channels {latent_channels}" if latent_channels != 4 else ""
+    recipe = {"command": f"proxt2i train-vae --out {out} --steps {steps} --size {size} --batch {batch} --seed {seed}{channels}",
+              "steps": steps, "latent_channels": latent_channels, "batch": batch, "size": size, "lr": lr, "kl_weight": kl_weight,
               "images_seen": steps * batch, "wall_seconds": round(time.time() - start, 1),
               "heldout_l1": round(l1, 4), "heldout_psnr_db": round(psnr, 2)}
     save_autoencoder(out, vae, recipe)
