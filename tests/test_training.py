@@ -10,7 +10,8 @@ from safetensors.torch import load_file
 from proxt2i.cli import main
 from proxt2i.errors import UsageError
 from proxt2i.training.presets import resolve_config
-from proxt2i.training.run import ema_decay, lr_at, recipe_stages, train
+from proxt2i.training.recipe import recipe_stages
+from proxt2i.training.run import ema_decay, lr_at, train
 
 
 def test_overrides_and_errors(tmp_path):

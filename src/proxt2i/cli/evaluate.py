@@ -127,24 +127,27 @@ def run_check(args) -> int:
     return 0
 
 
-def print_autoencoder_ceiling(ev, args) -> int:
-    from ..evaluation.check import autoencoder_ceiling
-    from ..pipeline import ProxT2IPipeline
-    from ..shipped import resolve_model
-
+def load_checked_autoencoder(name_or_path: str):
+    """(autoencoder, image size) of a generator (shipped name or model folder) or of a VAE folder from
+    `proxt2i train-vae` (or the embedded one, synthfaces-vae)."""
     from pathlib import Path
 
-    from ..shipped import VAE_NAME, shipped_vae_dir
+    from ..pipeline import ProxT2IPipeline
+    from ..shipped import VAE_NAME, resolve_model, shipped_vae_dir
     from ..training.vae import load_autoencoder_dir
 
-    folder = Path(args.autoencoder)
-    if args.autoencoder == VAE_NAME or ((folder / "autoencoder.safetensors").exists() and not (folder / "uvit.safetensors").exists()):
-        vae_dir = shipped_vae_dir() if args.autoencoder == VAE_NAME else folder  # a VAE folder (proxt2i train-vae)
-        autoencoder = load_autoencoder_dir(vae_dir)
-        size = int(json.loads((vae_dir / "config.json").read_text()).get("recipe", {}).get("size", 32))
-    else:
-        pipe = ProxT2IPipeline.from_pretrained(resolve_model(args.autoencoder))
-        autoencoder, size = pipe.autoencoder, pipe.image_size
+    folder = shipped_vae_dir() if name_or_path == VAE_NAME else Path(name_or_path)
+    if (folder / "autoencoder.safetensors").exists() and not (folder / "uvit.safetensors").exists():
+        autoencoder = load_autoencoder_dir(folder)  # checks config.json first: one clear error if missing
+        return autoencoder, int(json.loads((folder / "config.json").read_text()).get("recipe", {}).get("size", 32))
+    pipe = ProxT2IPipeline.from_pretrained(resolve_model(name_or_path))
+    return pipe.autoencoder, pipe.image_size
+
+
+def print_autoencoder_ceiling(ev, args) -> int:
+    from ..evaluation.check import autoencoder_ceiling
+
+    autoencoder, size = load_checked_autoencoder(args.autoencoder)
     result = autoencoder_ceiling(ev, autoencoder.eval(), size, num=args.num)
     result["model"] = args.autoencoder
     if args.json:

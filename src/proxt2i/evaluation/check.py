@@ -6,8 +6,8 @@
 - trust: alignment and FD on fresh renders, on the same renders with shuffled prompts, and FD
   under increasing blur and noise.
 - autoencoder ceiling: per-family accuracy on renders passed through a generator's autoencoder
-  (encode, decode), and the alignment that implies on the shipped prompt sets: what a generator
-  in that latent space can reach at most, whatever its denoiser.
+  (encode, decode), and the alignment that implies on the shipped prompt sets: what a model that
+  reproduced the renders in that latent space would score (a reference, not a hard cap).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def autoencoder_ceiling(ev: Evaluator, autoencoder, size: int, num: int = 512, s
                         batch_size: int = 256) -> dict:
     """Per-family recogniser accuracy on `num` renders at `size` px before and after a round trip
     through `autoencoder` (encode to the posterior mean, decode), and the round trip's alignment
-    ceiling on the shipped held-in / held-out prompt sets: the per-family accuracies weighted by how
+    reference on the shipped held-in / held-out prompt sets: the per-family accuracies weighted by how
     often each family is prompted there (alignment is a micro-average over prompted attributes)."""
     from collections import Counter
 

@@ -31,7 +31,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, weights: str = "e
     """Write the checkpoint's `weights` ("ema" or "raw") as a model folder at `out` (atomically); returns `out`."""
     from ..pipeline import save_pipeline
     from .presets import config_from_dict
-    from .run import BatchSource, build_autoencoder, build_network, checkpoint_init_recipe, training_vocabulary
+    from .recipe import checkpoint_init_recipe
+    from .run import BatchSource, build_autoencoder, build_network, training_vocabulary
 
     if weights not in WEIGHTS:
         raise UsageError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")

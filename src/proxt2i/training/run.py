@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UsageError, read_json
+from ..errors import UsageError
 from ..models.uvit import prox_output_scale
 from ..schedule import VPSchedule
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -25,7 +25,7 @@ from .draws import draw_t_lam
 from .losses import (PMSchedule, conditional_mean_noise, denoising_score_matching_loss, loss_phase, noisy_pair, prox_pair,
                      proximal_matching_objective, total_noise)
 from .presets import TrainConfig, config_dict
-from .recipe import checkpoint_init_recipe, model_recipe, recipe_stages  # noqa: F401 (recipe_stages: re-exported)
+from .recipe import checkpoint_init_recipe
 
 
 # ---------------------------------------------------------------------------------------------- data
