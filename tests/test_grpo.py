@@ -93,6 +93,25 @@ def test_on_policy_ratio_is_exactly_one(tiny_net):
             assert logp.requires_grad and torch.equal(logp.detach(), traj.log_probs[i])
 
 
+def test_shared_start_gives_a_group_one_first_state_and_then_independent_transitions():
+    """start_group=G: rows of a group share the parameter-free first state (DanceGRPO's shared initial
+    noise); the transitions after it stay independent, and their log-probs are still exact."""
+    prox = gaussian_prox(torch.tensor([0.5, -1.0, 2.0]), 0.3)
+    x_T = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+    traj = rollout(prox, x_T, 4, torch.Generator().manual_seed(1), start_group=3)
+    first = traj.states[0]
+    assert torch.equal(first[0], first[1]) and torch.equal(first[1], first[2]) and torch.equal(first[3], first[5])
+    assert not torch.equal(first[0], first[3])
+    assert not torch.equal(traj.states[1][0], traj.states[1][1])  # the policy's noise is per row
+    brute = torch.distributions.Normal(traj.means[0].double(), traj.chain.std(0)).log_prob(traj.states[1].double()).sum(1)
+    assert torch.allclose(traj.log_probs[0], brute, atol=1e-9)
+    # the shared first state is what the group's first row alone would start from
+    alone = rollout(prox, x_T[[0, 3]], 4, torch.Generator().manual_seed(1))
+    assert torch.equal(alone.states[0], first[[0, 3]])
+    with pytest.raises(ValueError, match="divide the batch"):
+        rollout(prox, x_T, 4, torch.Generator().manual_seed(1), start_group=4)
+
+
 def test_pick_transitions_and_chain_checks():
     assert pick_transitions(3, 0) == [0, 1, 2] and pick_transitions(3, 5) == [0, 1, 2]
     sub = pick_transitions(9, 3, torch.Generator().manual_seed(0))
@@ -213,6 +232,14 @@ def test_finetune_cli_end_to_end_and_resume(prox_dir, tmp_path, capsys):
     assert [r["step"] for r in rows if "eval" not in r] == [1, 2, 3]
     assert [r["step"] for r in rows if "eval" in r] == [0, 1, 2, 3]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000002", "step-00000003"]
+
+
+def test_finetune_shared_start_noise_runs(prox_dir, tmp_path, capsys):
+    out = tmp_path / "shared"
+    assert main(_grpo_args(prox_dir, out, 1, "--start-noise", "shared")) == 0
+    assert json.loads((out / "config.json").read_text())["start_noise"] == "shared"
+    row = json.loads((out / "log.jsonl").read_text().splitlines()[0])
+    assert row["reward_std"] > 0  # the group still differs: through the policy's transitions
 
 
 def test_finetune_score_baseline_runs(tmp_path):

@@ -25,7 +25,7 @@ from proxt2i.rl.rewards import combine_rewards
 from proxt2i.shipped import resolve_model
 
 
-def batch_gradient(net, autoencoder, objective, latent_shape, reward, prompts, group, seed, num_steps, guidance):
+def batch_gradient(net, autoencoder, objective, latent_shape, reward, prompts, group, seed, num_steps, guidance, shared_start=False):
     """Flattened GRPO gradient (ratio 1) of one rollout batch, its per-transition terms (transition 0 is
     the first, noisiest step), and the batch's mean reward."""
     kind = "pda-hybrid" if objective == "prox" else "euler-maruyama"
@@ -33,7 +33,7 @@ def batch_gradient(net, autoencoder, objective, latent_shape, reward, prompts, g
     g = torch.Generator().manual_seed(seed)
     x_T = torch.randn((len(rows), *latent_shape), generator=g)
     fn = guided_callable(net, objective, rows, guidance)
-    traj = rollout(fn, x_T, num_steps, g, kind=kind)
+    traj = rollout(fn, x_T, num_steps, g, kind=kind, start_group=group if shared_start else 1)
     with torch.no_grad():
         r = reward.total(reward.terms(autoencoder.decode(traj.x0).clamp(0, 1), rows))
     adv = group_advantages(r, group)
@@ -77,6 +77,7 @@ def main():
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--num-steps", type=int, default=4)
     ap.add_argument("--guidance", type=float, default=4.0)
+    ap.add_argument("--shared-start", action="store_true", help="the images of a group share their first state (DanceGRPO)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     pipe = ProxT2IPipeline.from_pretrained(resolve_model(args.model))
@@ -89,7 +90,7 @@ def main():
         for k in range(args.batches):
             grad, per_transition, r = batch_gradient(net, pipe.autoencoder.eval(), pipe.objective, pipe.latent_shape, reward,
                                      step_prompts(prompts, args.prompts_per_batch, 0, k), args.group, 1000 + k,
-                                     args.num_steps, args.guidance)
+                                     args.num_steps, args.guidance, args.shared_start)
             grads.append(grad)
             by_transition.append(per_transition)
             rewards.append(r)
@@ -107,7 +108,7 @@ def main():
         pooled = [torch.stack(grads[j : j + 8]).mean(0)[idx] for j in range(0, args.batches - 7, 8)]
         by_part[part] = {"parameters": int(idx.numel()), "cosine_one_batch": round(mean_pairwise_cosine([g[idx] for g in grads]), 4),
                          "cosine_8_batches_pooled": round(mean_pairwise_cosine(pooled), 4) if len(pooled) >= 2 else None}
-    print(json.dumps({"model": args.model, "reward": args.reward, "batches": args.batches, "samples_per_batch": samples,
+    print(json.dumps({"model": args.model, "reward": args.reward, "shared_start": args.shared_start, "batches": args.batches, "samples_per_batch": samples,
                       "mean_reward": round(sum(rewards) / len(rewards), 4), "grad_norm_per_batch": round(float(torch.stack([g.norm() for g in grads]).mean()), 3),
                       "cosine_between_disjoint_updates_by_samples": cosine,
                       "cosine_by_part": by_part,

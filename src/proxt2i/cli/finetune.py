@@ -32,6 +32,9 @@ def register(sub) -> None:
                    help="sampler transitions trained per update, a random subset (default 0 = all num_steps - 1)")
     g.add_argument("--logprob", choices=("sum", "mean"), default=d.reduce,
                    help="log-prob over dimensions: sum (exact density, default) or mean (Flow-GRPO; use a small --clip)")
+    g.add_argument("--start-noise", choices=("independent", "shared"), default=d.start_noise,
+                   help="shared: the G images of a prompt start from one initial noise (DanceGRPO), so their rewards differ "
+                        f"only through the policy's own transitions (default {d.start_noise})")
     g.add_argument("--stop-on-collapse", action="store_true", help="stop (after a checkpoint) when the diversity warning fires")
     g.set_defaults(func=run_grpo)
     _register_r0(algos)
@@ -117,7 +120,7 @@ def run_grpo(args) -> int:
     parse_reward_spec(args.reward)
     cfg = FinetuneConfig(**_shared_values(args), kl=args.kl, clip=args.clip, inner_epochs=args.inner_epochs,
                          train_steps_per_update=args.train_steps_per_update, reduce=args.logprob,
-                         stop_on_collapse=args.stop_on_collapse)
+                         start_noise=args.start_noise, stop_on_collapse=args.stop_on_collapse)
     print(json.dumps({"finetune": "grpo", **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}))
     final = finetune(cfg, progress=not args.no_progress)
     print(f"model written to {final}")

@@ -32,6 +32,7 @@ from .grpo import GRPOConfig, group_advantages, grpo_update
 # exclude every prompt of the shipped sets (train on these, evaluate on the shipped ones)
 PROMPT_SOURCES = ("synthfaces", "synthfaces-heldout", "heldin", "heldout")
 FRESH_PROMPT_SEED, FRESH_PROMPT_COUNT = 31_337, 2048
+START_NOISE = ("independent", "shared")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class FinetuneConfig:
     inner_epochs: int = 1
     train_steps_per_update: int = 0  # transitions trained per update, random subset; 0 = all (num_steps - 1)
     reduce: str = "sum"  # log-prob over dimensions: 'sum' (exact density) or 'mean' (Flow-GRPO)
+    start_noise: str = "independent"  # 'shared': a group's images share the chain's first state (DanceGRPO); 'independent'
     adv_clip: float = 5.0
     grad_clip: float = 1.0
     weight_decay: float = 0.0
@@ -79,6 +81,7 @@ class FinetuneConfig:
             (0 <= self.diversity_threshold <= 1, f"--diversity-threshold must be in [0, 1], got {self.diversity_threshold}"),
             (self.checkpoint_every >= 1, f"--checkpoint-every must be >= 1, got {self.checkpoint_every}"),
             (self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
+            (self.start_noise in START_NOISE, f"--start-noise must be one of {', '.join(START_NOISE)}, got {self.start_noise!r}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -274,7 +277,8 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
                    for _ in range(cfg.group)]
         x_T = torch.randn((len(prompts), *latent_shape), generator=g).to(acc.device)
         policy_fn = guided_callable(net, objective, prompts, cfg.guidance)
-        traj = rollout(policy_fn, x_T, cfg.num_steps, g, kind=kind, reduce=cfg.reduce)
+        traj = rollout(policy_fn, x_T, cfg.num_steps, g, kind=kind, reduce=cfg.reduce,
+                       start_group=cfg.group if cfg.start_noise == "shared" else 1)
 
         # --- reward and group advantages
         with torch.no_grad():

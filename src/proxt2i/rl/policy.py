@@ -147,15 +147,25 @@ class Trajectory:
 
 
 def rollout(fn: Callable, x_T: torch.Tensor, num_steps: int, generator=None, kind: str = "pda-hybrid",
-            schedule: Optional[Schedule] = None, reduce: str = "sum") -> Trajectory:
+            schedule: Optional[Schedule] = None, reduce: str = "sum", start_group: int = 1) -> Trajectory:
     """Run the sampler from x_T [B, ...] without gradients and record the chain.
 
     fn: guided prox(y, t, lam) for 'pda-hybrid', score(x, t) for 'euler-maruyama'. generator: None, one
     torch.Generator or a list of B (as pda_sample). The noise is drawn in the order pda_sample /
-    euler_maruyama_sample draw it, so x0 equals their output for the same generator state."""
+    euler_maruyama_sample draw it, so x0 equals their output for the same generator state.
+    start_group: consecutive rows in groups of this size share the chain's first state, which carries
+    no parameters (x_T and, for PDA, the first step's noise; drawn from each group's first row), as
+    DanceGRPO shares the initial noise within a group: the group's rewards then differ only through
+    the policy's own transitions."""
     chain = make_chain(kind, num_steps, schedule)
+    if start_group < 1 or x_T.shape[0] % start_group:
+        raise UsageError(f"start_group must be >= 1 and divide the batch {x_T.shape[0]}, got {start_group}")
     with torch.no_grad():
-        s = chain.start(x_T, generator)
+        if start_group == 1:
+            s = chain.start(x_T, generator)
+        else:
+            gen = generator[::start_group] if isinstance(generator, (list, tuple)) else generator
+            s = chain.start(x_T[::start_group], gen).repeat_interleave(start_group, dim=0)
         states, means, log_probs = [s], [], []
         for i in range(chain.num_transitions):
             mean = chain.mean(fn, s, i)
