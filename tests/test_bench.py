@@ -42,7 +42,8 @@ def test_bench_rows_nfe_and_files(models, tmp_path, capsys):
     assert keys == {(s, n, p) for s in ("pda-hybrid", "ddim", "dpm-solver++-2m-sde", "euler-maruyama") for n in (1, 2)
                     for p in ("heldin", "heldout")}
     for r in rows:
-        assert {"sampler", "steps", "nfe", "guidance", "prompt_set", "alignment", "fd", "clip_score", "sec_per_image"} <= set(r)
+        assert {"sampler", "steps", "nfe", "guidance", "prompt_set", "alignment", "fd", "clip_score", "sec_per_image", "time_grid"} <= set(r)
+        assert r["time_grid"] == {"pda-hybrid": "quadratic", "pda-backward": "uniform"}.get(r["sampler"], r["time_grid"])
         assert r["nfe"] == 2 * r["steps"] and r["guidance"] == 4.0 and r["n"] == 4  # guidance: cond + uncond per step
         assert 0 <= r["alignment"] <= 1 and r["fd"] >= 0 and r["sec_per_image"] > 0
     assert set(report["speedup"]) == {"levels", "heldin", "heldout"}

@@ -96,12 +96,37 @@ def test_generate_cli_layouts_and_errors(model_dir, tmp_path, capsys):
     rows = [json.loads(line) for line in (tmp_path / "folder" / "metadata.jsonl").read_text().splitlines()]
     assert [r["file_name"] for r in rows] == ["00000.png", "00001.png"] and rows[1]["text"] == "a person with glasses"
     assert {"seed", "steps", "sampler", "guidance"} <= set(rows[0]) and rows[0]["sampler"] == "pda-hybrid"
+    assert rows[0]["time_grid"] == "quadratic"
     assert main(["generate", "--prompts", str(prompts), "--model", str(model_dir), "--compare-steps", "1,2", "--out", str(tmp_path / "cmp")]) == 0
     assert (tmp_path / "cmp.png").stat().st_size > 0
     capsys.readouterr()
     for bad in (["generate", "", "--model", str(model_dir)], ["generate", "x", "--steps", "0", "--model", str(model_dir)],
                 ["generate", "x", "--guidance", "-2", "--model", str(model_dir)], ["generate", "--prompts", str(tmp_path / "none.txt")],
-                ["generate", "x", "--model", str(tmp_path / "nomodel")], ["generate", "x", "--model", "synthfaces-nonexistent"]):
+                ["generate", "x", "--model", str(tmp_path / "nomodel")], ["generate", "x", "--model", "synthfaces-nonexistent"],
+                ["generate", "x", "--model", str(model_dir), "--time-grid", "cubic"],
+                ["generate", "x", "--model", str(model_dir), "--time-grid", "power:-1"]):
         assert main(bad) == 2, bad
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("proxt2i: error:"), err
+
+
+def test_time_grid_default_per_sampler(model_dir):
+    """pda-hybrid walks the quadratic grid by default (docs/models.md, "Time grid"); uniform on request;
+    the walk is what pda_sample does on that grid; diffusers samplers refuse a grid."""
+    from proxt2i.models.conditional import TextMemo
+    from proxt2i.samplers.pda import pda_sample
+    from proxt2i.schedule import time_grid
+
+    _, net, _ = load_pipeline(model_dir)
+    torch.nn.init.normal_(net.uvit.final_conv.weight, std=0.2)
+    prompts, shape = ["a smiling person with red hair", "a person wearing a cap"], (3, 32, 32)
+    default = sample_latents(net, "prox", prompts, shape, 3, seeds=[0, 1])
+    assert torch.equal(default, sample_latents(net, "prox", prompts, shape, 3, seeds=[0, 1], time_grid="quadratic"))
+    assert not torch.equal(default, sample_latents(net, "prox", prompts, shape, 3, seeds=[0, 1], time_grid="uniform"))
+    gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+    x_T = torch.stack([torch.randn(shape, generator=g) for g in gens])
+    with torch.no_grad():
+        by_hand = pda_sample(guided_callable(TextMemo(net), "prox", prompts, 4.0), x_T, 3, "hybrid", gens, grid=time_grid(3, "quadratic"))
+    assert torch.allclose(default, by_hand, rtol=1e-5, atol=1e-4)
+    with pytest.raises(UsageError, match="diffusers' own timesteps"):
+        sample_latents(net, "score", prompts, shape, 3, sampler="ddim", time_grid="uniform")

@@ -5,7 +5,7 @@ import torch
 from scipy.integrate import quad
 
 from proxt2i.errors import UsageError
-from proxt2i.schedule import VPSchedule, check_backward_grid, prox_weight, step_sizes, uniform_grid
+from proxt2i.schedule import VPSchedule, check_backward_grid, prox_weight, step_sizes, time_grid, uniform_grid
 
 
 def test_beta_integral_matches_quadrature():
@@ -58,3 +58,14 @@ def test_backward_grid_limit_is_about_ten_steps():
 def test_uniform_grid_rejects_bad_step_counts(bad):
     with pytest.raises(UsageError, match="num_steps"):
         uniform_grid(bad)
+
+
+def test_time_grids():
+    assert torch.equal(time_grid(4), uniform_grid(4))
+    assert torch.allclose(time_grid(4, "quadratic"), torch.tensor([0.0, 0.0625, 0.25, 0.5625, 1.0], dtype=torch.float64))
+    assert torch.allclose(time_grid(2, "power:1.5"), torch.tensor([0.0, 0.5**1.5, 1.0], dtype=torch.float64))
+    g = time_grid(7, "quadratic")
+    assert g[0] == 0 and g[-1] == 1 and bool((g[1:] > g[:-1]).all())
+    for bad in ("cubic", "power:0", "power:x", "power:-2"):
+        with pytest.raises(ValueError, match="time grid"):
+            time_grid(4, bad)

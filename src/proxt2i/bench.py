@@ -163,6 +163,7 @@ def run_bench(cfg: BenchConfig, evaluator=None, progress: bool = True) -> tuple[
     from .data.prompts import load_prompts
     from .evaluation import evaluate_images, load_evaluator
     from .evaluation.features import REFERENCE_NUM
+    from .pipeline import time_grid_name
 
     pipes = load_pipelines(cfg.prox_model, cfg.score_model, cfg.samplers)
     ev = evaluator or load_evaluator(cfg.evaluator)
@@ -189,7 +190,7 @@ def run_bench(cfg: BenchConfig, evaluator=None, progress: bool = True) -> tuple[
         seconds = time.perf_counter() - t0
         m = evaluate_images(images, prompts[pset], ev, reference_num=reference_num)
         results.append({"sampler": sampler, "objective": objective_of(sampler), "steps": n, "nfe": nfe(n, cfg.guidance),
-                        "guidance": cfg.guidance, "prompt_set": pset, "n": m["n"], "alignment": m["alignment"],
+                        "guidance": cfg.guidance, "time_grid": time_grid_name(sampler), "prompt_set": pset, "n": m["n"], "alignment": m["alignment"],
                         "alignment_all": m["alignment_all"], "fd": m["fd"], "precision": m["precision"],
                         "recall": m["recall"], "clip_score": m["clip_score"], "sec_per_image": seconds / len(images)})
         if pset == cfg.prompt_sets[0]:
@@ -280,6 +281,8 @@ def format_markdown(report: dict) -> str:
     tables = [("alignment", "alignment (higher is better)", ".3f"), ("fd", "Frechet distance (lower is better)", ".2f"),
               ("clip_score", "CLIP score (higher is better)", ".2f"), ("sec_per_image", "seconds per image", ".4f")]
     by_key = {(r["sampler"], r["steps"], r["prompt_set"]): r for r in results}
+    grids = {r["sampler"]: r.get("time_grid") for r in results}
+    label = {s: f"{s} [{grids[s]} grid]" if grids.get(s) not in (None, "diffusers") else s for s in cfg["samplers"]}
     for pset in cfg["prompt_sets"]:
         for key, title, spec in tables:
             lines += [f"## {pset}: {title}", "",
@@ -287,9 +290,10 @@ def format_markdown(report: dict) -> str:
                       "|---|" + "---|" * len(steps)]
             for s in cfg["samplers"]:
                 cells = [_fmt(by_key[(s, n, pset)][key], spec) if (s, n, pset) in by_key else "n/a" for n in steps]
-                lines.append(f"| {s} | " + " | ".join(cells) + " |")
+                lines.append(f"| {label[s]} | " + " | ".join(cells) + " |")
             lines.append("")
-    lines += ["column header: steps (NFE); n/a: not run or undefined (PDA-backward needs gamma < 2)", "", "## Speedup", "",
+    lines += ["column header: steps (NFE); n/a: not run or undefined (PDA-backward needs gamma < 2); [grid]: the time grid "
+              "the project's samplers walk (diffusers samplers use their own trailing timesteps)", "", "## Speedup", "",
               f"level: {report['speedup']['levels']['alignment']} (alignment), {report['speedup']['levels']['fd']} (FD); "
               f"NFE to the level: {report['speedup']['levels']['nfe_rule']}.", "",
               "| prompt set | metric | target | pda-hybrid NFE | best score sampler | its NFE | speedup |", "|---|---|---|---|---|---|---|"]

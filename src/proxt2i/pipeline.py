@@ -37,17 +37,18 @@ MAX_STEPS = 1000
 
 
 def _diffusers(scheduler: str) -> Callable:
-    """A diffusers scheduler over the guided score callable, turned back into eps = -sqrt(1 - alpha) score."""
-    return lambda f, x, n, g: diffusers_sample(eps_from_score_model(f, VPSchedule()), x, n, scheduler, generator=g)
+    """A diffusers scheduler over the guided score callable, turned back into eps = -sqrt(1 - alpha) score.
+    Its timesteps are diffusers' own ("trailing" spacing), so it takes no time grid."""
+    return lambda f, x, n, g, grid=None: diffusers_sample(eps_from_score_model(f, VPSchedule()), x, n, scheduler, generator=g)
 
 
-# sampler name -> (objective it needs, sampler over the guided callable)
+# sampler name -> (objective it needs, sampler over the guided callable: run(fn, x_T, num_steps, generators, grid))
 SAMPLERS: dict[str, tuple[str, Callable]] = {
-    "pda-hybrid": ("prox", lambda f, x, n, g: pda_sample(f, x, n, mode="hybrid", generator=g)),
-    "pda-backward": ("prox", lambda f, x, n, g: pda_sample(f, x, n, mode="backward", generator=g)),
-    "euler-maruyama": ("score", lambda f, x, n, g: euler_maruyama_sample(f, x, n, generator=g)),
-    "euler-maruyama-denoise": ("score", lambda f, x, n, g: euler_maruyama_sample(f, x, n, denoise_final=True, generator=g)),
-    "pf-ode-euler": ("score", lambda f, x, n, g: pf_ode_euler_sample(f, x, n)),
+    "pda-hybrid": ("prox", lambda f, x, n, g, grid=None: pda_sample(f, x, n, mode="hybrid", generator=g, grid=grid)),
+    "pda-backward": ("prox", lambda f, x, n, g, grid=None: pda_sample(f, x, n, mode="backward", generator=g, grid=grid)),
+    "euler-maruyama": ("score", lambda f, x, n, g, grid=None: euler_maruyama_sample(f, x, n, generator=g, grid=grid)),
+    "euler-maruyama-denoise": ("score", lambda f, x, n, g, grid=None: euler_maruyama_sample(f, x, n, denoise_final=True, generator=g, grid=grid)),
+    "pf-ode-euler": ("score", lambda f, x, n, g, grid=None: pf_ode_euler_sample(f, x, n, grid=grid)),
     "ddim": ("score", _diffusers("ddim")),
     "dpm-solver++-2m": ("score", _diffusers("dpm-solver++-2m")),
     "dpm-solver++-2m-sde": ("score", _diffusers("dpm-solver++-2m-sde")),
@@ -55,6 +56,29 @@ SAMPLERS: dict[str, tuple[str, Callable]] = {
     "euler-diffusers": ("score", _diffusers("euler")),
 }
 DEFAULT_SAMPLER = {"prox": "pda-hybrid", "score": "euler-maruyama-denoise"}
+# samplers that walk the project's time grid; the default grid per sampler (docs/models.md, "Time grid":
+# a large first proximal step is stable and reads the prompt better; explicit Euler-Maruyama steps are not)
+GRID_SAMPLERS = ("pda-hybrid", "pda-backward", "euler-maruyama", "euler-maruyama-denoise", "pf-ode-euler")
+DEFAULT_TIME_GRID = {"pda-hybrid": "quadratic"}
+
+
+def time_grid_name(sampler: str, asked: str | None = None) -> str:
+    """The time grid `sampler` walks: what was asked for, its default, or "diffusers" (its own timesteps)."""
+    if sampler not in GRID_SAMPLERS:
+        return "diffusers"
+    return asked or DEFAULT_TIME_GRID.get(sampler, "uniform")
+
+
+def sampler_time_grid(sampler: str, kind: str | None, num_steps: int):
+    """The grid [N + 1] `sampler` walks: `kind` (uniform, quadratic, power:R) or the sampler's default;
+    None for diffusers samplers (their own timesteps; a grid asked for is an error)."""
+    from .schedule import time_grid
+
+    if sampler not in GRID_SAMPLERS:
+        if kind is not None:
+            raise UsageError(f"--time-grid applies to {', '.join(GRID_SAMPLERS)}; {sampler} uses diffusers' own timesteps")
+        return None
+    return time_grid(num_steps, kind or DEFAULT_TIME_GRID.get(sampler, "uniform"))
 
 
 # ---------------------------------------------------------------------------------------------- format
@@ -175,9 +199,10 @@ def guided_callable(net, objective: str, prompts: list[str], guidance_scale: flo
 @torch.no_grad()
 def sample_latents(net, objective: str, prompts: list[str], latent_shape: tuple, num_steps: int = 4,
                    guidance_scale: float = 4.0, sampler: str | None = None, seeds: list[int] | None = None,
-                   guidance_interval=None, device="cpu") -> torch.Tensor:
+                   guidance_interval=None, device="cpu", time_grid: str | None = None) -> torch.Tensor:
     """Latents [B, C, h, w] for B prompts; image i uses torch.Generator seeded with seeds[i] for x_T and
-    every step's noise, so it does not depend on the rest of the batch."""
+    every step's noise, so it does not depend on the rest of the batch. time_grid: uniform, quadratic or
+    power:R for the project's samplers (default per sampler: DEFAULT_TIME_GRID, else uniform)."""
     sampler = sampler or DEFAULT_SAMPLER[objective]
     if sampler not in SAMPLERS:
         raise UsageError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
@@ -187,6 +212,7 @@ def sample_latents(net, objective: str, prompts: list[str], latent_shape: tuple,
         raise UsageError(f"sampler {sampler!r} needs a {needs} model, but this is a {objective} model; use one of: {', '.join(valid)}")
     if not isinstance(num_steps, int) or num_steps < 1 or num_steps > MAX_STEPS:
         raise UsageError(f"steps must be an integer in 1..{MAX_STEPS}, got {num_steps!r}")
+    grid = sampler_time_grid(sampler, time_grid, num_steps)
     seeds = list(range(len(prompts))) if seeds is None else list(seeds)
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     x_T = torch.stack([torch.randn(latent_shape, generator=g) for g in gens]).to(device)
@@ -195,7 +221,7 @@ def sample_latents(net, objective: str, prompts: list[str], latent_shape: tuple,
     if isinstance(net, TextConditionedUViT):  # weights are fixed here: encode the prompts once, not every step
         net = TextMemo(net)
     fn = guided_callable(net, objective, prompts, guidance_scale, guidance_interval)
-    return run(fn, x_T, num_steps, gens)
+    return run(fn, x_T, num_steps, gens, grid=grid)
 
 
 def save_grid(images: torch.Tensor, path, cols: int = 4, pad: int = 2) -> None:
@@ -241,8 +267,9 @@ class ProxT2IPipeline:
 
     def __call__(self, prompts, num_steps: int = 4, guidance_scale: float = 4.0, sampler: str | None = None,
                  seed: int | None = 0, generator: torch.Generator | None = None, guidance_interval=None,
-                 batch_size: int = 16, output_type: str = "pil", progress: bool = False):
+                 batch_size: int = 16, output_type: str = "pil", progress: bool = False, time_grid: str | None = None):
         """prompts: a string or a list. Image i uses seed + i (or seeds drawn from `generator`).
+        time_grid: "uniform", "quadratic" or "power:R" (default: quadratic for pda-hybrid, else uniform).
         Returns a list of PIL images, or a tensor [N, 3, S, S] in [0, 1] with output_type="tensor"."""
         from tqdm import tqdm
 
@@ -255,7 +282,7 @@ class ProxT2IPipeline:
         chunks = []
         for i in tqdm(range(0, len(prompts), batch_size), desc="generate", disable=not progress or len(prompts) <= batch_size):
             lat = sample_latents(self.net, self.objective, prompts[i : i + batch_size], self.latent_shape, num_steps,
-                                 guidance_scale, sampler, seeds[i : i + batch_size], guidance_interval)
+                                 guidance_scale, sampler, seeds[i : i + batch_size], guidance_interval, time_grid=time_grid)
             with torch.no_grad():
                 chunks.append(self.autoencoder.decode(lat).clamp(0, 1))
         images = torch.cat(chunks)

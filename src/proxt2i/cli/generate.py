@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale w >= 0; 1 = off (default 4)")
     p.add_argument("--guidance-interval", type=float, nargs=2, metavar=("T_LO", "T_HI"), help="apply guidance only for t in [T_LO, T_HI]")
     p.add_argument("--sampler", choices=list(SAMPLERS), help="default: pda-hybrid for prox models, euler-maruyama-denoise for score models")
+    p.add_argument("--time-grid", metavar="GRID", help="times the project's samplers visit: uniform (t_k = k/N), quadratic ((k/N)^2) or "
+                                                      "power:R (default: quadratic for pda-hybrid, uniform for the others; "
+                                                      "diffusers samplers use their own timesteps)")
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i (default 0)")
     p.add_argument("--num", type=int, default=4, help="images per prompt (default 4)")
     p.add_argument("--batch-size", type=int, default=32, help="images per network batch (default 32)")
@@ -48,7 +51,7 @@ def run(args) -> int:
             raise UsageError(f"prompt file {args.prompts!r} has no prompts")
     else:
         prompts = [args.prompt]
-    from ..pipeline import ProxT2IPipeline, check_prompts, guided_callable
+    from ..pipeline import DEFAULT_SAMPLER, ProxT2IPipeline, check_prompts
 
     check_prompts(prompts)
     if args.guidance < 0:
@@ -60,8 +63,8 @@ def run(args) -> int:
     expanded = [p for p in prompts for _ in range(args.num)]
     images = pipe(expanded, num_steps=args.steps, guidance_scale=args.guidance, sampler=sampler, seed=args.seed,
                   guidance_interval=tuple(args.guidance_interval) if args.guidance_interval else None,
-                  batch_size=args.batch_size, output_type="tensor", progress=True)
-    used = sampler or ("pda-hybrid" if pipe.objective == "prox" else "euler-maruyama-denoise")
+                  batch_size=args.batch_size, output_type="tensor", progress=True, time_grid=args.time_grid)
+    used = sampler or DEFAULT_SAMPLER[pipe.objective]
     if args.prompts is not None:
         write_folder(Path(args.out), images, expanded, args, used)
         print(f"wrote {len(expanded)} images and metadata.jsonl to {args.out}")
@@ -86,7 +89,7 @@ def write_single(prefix: Path, images, args) -> None:
 
 def write_folder(out: Path, images, prompts, args, sampler: str) -> None:
     from ..atomic import atomic_save_image, atomic_write_text
-    from ..pipeline import to_pil
+    from ..pipeline import time_grid_name, to_pil
 
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -94,7 +97,7 @@ def write_folder(out: Path, images, prompts, args, sampler: str) -> None:
         name = f"{i:05d}.png"
         atomic_save_image(im, out / name)
         rows.append(json.dumps({"file_name": name, "text": text, "seed": args.seed + i, "steps": args.steps,
-                                "sampler": sampler, "guidance": args.guidance, "model": args.model}))
+                                "sampler": sampler, "guidance": args.guidance, "model": args.model, "time_grid": time_grid_name(sampler, args.time_grid)}))
     atomic_write_text(out / "metadata.jsonl", "\n".join(rows) + "\n")
 
 
@@ -108,8 +111,10 @@ def compare_steps(pipe, prompts: list[str], args) -> int:
         raise UsageError(f"--compare-steps must be comma-separated integers, got {args.compare_steps!r}") from None
     if not steps:
         raise UsageError("--compare-steps needs at least one step count")
+    interval = tuple(args.guidance_interval) if args.guidance_interval else None
     columns = [pipe(prompts, num_steps=n, guidance_scale=args.guidance, sampler=args.sampler, seed=args.seed,
-                    batch_size=args.batch_size, output_type="tensor") for n in steps]
+                    guidance_interval=interval, time_grid=args.time_grid, batch_size=args.batch_size, output_type="tensor")
+               for n in steps]
     path = Path(args.out).with_suffix(".png")
     save_steps_figure(columns, prompts, steps, path)
     print(f"wrote {path}")

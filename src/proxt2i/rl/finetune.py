@@ -132,7 +132,9 @@ def evaluate_alignment(net, autoencoder, objective: str, prompts: list[str], lat
     images = []
     for i in range(0, len(prompts), batch_size):
         chunk = prompts[i : i + batch_size]
-        lat = sample_latents(net, objective, chunk, latent_shape, num_steps, guidance, seeds=list(range(i, i + len(chunk))))
+        # the uniform grid: the one the policy chains (policy.make_chain) and R0 train on
+        lat = sample_latents(net, objective, chunk, latent_shape, num_steps, guidance, seeds=list(range(i, i + len(chunk))),
+                             time_grid="uniform")
         images.append(autoencoder.decode(lat).clamp(0, 1).cpu())
     images = torch.cat(images)
     out = {"alignment": None, "alignment_all": None, "n": len(prompts)}
