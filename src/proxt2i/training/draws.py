@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import UsageError
-from ..schedule import Schedule, VPSchedule, check_mode, prox_weight
+from ..schedule import Schedule, VPSchedule, check_mode, prox_weight, time_grid
 
 DEFAULT_STEP_CANDIDATES: tuple[int, ...] = (5, 10, 20, 50, 100, 1000)
 
@@ -34,10 +34,16 @@ def draw_t_lam(
     power: float = 1.0 / 3.0,
     mode: str = "hybrid",
     schedule: Schedule | None = None,
+    grids: tuple[str, ...] = ("uniform",),
 ) -> TimeLamDraw:
-    """Draw [B] training times and prox weights on the sampling grids of the candidate step counts."""
+    """Draw [B] training times and prox weights on the sampling grids of the candidate step counts.
+    grids: time-grid kinds (schedule.time_grid: uniform, quadratic, power:R); each draw lies on one of
+    them, chosen uniformly, so that the network is trained where a sampler on that grid queries it."""
     check_mode(mode)
     schedule = schedule or VPSchedule()
+    if not grids:
+        raise UsageError("candidate grids must name at least one time grid (uniform, quadratic, power:R)")
+    powers = [grid_power(kind) for kind in grids]
     if not candidates or any(int(n) < 1 for n in candidates):
         raise UsageError(f"step candidates must be integers >= 1, got {candidates}")
     cands = torch.tensor([int(n) for n in candidates], dtype=torch.int64)
@@ -45,11 +51,20 @@ def draw_t_lam(
     idx = torch.multinomial(weights / weights.sum(), batch, replacement=True, generator=generator)
     n = cands[idx]
     k = (torch.rand(batch, generator=generator, dtype=torch.float64) * n).floor().clamp(max=n - 1)
-    t = k / n
-    gamma = schedule.beta_integral(t, t + 1.0 / n)
+    if len(powers) == 1 and powers[0] == 1.0:  # the uniform grid alone: the draws of earlier versions, bit for bit
+        t, t_next = k / n, k / n + 1.0 / n
+    else:
+        p = torch.tensor(powers, dtype=torch.float64)[torch.randint(len(powers), (batch,), generator=generator)]
+        t, t_next = (k / n) ** p, ((k + 1) / n) ** p
+    gamma = schedule.beta_integral(t, t_next)
     if mode == "backward" and bool((gamma >= 2).any()):
         raise UsageError(
             "backward-mode training needs gamma < 2 on every candidate grid; drop step counts below 10 "
             "from the candidates or train for mode='hybrid'"
         )
     return TimeLamDraw(t=t, lam=prox_weight(gamma, mode), gamma=gamma, num_steps=n)
+
+
+def grid_power(kind: str) -> float:
+    """The exponent R of a time grid t_k = (k/N)^R (uniform 1, quadratic 2, power:R); UsageError if unknown."""
+    return float(time_grid(2, kind)[1].log() / torch.tensor(0.5, dtype=torch.float64).log())

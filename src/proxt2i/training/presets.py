@@ -48,6 +48,7 @@ class TrainConfig:
     prox_target: str = "sample"  # "sample": the drawn n (ProxDM); "conditional-mean": E[n | y, x0] (losses.conditional_mean_noise);
     # "total-noise" (precondition only): the backbone output against y's unit noise (losses.total_noise)
     candidate_power: float = 1.0 / 3.0  # step count N drawn with weight N^power (ProxDM: 1/3; 0 = uniform over candidates)
+    candidate_grids: str = "uniform"  # comma-separated time grids the draws lie on (uniform, quadratic, power:R), one per draw at random
     mode: str = "hybrid"  # the discretization lam follows
     # bookkeeping
     seed: int = 0
@@ -80,6 +81,19 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise UsageError(msg)
+        for kind in self.candidate_grids.split(","):
+            if not _is_grid(kind):
+                raise UsageError(f"candidate_grids: unknown time grid {kind!r}; use uniform, quadratic or power:R (R > 0), comma-separated")
+
+
+def _is_grid(kind: str) -> bool:
+    """A time-grid name schedule.time_grid accepts (checked here without importing torch)."""
+    if kind in ("uniform", "quadratic"):
+        return True
+    try:
+        return kind.startswith("power:") and float(kind[6:]) > 0
+    except ValueError:
+        return False
 
 
 PRESETS: dict[str, TrainConfig] = {

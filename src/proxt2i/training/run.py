@@ -277,7 +277,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
         # --- loss: proximal matching or denoising score matching
         if cfg.objective == "prox":
-            d = draw_t_lam(x0.shape[0], g, tuple(cfg.step_candidates), power=cfg.candidate_power, mode=cfg.mode, schedule=schedule)
+            d = draw_t_lam(x0.shape[0], g, tuple(cfg.step_candidates), power=cfg.candidate_power, mode=cfg.mode, schedule=schedule,
+                           grids=tuple(cfg.candidate_grids.split(",")))
             t, lam = d.t.float().to(acc.device), d.lam.float().to(acc.device)
             x_t, _ = noisy_pair(x0, t, schedule, generator=g)
             y, n = prox_pair(x_t, lam, generator=g)
