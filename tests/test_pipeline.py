@@ -96,7 +96,7 @@ def test_generate_cli_layouts_and_errors(model_dir, tmp_path, capsys):
     rows = [json.loads(line) for line in (tmp_path / "folder" / "metadata.jsonl").read_text().splitlines()]
     assert [r["file_name"] for r in rows] == ["00000.png", "00001.png"] and rows[1]["text"] == "a person with glasses"
     assert {"seed", "steps", "sampler", "guidance"} <= set(rows[0]) and rows[0]["sampler"] == "pda-hybrid"
-    assert rows[0]["time_grid"] == "quadratic"
+    assert rows[0]["time_grid"] == "uniform"  # a model folder without sampling defaults
     assert main(["generate", "--prompts", str(prompts), "--model", str(model_dir), "--compare-steps", "1,2", "--out", str(tmp_path / "cmp")]) == 0
     assert (tmp_path / "cmp.png").stat().st_size > 0
     capsys.readouterr()
@@ -110,23 +110,38 @@ def test_generate_cli_layouts_and_errors(model_dir, tmp_path, capsys):
         assert len(err) == 1 and err[0].startswith("proxt2i: error:"), err
 
 
-def test_time_grid_default_per_sampler(model_dir):
-    """pda-hybrid walks the quadratic grid by default (docs/models.md, "Time grid"); uniform on request;
-    the walk is what pda_sample does on that grid; diffusers samplers refuse a grid."""
+def test_time_grid_is_the_models_default_or_uniform(tmp_path):
+    """A model's config.json may name the grid its sampler walks ("sampling": {"time_grid": {...}}, set by
+    training's default_time_grid); without it the grid is uniform; an explicit time_grid wins; the walk
+    is pda_sample on that grid; diffusers samplers refuse a grid."""
     from proxt2i.models.conditional import TextMemo
     from proxt2i.samplers.pda import pda_sample
     from proxt2i.schedule import time_grid
 
-    _, net, _ = load_pipeline(model_dir)
-    torch.nn.init.normal_(net.uvit.final_conv.weight, std=0.2)
-    prompts, shape = ["a smiling person with red hair", "a person wearing a cap"], (3, 32, 32)
-    default = sample_latents(net, "prox", prompts, shape, 3, seeds=[0, 1])
-    assert torch.equal(default, sample_latents(net, "prox", prompts, shape, 3, seeds=[0, 1], time_grid="quadratic"))
-    assert not torch.equal(default, sample_latents(net, "prox", prompts, shape, 3, seeds=[0, 1], time_grid="uniform"))
+    plain = train(resolve_config("test-tiny", [f"out={tmp_path / 'u'}", "steps=1"]), progress=False)
+    quad = train(resolve_config("test-tiny", [f"out={tmp_path / 'q'}", "steps=1", "default_time_grid=quadratic"]), progress=False)
+    assert "sampling" not in json.loads((plain / "config.json").read_text())
+    assert json.loads((quad / "config.json").read_text())["sampling"] == {"time_grid": {"pda-hybrid": "quadratic"}}
+    pipe_u, pipe_q = ProxT2IPipeline.from_pretrained(plain), ProxT2IPipeline.from_pretrained(quad)
+    assert pipe_u.time_grid_for() == "uniform" and pipe_q.time_grid_for() == "quadratic"
+    assert pipe_q.time_grid_for("pda-hybrid", "power:1.5") == "power:1.5" and pipe_q.time_grid_for("pda-backward") == "uniform"
+    torch.nn.init.normal_(pipe_q.net.uvit.final_conv.weight, std=0.2)
+    prompts = ["a smiling person with red hair", "a person wearing a cap"]
+    default = pipe_q(prompts, num_steps=3, seed=0, output_type="tensor")
+    assert torch.equal(default, pipe_q(prompts, num_steps=3, seed=0, output_type="tensor", time_grid="quadratic"))
+    assert not torch.equal(default, pipe_q(prompts, num_steps=3, seed=0, output_type="tensor", time_grid="uniform"))
     gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
-    x_T = torch.stack([torch.randn(shape, generator=g) for g in gens])
+    x_T = torch.stack([torch.randn(pipe_q.latent_shape, generator=g) for g in gens])
     with torch.no_grad():
-        by_hand = pda_sample(guided_callable(TextMemo(net), "prox", prompts, 4.0), x_T, 3, "hybrid", gens, grid=time_grid(3, "quadratic"))
+        lat = pda_sample(guided_callable(TextMemo(pipe_q.net), "prox", prompts, 4.0), x_T, 3, "hybrid", gens, grid=time_grid(3, "quadratic"))
+        by_hand = pipe_q.autoencoder.decode(lat).clamp(0, 1)
     assert torch.allclose(default, by_hand, rtol=1e-5, atol=1e-4)
     with pytest.raises(UsageError, match="diffusers' own timesteps"):
-        sample_latents(net, "score", prompts, shape, 3, sampler="ddim", time_grid="uniform")
+        sample_latents(pipe_q.net, "score", prompts, pipe_q.latent_shape, 3, sampler="ddim", time_grid="uniform")
+    with pytest.raises(UsageError, match="default_time_grid: unknown time grid"):
+        resolve_config("test-tiny", ["default_time_grid=cubic"])
+
+
+def test_shipped_prox_model_walks_the_quadratic_grid():
+    assert ProxT2IPipeline.from_pretrained("synthfaces-prox").time_grid_for() == "quadratic"
+    assert ProxT2IPipeline.from_pretrained("synthfaces-score").time_grid_for() == "uniform"

@@ -163,7 +163,6 @@ def run_bench(cfg: BenchConfig, evaluator=None, progress: bool = True) -> tuple[
     from .data.prompts import load_prompts
     from .evaluation import evaluate_images, load_evaluator
     from .evaluation.features import REFERENCE_NUM
-    from .pipeline import time_grid_name
 
     pipes = load_pipelines(cfg.prox_model, cfg.score_model, cfg.samplers)
     ev = evaluator or load_evaluator(cfg.evaluator)
@@ -190,7 +189,7 @@ def run_bench(cfg: BenchConfig, evaluator=None, progress: bool = True) -> tuple[
         seconds = time.perf_counter() - t0
         m = evaluate_images(images, prompts[pset], ev, reference_num=reference_num)
         results.append({"sampler": sampler, "objective": objective_of(sampler), "steps": n, "nfe": nfe(n, cfg.guidance),
-                        "guidance": cfg.guidance, "time_grid": time_grid_name(sampler), "prompt_set": pset, "n": m["n"], "alignment": m["alignment"],
+                        "guidance": cfg.guidance, "time_grid": pipe.time_grid_for(sampler), "prompt_set": pset, "n": m["n"], "alignment": m["alignment"],
                         "alignment_all": m["alignment_all"], "fd": m["fd"], "precision": m["precision"],
                         "recall": m["recall"], "clip_score": m["clip_score"], "sec_per_image": seconds / len(images)})
         if pset == cfg.prompt_sets[0]:

@@ -32,7 +32,7 @@ from .samplers.guidance import check_guidance_scale, combine_guidance
 from .schedule import VPSchedule
 
 FORMAT, VERSION = "proxt2i-model", 1
-CONFIG_KEYS = {"format", "version", "objective", "uvit", "text_encoder", "autoencoder", "schedule", "image_size", "recipe"}
+CONFIG_KEYS = {"format", "version", "objective", "uvit", "text_encoder", "autoencoder", "schedule", "image_size", "recipe", "sampling"}
 MAX_STEPS = 1000
 
 
@@ -56,21 +56,23 @@ SAMPLERS: dict[str, tuple[str, Callable]] = {
     "euler-diffusers": ("score", _diffusers("euler")),
 }
 DEFAULT_SAMPLER = {"prox": "pda-hybrid", "score": "euler-maruyama-denoise"}
-# samplers that walk the project's time grid; the default grid per sampler (docs/models.md, "Time grid":
-# a large first proximal step is stable and reads the prompt better; explicit Euler-Maruyama steps are not)
+# samplers that walk the project's time grid. The grid is uniform unless asked for, or unless the model
+# folder names its own default: config.json "sampling": {"time_grid": {"pda-hybrid": "quadratic"}} (the
+# shipped prox model: a large first proximal step reads the prompt better there; docs/models.md, "Time
+# grid". It is a property of the trained model: on the 5000-step model the uniform grid was better)
 GRID_SAMPLERS = ("pda-hybrid", "pda-backward", "euler-maruyama", "euler-maruyama-denoise", "pf-ode-euler")
-DEFAULT_TIME_GRID = {"pda-hybrid": "quadratic"}
 
 
-def time_grid_name(sampler: str, asked: str | None = None) -> str:
-    """The time grid `sampler` walks: what was asked for, its default, or "diffusers" (its own timesteps)."""
+def time_grid_name(sampler: str, asked: str | None = None, model_defaults: dict | None = None) -> str:
+    """The time grid `sampler` walks: what was asked for, the model's default for it (config "sampling"
+    / "time_grid"), "uniform", or "diffusers" for the diffusers samplers (their own timesteps)."""
     if sampler not in GRID_SAMPLERS:
         return "diffusers"
-    return asked or DEFAULT_TIME_GRID.get(sampler, "uniform")
+    return asked or (model_defaults or {}).get(sampler, "uniform")
 
 
 def sampler_time_grid(sampler: str, kind: str | None, num_steps: int):
-    """The grid [N + 1] `sampler` walks: `kind` (uniform, quadratic, power:R) or the sampler's default;
+    """The grid [N + 1] `sampler` walks: `kind` (uniform, quadratic, power:R; None = uniform);
     None for diffusers samplers (their own timesteps; a grid asked for is an error)."""
     from .schedule import time_grid
 
@@ -78,12 +80,14 @@ def sampler_time_grid(sampler: str, kind: str | None, num_steps: int):
         if kind is not None:
             raise UsageError(f"--time-grid applies to {', '.join(GRID_SAMPLERS)}; {sampler} uses diffusers' own timesteps")
         return None
-    return time_grid(num_steps, kind or DEFAULT_TIME_GRID.get(sampler, "uniform"))
+    return time_grid(num_steps, kind or "uniform")
 
 
 # ---------------------------------------------------------------------------------------------- format
-def save_pipeline(path, uvit, text_encoder, autoencoder, objective: str, image_size: int, recipe: dict | None = None) -> Path:
-    """Write a model folder atomically (a temporary folder renamed into place)."""
+def save_pipeline(path, uvit, text_encoder, autoencoder, objective: str, image_size: int, recipe: dict | None = None,
+                  sampling: dict | None = None) -> Path:
+    """Write a model folder atomically (a temporary folder renamed into place). sampling: the model's
+    sampling defaults, e.g. {"time_grid": {"pda-hybrid": "quadratic"}} (omitted: uniform grids)."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -93,6 +97,8 @@ def save_pipeline(path, uvit, text_encoder, autoencoder, objective: str, image_s
         config = {"format": FORMAT, "version": VERSION, "objective": objective, "uvit": uvit.config.to_dict(),
                   "text_encoder": text_encoder.config(), "autoencoder": autoencoder.config(),
                   "schedule": {"type": "vp", "beta_min": 0.1, "beta_max": 20.0}, "image_size": image_size, "recipe": recipe or {}}
+        if sampling:
+            config["sampling"] = sampling
         save_file(_half(uvit), tmp / "uvit.safetensors")
         if config["text_encoder"]["type"] in SAVED_TEXT_ENCODERS:
             save_file(_half(text_encoder), tmp / "text_encoder.safetensors")
@@ -201,8 +207,8 @@ def sample_latents(net, objective: str, prompts: list[str], latent_shape: tuple,
                    guidance_scale: float = 4.0, sampler: str | None = None, seeds: list[int] | None = None,
                    guidance_interval=None, device="cpu", time_grid: str | None = None) -> torch.Tensor:
     """Latents [B, C, h, w] for B prompts; image i uses torch.Generator seeded with seeds[i] for x_T and
-    every step's noise, so it does not depend on the rest of the batch. time_grid: uniform, quadratic or
-    power:R for the project's samplers (default per sampler: DEFAULT_TIME_GRID, else uniform)."""
+    every step's noise, so it does not depend on the rest of the batch. time_grid: uniform (default),
+    quadratic or power:R for the project's samplers."""
     sampler = sampler or DEFAULT_SAMPLER[objective]
     if sampler not in SAMPLERS:
         raise UsageError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
@@ -257,6 +263,12 @@ class ProxT2IPipeline:
         down = getattr(autoencoder, "downsample", 1)
         self.latent_shape = (autoencoder.latent_channels, self.image_size // down, self.image_size // down)
 
+    def time_grid_for(self, sampler: str | None = None, asked: str | None = None) -> str:
+        """The grid a call with `sampler` (None: the default sampler) walks: `asked`, else this model's
+        default for that sampler (config.json "sampling": {"time_grid": {SAMPLER: GRID}}), else uniform."""
+        sampler = sampler or DEFAULT_SAMPLER[self.objective]
+        return time_grid_name(sampler, asked, self.config.get("sampling", {}).get("time_grid", {}))
+
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike = "synthfaces-prox") -> "ProxT2IPipeline":
         from .shipped import resolve_model
@@ -269,7 +281,7 @@ class ProxT2IPipeline:
                  seed: int | None = 0, generator: torch.Generator | None = None, guidance_interval=None,
                  batch_size: int = 16, output_type: str = "pil", progress: bool = False, time_grid: str | None = None):
         """prompts: a string or a list. Image i uses seed + i (or seeds drawn from `generator`).
-        time_grid: "uniform", "quadratic" or "power:R" (default: quadratic for pda-hybrid, else uniform).
+        time_grid: "uniform", "quadratic" or "power:R" (default: the model's own, see time_grid_for; else uniform).
         Returns a list of PIL images, or a tensor [N, 3, S, S] in [0, 1] with output_type="tensor"."""
         from tqdm import tqdm
 
@@ -279,10 +291,11 @@ class ProxT2IPipeline:
             seeds = torch.randint(0, 2**62, (len(prompts),), generator=generator).tolist()
         else:
             seeds = [(0 if seed is None else int(seed)) + i for i in range(len(prompts))]
+        grid = time_grid if (sampler or DEFAULT_SAMPLER[self.objective]) not in GRID_SAMPLERS else self.time_grid_for(sampler, time_grid)
         chunks = []
         for i in tqdm(range(0, len(prompts), batch_size), desc="generate", disable=not progress or len(prompts) <= batch_size):
             lat = sample_latents(self.net, self.objective, prompts[i : i + batch_size], self.latent_shape, num_steps,
-                                 guidance_scale, sampler, seeds[i : i + batch_size], guidance_interval, time_grid=time_grid)
+                                 guidance_scale, sampler, seeds[i : i + batch_size], guidance_interval, time_grid=grid)
             with torch.no_grad():
                 chunks.append(self.autoencoder.decode(lat).clamp(0, 1))
         images = torch.cat(chunks)

@@ -23,8 +23,8 @@ def register(sub) -> None:
     p.add_argument("--guidance-interval", type=float, nargs=2, metavar=("T_LO", "T_HI"), help="apply guidance only for t in [T_LO, T_HI]")
     p.add_argument("--sampler", choices=list(SAMPLERS), help="default: pda-hybrid for prox models, euler-maruyama-denoise for score models")
     p.add_argument("--time-grid", metavar="GRID", help="times the project's samplers visit: uniform (t_k = k/N), quadratic ((k/N)^2) or "
-                                                      "power:R (default: quadratic for pda-hybrid, uniform for the others; "
-                                                      "diffusers samplers use their own timesteps)")
+                                                      "power:R (default: the model's own, from its config.json: quadratic for pda-hybrid on the shipped "
+                                                      "prox model; otherwise uniform; diffusers samplers use their own timesteps)")
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i (default 0)")
     p.add_argument("--num", type=int, default=4, help="images per prompt (default 4)")
     p.add_argument("--batch-size", type=int, default=32, help="images per network batch (default 32)")
@@ -66,7 +66,7 @@ def run(args) -> int:
                   batch_size=args.batch_size, output_type="tensor", progress=True, time_grid=args.time_grid)
     used = sampler or DEFAULT_SAMPLER[pipe.objective]
     if args.prompts is not None:
-        write_folder(Path(args.out), images, expanded, args, used)
+        write_folder(Path(args.out), images, expanded, args, used, pipe.time_grid_for(used, args.time_grid))
         print(f"wrote {len(expanded)} images and metadata.jsonl to {args.out}")
     else:
         write_single(Path(args.out), images, args)
@@ -87,9 +87,9 @@ def write_single(prefix: Path, images, args) -> None:
     print("\n".join(paths + [f"grid: {grid}"]))
 
 
-def write_folder(out: Path, images, prompts, args, sampler: str) -> None:
+def write_folder(out: Path, images, prompts, args, sampler: str, grid: str) -> None:
     from ..atomic import atomic_save_image, atomic_write_text
-    from ..pipeline import time_grid_name, to_pil
+    from ..pipeline import to_pil
 
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -97,7 +97,7 @@ def write_folder(out: Path, images, prompts, args, sampler: str) -> None:
         name = f"{i:05d}.png"
         atomic_save_image(im, out / name)
         rows.append(json.dumps({"file_name": name, "text": text, "seed": args.seed + i, "steps": args.steps,
-                                "sampler": sampler, "guidance": args.guidance, "model": args.model, "time_grid": time_grid_name(sampler, args.time_grid)}))
+                                "sampler": sampler, "guidance": args.guidance, "model": args.model, "time_grid": grid}))
     atomic_write_text(out / "metadata.jsonl", "\n".join(rows) + "\n")
 
 

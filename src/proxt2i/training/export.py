@@ -30,7 +30,7 @@ def find_checkpoint(path: str | Path) -> Path:
 def export_checkpoint(checkpoint: str | Path, out: str | Path, weights: str = "ema") -> Path:
     """Write the checkpoint's `weights` ("ema" or "raw") as a model folder at `out` (atomically); returns `out`."""
     from ..pipeline import save_pipeline
-    from .presets import config_from_dict
+    from .presets import config_from_dict, sampling_defaults
     from .recipe import checkpoint_init_recipe
     from .run import BatchSource, build_autoencoder, build_network, training_vocabulary
 
@@ -53,4 +53,4 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, weights: str = "e
               "wall_seconds": state.get("wall_seconds"),
               "init_recipe": checkpoint_init_recipe(state, cfg.init)}
     return save_pipeline(out, net.uvit, net.text_encoder, autoencoder, objective=cfg.objective,
-                         image_size=cfg.image_size, recipe=recipe)
+                         image_size=cfg.image_size, recipe=recipe, sampling=sampling_defaults(cfg))

@@ -49,6 +49,7 @@ class TrainConfig:
     # "total-noise" (precondition only): the backbone output against y's unit noise (losses.total_noise)
     candidate_power: float = 1.0 / 3.0  # step count N drawn with weight N^power (ProxDM: 1/3; 0 = uniform over candidates)
     candidate_grids: str = "uniform"  # comma-separated time grids the draws lie on (uniform, quadratic, power:R), one per draw at random
+    default_time_grid: str = ""  # written to the exported model: the grid its default sampler walks (empty = uniform)
     mode: str = "hybrid"  # the discretization lam follows
     # bookkeeping
     seed: int = 0
@@ -81,6 +82,8 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise UsageError(msg)
+        if self.default_time_grid and not _is_grid(self.default_time_grid):
+            raise UsageError(f"default_time_grid: unknown time grid {self.default_time_grid!r}; use uniform, quadratic or power:R (R > 0)")
         for kind in self.candidate_grids.split(","):
             if not _is_grid(kind):
                 raise UsageError(f"candidate_grids: unknown time grid {kind!r}; use uniform, quadratic or power:R (R > 0), comma-separated")
@@ -102,10 +105,11 @@ PRESETS: dict[str, TrainConfig] = {
     # few-step grids (2, 3, 4 steps) join ProxDM's candidates: the shipped model is sampled at 2-8 steps
     # (ema_warmup=False: how the shipped weights were trained; keep it to rebuild them exactly)
     # the loss on the backbone's output against y's unit noise (prox_target=total-noise), and PM with zeta 10
-    # throughout (no L1 warm-up): nearly quadratic, the posterior-mean end of the PM family (docs/models.md)
+    # throughout (no L1 warm-up): nearly quadratic, the posterior-mean end of the PM family (docs/models.md);
+    # the exported model samples PDA-hybrid on the quadratic time grid (docs/models.md, "Time grid")
     "synthfaces-prox": TrainConfig(width=128, depth=5, batch=32, steps=5000, lr=5e-4, lr_warmup=200, checkpoint_every=250, ema_warmup=False,
                                    precondition=True, prox_target="total-noise", pm_warmup_fraction=0.0, zeta_start=10.0, zeta_stages=1,
-                                   step_candidates=(2, 3, 4, 5, 10, 20, 50, 100, 1000)),
+                                   step_candidates=(2, 3, 4, 5, 10, 20, 50, 100, 1000), default_time_grid="quadratic"),
     "synthfaces-score": TrainConfig(objective="score", width=128, depth=5, batch=32, steps=5000, lr=5e-4, lr_warmup=200, checkpoint_every=250, ema_warmup=False,
                                     out="runs/synthfaces-score"),
     # seconds-long runs for tests and smoke checks: pixels, 32 px, a 3-block net
@@ -176,3 +180,12 @@ def config_dict(cfg: TrainConfig) -> dict:
     d = asdict(cfg)
     d["step_candidates"] = list(cfg.step_candidates)
     return d
+
+
+def sampling_defaults(cfg: TrainConfig) -> dict | None:
+    """The "sampling" entry of an exported model's config.json: cfg.default_time_grid for the objective's
+    default sampler (None when unset: uniform)."""
+    if not cfg.default_time_grid:
+        return None
+    sampler = "pda-hybrid" if cfg.objective == "prox" else "euler-maruyama-denoise"
+    return {"time_grid": {sampler: cfg.default_time_grid}}

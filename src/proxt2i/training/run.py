@@ -24,7 +24,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .draws import draw_t_lam
 from .losses import (PMSchedule, conditional_mean_noise, denoising_score_matching_loss, loss_phase, noisy_pair, prox_pair,
                      proximal_matching_objective, total_noise)
-from .presets import TrainConfig, config_dict
+from .presets import TrainConfig, config_dict, sampling_defaults
 from .recipe import checkpoint_init_recipe
 
 
@@ -343,7 +343,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                   "wall_seconds": round(wall_before + time.time() - t_start, 1),  # over all resumed sessions
                   "rank_weight_checksums": rank_checksums, "init_recipe": init_recipe}
         save_pipeline(final, ema.uvit, ema.text_encoder, autoencoder, objective=cfg.objective,
-                      image_size=cfg.image_size, recipe=recipe)
+                      image_size=cfg.image_size, recipe=recipe, sampling=sampling_defaults(cfg))
         if writer is not None:
             writer.close()
     acc.wait_for_everyone()
