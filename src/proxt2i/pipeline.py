@@ -291,7 +291,8 @@ class ProxT2IPipeline:
             seeds = torch.randint(0, 2**62, (len(prompts),), generator=generator).tolist()
         else:
             seeds = [(0 if seed is None else int(seed)) + i for i in range(len(prompts))]
-        grid = time_grid if (sampler or DEFAULT_SAMPLER[self.objective]) not in GRID_SAMPLERS else self.time_grid_for(sampler, time_grid)
+        used = sampler or DEFAULT_SAMPLER[self.objective]
+        grid = self.time_grid_for(used, time_grid) if used in GRID_SAMPLERS else time_grid  # diffusers: refused if given
         chunks = []
         for i in tqdm(range(0, len(prompts), batch_size), desc="generate", disable=not progress or len(prompts) <= batch_size):
             lat = sample_latents(self.net, self.objective, prompts[i : i + batch_size], self.latent_shape, num_steps,

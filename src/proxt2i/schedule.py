@@ -63,9 +63,6 @@ def uniform_grid(num_steps: int, dtype=torch.float64) -> torch.Tensor:
     return torch.arange(num_steps + 1, dtype=dtype) / num_steps
 
 
-TIME_GRIDS = ("uniform", "quadratic")
-
-
 def time_grid(num_steps: int, kind: str = "uniform", dtype=torch.float64) -> torch.Tensor:
     """Sampling grid [N + 1], increasing from 0 to 1. kind: "uniform" (t_k = k / N), "quadratic"
     (t_k = (k / N)^2: small steps near the data, a large first step; DDIM's "quad" spacing), or
