@@ -63,14 +63,6 @@ DEFAULT_SAMPLER = {"prox": "pda-hybrid", "score": "euler-maruyama-denoise"}
 GRID_SAMPLERS = ("pda-hybrid", "pda-backward", "euler-maruyama", "euler-maruyama-denoise", "pf-ode-euler")
 
 
-def time_grid_name(sampler: str, asked: str | None = None, model_defaults: dict | None = None) -> str:
-    """The time grid `sampler` walks: what was asked for, the model's default for it (config "sampling"
-    / "time_grid"), "uniform", or "diffusers" for the diffusers samplers (their own timesteps)."""
-    if sampler not in GRID_SAMPLERS:
-        return "diffusers"
-    return asked or (model_defaults or {}).get(sampler, "uniform")
-
-
 def sampler_time_grid(sampler: str, kind: str | None, num_steps: int):
     """The grid [N + 1] `sampler` walks: `kind` (uniform, quadratic, power:R; None = uniform);
     None for diffusers samplers (their own timesteps; a grid asked for is an error)."""
@@ -265,9 +257,12 @@ class ProxT2IPipeline:
 
     def time_grid_for(self, sampler: str | None = None, asked: str | None = None) -> str:
         """The grid a call with `sampler` (None: the default sampler) walks: `asked`, else this model's
-        default for that sampler (config.json "sampling": {"time_grid": {SAMPLER: GRID}}), else uniform."""
+        default for that sampler (config.json "sampling": {"time_grid": {SAMPLER: GRID}}), else uniform;
+        "diffusers" for the diffusers samplers."""
         sampler = sampler or DEFAULT_SAMPLER[self.objective]
-        return time_grid_name(sampler, asked, self.config.get("sampling", {}).get("time_grid", {}))
+        if sampler not in GRID_SAMPLERS:
+            return "diffusers"  # their own timesteps
+        return asked or self.config.get("sampling", {}).get("time_grid", {}).get(sampler, "uniform")
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike = "synthfaces-prox") -> "ProxT2IPipeline":

@@ -63,25 +63,31 @@ def uniform_grid(num_steps: int, dtype=torch.float64) -> torch.Tensor:
     return torch.arange(num_steps + 1, dtype=dtype) / num_steps
 
 
-def time_grid(num_steps: int, kind: str = "uniform", dtype=torch.float64) -> torch.Tensor:
-    """Sampling grid [N + 1], increasing from 0 to 1. kind: "uniform" (t_k = k / N), "quadratic"
-    (t_k = (k / N)^2: small steps near the data, a large first step; DDIM's "quad" spacing), or
-    "power:R" (t_k = (k / N)^R, R > 0)."""
-    check_num_steps(num_steps)
+def grid_power(kind: str) -> float:
+    """The exponent R of a named time grid t_k = (k/N)^R: "uniform" 1, "quadratic" 2, "power:R" R > 0.
+    Raises UsageError for any other name."""
     if kind == "uniform":
-        return uniform_grid(num_steps, dtype)
+        return 1.0
     if kind == "quadratic":
-        power = 2.0
-    elif kind.startswith("power:"):
+        return 2.0
+    if kind.startswith("power:"):
         try:
             power = float(kind.split(":", 1)[1])
         except ValueError:
             power = -1.0
-        if not power > 0:
-            raise UsageError(f"time grid {kind!r}: the power must be a number > 0, e.g. power:1.5")
-    else:
-        raise UsageError(f"unknown time grid {kind!r}; use uniform, quadratic or power:R")
-    return uniform_grid(num_steps, dtype) ** power
+        if power > 0:
+            return power
+        raise UsageError(f"time grid {kind!r}: the power must be a number > 0, e.g. power:1.5")
+    raise UsageError(f"unknown time grid {kind!r}; use uniform, quadratic or power:R")
+
+
+def time_grid(num_steps: int, kind: str = "uniform", dtype=torch.float64) -> torch.Tensor:
+    """Sampling grid [N + 1], increasing from 0 to 1. kind: "uniform" (t_k = k / N), "quadratic"
+    (t_k = (k / N)^2: small steps near the data, a large first step; DDIM's "quad" spacing), or
+    "power:R" (t_k = (k / N)^R, R > 0)."""
+    power = grid_power(kind)
+    grid = uniform_grid(num_steps, dtype)
+    return grid if power == 1.0 else grid**power
 
 
 def check_num_steps(num_steps) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import UsageError
-from ..schedule import Schedule, VPSchedule, check_mode, prox_weight, time_grid
+from ..schedule import Schedule, VPSchedule, check_mode, grid_power, prox_weight
 
 DEFAULT_STEP_CANDIDATES: tuple[int, ...] = (5, 10, 20, 50, 100, 1000)
 
@@ -63,8 +63,3 @@ def draw_t_lam(
             "from the candidates or train for mode='hybrid'"
         )
     return TimeLamDraw(t=t, lam=prox_weight(gamma, mode), gamma=gamma, num_steps=n)
-
-
-def grid_power(kind: str) -> float:
-    """The exponent R of a time grid t_k = (k/N)^R (uniform 1, quadratic 2, power:R); UsageError if unknown."""
-    return float(time_grid(2, kind)[1].log() / torch.tensor(0.5, dtype=torch.float64).log())

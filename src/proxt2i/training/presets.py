@@ -90,7 +90,7 @@ class TrainConfig:
 
 
 def _is_grid(kind: str) -> bool:
-    """A time-grid name schedule.time_grid accepts (checked here without importing torch)."""
+    """A time-grid name schedule.grid_power accepts (the same rule, here without importing torch)."""
     if kind in ("uniform", "quadratic"):
         return True
     try:
@@ -187,5 +187,6 @@ def sampling_defaults(cfg: TrainConfig) -> dict | None:
     default sampler (None when unset: uniform)."""
     if not cfg.default_time_grid:
         return None
-    sampler = "pda-hybrid" if cfg.objective == "prox" else "euler-maruyama-denoise"
-    return {"time_grid": {sampler: cfg.default_time_grid}}
+    from ..pipeline import DEFAULT_SAMPLER  # torch: only at export time
+
+    return {"time_grid": {DEFAULT_SAMPLER[cfg.objective]: cfg.default_time_grid}}
