@@ -6,64 +6,36 @@ import json
 import pytest
 import torch
 
+from hf_tiny import TINY, WORDS, save_aesthetic, save_mlp, save_preprocessor, save_tokenizer
 from proxt2i.errors import UsageError
-from proxt2i.rl.rewards import (REWARDS, RewardMLP, combine_rewards, image_preprocessing, parse_reward_spec,
-                                to_model_pixels)
+from proxt2i.rl.rewards import REWARDS, RewardMLP, combine_rewards, image_preprocessing, parse_reward_spec, to_model_pixels
 
 PROMPTS = ["a smiling person with red hair", "a person wearing a cap"]
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "person", "with", "red", "hair", "smiling", "cap", "wearing"]
-TINY = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
 
 
 def _images(n=2, size=32, seed=0):
     return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
-def _save_tokenizer(path):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
-                            sep_token="[SEP]").save_pretrained(path)
-
-
-def _save_preprocessor(path, resize=40, crop=32):
-    (path / "preprocessor_config.json").write_text(json.dumps({
-        "size": {"shortest_edge": resize}, "crop_size": {"height": crop, "width": crop}, "do_center_crop": True,
-        "image_mean": [0.5, 0.4, 0.3], "image_std": [0.2, 0.25, 0.3]}))
-
-
-def _save_mlp(file, in_dim):
-    from safetensors.torch import save_file
-
-    torch.manual_seed(1)
-    save_file({k: v.contiguous() for k, v in RewardMLP(in_dim).state_dict().items()}, file)
-
-
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory):
-    from transformers import BlipConfig, BlipForImageTextRetrieval, CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import BlipConfig, BlipForImageTextRetrieval, CLIPConfig, CLIPModel
 
     root = tmp_path_factory.mktemp("rewards")
     torch.manual_seed(0)
     clip_dir = root / "clip"
     CLIPModel(CLIPConfig(text_config=dict(TINY, vocab_size=len(WORDS), max_position_embeddings=16, pad_token_id=0, bos_token_id=2, eos_token_id=3),
                          vision_config=dict(TINY, image_size=32, patch_size=8), projection_dim=8)).save_pretrained(clip_dir)
-    _save_tokenizer(clip_dir)
-    _save_preprocessor(clip_dir)
-    aes_dir = root / "aesthetic"
-    CLIPVisionModelWithProjection(CLIPVisionConfig(**TINY, image_size=32, patch_size=8, projection_dim=8)).save_pretrained(aes_dir)
-    _save_preprocessor(aes_dir)
-    _save_mlp(aes_dir / "aesthetic_mlp.safetensors", 8)
+    save_tokenizer(clip_dir)
+    save_preprocessor(clip_dir)
+    aes_dir = save_aesthetic(root / "aesthetic")
     ir_dir = root / "imagereward"
     BlipForImageTextRetrieval(BlipConfig(
         text_config=dict(TINY, vocab_size=len(WORDS), max_position_embeddings=40, encoder_hidden_size=16, pad_token_id=0),
         vision_config=dict(TINY, image_size=32, patch_size=8), projection_dim=8, image_text_hidden_size=8)).save_pretrained(ir_dir)
-    _save_tokenizer(ir_dir)
-    _save_preprocessor(ir_dir, resize=32, crop=32)
-    _save_mlp(ir_dir / "imagereward_mlp.safetensors", 16)
+    save_tokenizer(ir_dir)
+    save_preprocessor(ir_dir, resize=32, crop=32)
+    save_mlp(ir_dir / "imagereward_mlp.safetensors", 16)
     return {"clip": clip_dir, "aesthetic": aes_dir, "imagereward": ir_dir}
 
 

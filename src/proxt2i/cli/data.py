@@ -51,6 +51,34 @@ def register(sub) -> None:
     a.add_argument("--split", default="train")
     a.set_defaults(func=run_grid)
 
+    a = actions.add_parser(
+        "curate", help="filter (shape, aesthetic) and recaption a face dataset, LAION-Face-T2I style",
+        description=("Curate a text-image dataset as ProxT2I built LAION-Face-T2I-15M: keep images whose short edge is >= "
+                     "--min-side and whose aspect ratio is in --aspect, optionally score them with the LAION aesthetic "
+                     "predictor (--aesthetic DIR) and keep >= --min-aesthetic, optionally recaption them with a local "
+                     "vision-language model (--captioner DIR: any transformers image-text-to-text model with its processor, "
+                     "e.g. Qwen2.5-VL). SOURCE and OUT are webdataset shards or an imagefolder; images keep their bytes; "
+                     "OUT/curation.json counts what each stage dropped (docs/synthfaces.md, 'Curating your own data')."))
+    a.add_argument("source", help="webdataset shards (a .tar or a folder of them) or an imagefolder with metadata.jsonl")
+    a.add_argument("--out", required=True, help="new output folder")
+    a.add_argument("--min-side", type=int, default=256, help="minimum short edge in px (default 256)")
+    a.add_argument("--aspect", type=float, nargs=2, metavar=("MIN", "MAX"), default=(9 / 16, 16 / 9),
+                   help="allowed width / height range (default 0.5625 1.7778, i.e. 9:16 to 16:9)")
+    a.add_argument("--aesthetic", metavar="DIR", default="", help="folder of the LAION aesthetic predictor (CLIPVisionModelWithProjection "
+                                                                  "+ aesthetic_mlp.safetensors); default: no aesthetic filter")
+    a.add_argument("--min-aesthetic", type=float, default=4.5, help="minimum aesthetic score with --aesthetic (default 4.5)")
+    a.add_argument("--captioner", metavar="DIR", default="", help="folder of a transformers image-text-to-text model and its processor; "
+                                                                  "default: keep the source captions")
+    a.add_argument("--caption-prompt", default=None, help="instruction given to the captioner (default: a face-attribute description)")
+    a.add_argument("--max-caption-tokens", type=int, default=77, help="new tokens per caption (default 77)")
+    a.add_argument("--format", choices=("webdataset", "imagefolder"), default="webdataset", help="output layout (default webdataset)")
+    a.add_argument("--shard-size", type=int, default=1000, help="samples per output shard (default 1000)")
+    a.add_argument("--batch-size", type=int, default=16, help="images per model batch (default 16)")
+    a.add_argument("--limit", type=int, default=0, help="read at most N source records (default 0 = all)")
+    a.add_argument("--device", default="cpu", help="torch device for the models (default cpu)")
+    a.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    a.set_defaults(func=run_curate)
+
     a = actions.add_parser("bench", help="measure single-core rendering speed (images/s per size)")
     a.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128, 256])
     a.add_argument("--seconds", type=float, default=1.0, help="time per size (default 1)")
@@ -152,4 +180,20 @@ def run_bench(args) -> int:
     else:
         for size, rate in result["images_per_s"].items():
             print(f"{size:>4} px: {rate:8.1f} images/s wall, {result['images_per_cpu_s'][size]:8.1f} per CPU second (one core)")
+    return 0
+
+
+def run_curate(args) -> int:
+    from ..data.curate import DEFAULT_CAPTION_PROMPT, CurateConfig, curate
+
+    cfg = CurateConfig(min_side=args.min_side, min_aspect=args.aspect[0], max_aspect=args.aspect[1], aesthetic=args.aesthetic,
+                       min_aesthetic=args.min_aesthetic, captioner=args.captioner,
+                       caption_prompt=args.caption_prompt or DEFAULT_CAPTION_PROMPT, max_caption_tokens=args.max_caption_tokens,
+                       format=args.format, shard_size=args.shard_size, batch_size=args.batch_size, limit=args.limit, device=args.device)
+    report = curate(args.source, args.out, cfg, progress=not args.json)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        drops = ", ".join(f"{k} {v}" for k, v in report["dropped"].items() if v) or "none"
+        print(f"kept {report['kept']} of {report['input']} (dropped: {drops}); written to {args.out}")
     return 0

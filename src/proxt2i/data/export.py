@@ -62,7 +62,7 @@ def export_imagefolder(out, num: int, size: int, seed: int = 0, split: str = "tr
     return meta
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def add_tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = len(data), 0o644, 0  # fixed mtime: identical bytes per run
     tar.addfile(info, io.BytesIO(data))
@@ -90,9 +90,9 @@ def export_webdataset(out, num: int, size: int, seed: int = 0, split: str = "tra
                 image, attrs, text = render_item(seed, split, i, size)
                 key = f"{i:08d}"
                 meta = {"attributes": attrs, "labels": attributes_to_labels(attrs), "index": i, "seed": seed, "split": split}
-                _add(tar, f"{key}.png", png_bytes(image))
-                _add(tar, f"{key}.txt", text.encode())
-                _add(tar, f"{key}.json", json.dumps(meta).encode())
+                add_tar_member(tar, f"{key}.png", png_bytes(image))
+                add_tar_member(tar, f"{key}.txt", text.encode())
+                add_tar_member(tar, f"{key}.json", json.dumps(meta).encode())
                 if progress:
                     progress(1)
             os.chmod(tmp, FILE_MODE)

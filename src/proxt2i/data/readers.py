@@ -6,8 +6,10 @@ UsageError with one line naming the file (and line or sample) at fault.
 
 from __future__ import annotations
 
+import glob
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 from typing import Iterator
@@ -37,8 +39,8 @@ def _existing_dir(path) -> Path:
     return path
 
 
-def read_imagefolder_records(path) -> Iterator[dict]:
-    """Rows of DIR/metadata.jsonl with the image loaded: {"image", "text", "file_name", ...}.
+def imagefolder_rows(path) -> Iterator[dict]:
+    """Rows of DIR/metadata.jsonl, checked, with "image_path" (the image is not opened).
     A missing folder or metadata.jsonl raises at once; bad rows raise when reached."""
     root = _existing_dir(path)
     meta = root / "metadata.jsonl"
@@ -67,9 +69,20 @@ def _imagefolder_rows(root: Path, meta: Path) -> Iterator[dict]:
             if not image_path.is_file():
                 raise UsageError(f"{image_path}: image named on {meta.name} line {lineno} does not exist")
             rows += 1
-            yield {**row, "image": _decode(image_path, str(image_path))}
+            yield {**row, "image_path": image_path}
     if rows == 0:
         raise UsageError(f"{meta}: no rows, the dataset is empty")
+
+
+def read_imagefolder_records(path, decode: bool = True) -> Iterator[dict]:
+    """Rows of DIR/metadata.jsonl with the image loaded: {"image", "text", "file_name", ...}; with
+    decode=False the file's bytes instead: {"image_bytes", "image_ext", ...} (not decoded or checked).
+    A missing folder or metadata.jsonl raises at once; bad rows raise when reached."""
+    rows = imagefolder_rows(path)
+    if decode:
+        return ({**row, "image": _decode(row["image_path"], str(row["image_path"]))} for row in rows)
+    return ({**row, "image_bytes": row["image_path"].read_bytes(), "image_ext": row["image_path"].suffix.lower().lstrip(".")}
+            for row in rows)
 
 
 def read_imagefolder(path) -> Iterator[tuple[np.ndarray, str]]:
@@ -77,8 +90,28 @@ def read_imagefolder(path) -> Iterator[tuple[np.ndarray, str]]:
     return ((row["image"], row["text"]) for row in read_imagefolder_records(path))
 
 
+def expand_braces(spec: str) -> list[str]:
+    """webdataset's shard notation: "shards/{00000..00099}.tar" -> 100 names (zero padding kept);
+    several ranges expand as a product, in order."""
+    m = re.search(r"\{(\d+)\.\.(\d+)\}", spec)
+    if not m:
+        return [spec]
+    lo, hi = m.group(1), m.group(2)
+    width = len(lo) if lo.startswith("0") else 0
+    head, tail = spec[: m.start()], spec[m.end():]
+    return [name for i in range(int(lo), int(hi) + 1) for name in expand_braces(f"{head}{i:0{width}d}{tail}")]
+
+
 def shard_paths(path) -> list[Path]:
-    """A .tar file, or the sorted *.tar files of a directory."""
+    """A .tar file, the sorted *.tar files of a directory, a glob ("shards/*.tar") or webdataset's brace
+    notation ("shards/{00000..00099}.tar"): every shard named must exist."""
+    spec = str(path)
+    if "{" in spec or any(c in spec for c in "*?["):
+        names = [n for part in expand_braces(spec) for n in (sorted(glob.glob(part)) if any(c in part for c in "*?[") else [part])]
+        missing = [n for n in names if not Path(n).is_file()]
+        if not names or missing:
+            raise UsageError(f"{spec}: {'no shard matches' if not names else f'shard {missing[0]} does not exist'}")
+        return [Path(n) for n in names]
     path = Path(path)
     if path.is_file():
         return [path]
@@ -112,13 +145,14 @@ def _samples(shard: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
         yield key, sample
 
 
-def read_webdataset_records(path) -> Iterator[dict]:
-    """Samples of the shards as {"image", "text", "key", "shard", plus the .json fields if any}.
+def read_webdataset_records(path, decode: bool = True) -> Iterator[dict]:
+    """Samples of the shards as {"image", "text", "key", "shard", plus the .json fields if any}; with
+    decode=False the image's bytes instead: {"image_bytes", "image_ext", ...}.
     A missing path or a folder without shards raises at once; bad samples raise when reached."""
-    return _webdataset_rows(shard_paths(path))
+    return _webdataset_rows(shard_paths(path), decode)
 
 
-def _webdataset_rows(shards: list[Path]) -> Iterator[dict]:
+def _webdataset_rows(shards: list[Path], decode: bool) -> Iterator[dict]:
     for shard in shards:
         for key, sample in _samples(shard):
             image_ext = next((e for e in ("png", "jpg", "jpeg", "webp") if e in sample), None)
@@ -132,8 +166,11 @@ def _webdataset_rows(shards: list[Path]) -> Iterator[dict]:
                     extra = json.loads(sample["json"])
                 except json.JSONDecodeError as err:
                     raise UsageError(f"{shard}: sample {key}.json is not valid JSON ({err.msg})") from None
-            image = _decode(io.BytesIO(sample[image_ext]), f"{shard}: sample {key}.{image_ext}")
-            yield {**extra, "image": image, "text": sample["txt"].decode("utf-8"), "key": key, "shard": str(shard)}
+            common = {**extra, "text": sample["txt"].decode("utf-8"), "key": key, "shard": str(shard)}
+            if decode:
+                yield {**common, "image": _decode(io.BytesIO(sample[image_ext]), f"{shard}: sample {key}.{image_ext}")}
+            else:
+                yield {**common, "image_bytes": sample[image_ext], "image_ext": image_ext}
 
 
 def read_webdataset(path) -> Iterator[tuple[np.ndarray, str]]:
@@ -141,9 +178,17 @@ def read_webdataset(path) -> Iterator[tuple[np.ndarray, str]]:
     return ((row["image"], row["text"]) for row in read_webdataset_records(path))
 
 
+def is_imagefolder(path) -> bool:
+    """A folder without .tar shards is read as an imagefolder; anything else as webdataset shards."""
+    path = Path(path)
+    return path.is_dir() and not any(path.glob("*.tar"))
+
+
+def read_records(path, decode: bool = True) -> Iterator[dict]:
+    """Records of either format (read_imagefolder_records / read_webdataset_records)."""
+    return read_imagefolder_records(path, decode) if is_imagefolder(path) else read_webdataset_records(path, decode)
+
+
 def read_pairs(path) -> Iterator[tuple[np.ndarray, str]]:
     """Either format: a folder with metadata.jsonl is an imagefolder, otherwise webdataset shards."""
-    path = Path(path)
-    if path.is_dir() and not any(path.glob("*.tar")):
-        return read_imagefolder(path)
-    return read_webdataset(path)
+    return ((row["image"], row["text"]) for row in read_records(path))

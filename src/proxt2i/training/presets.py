@@ -22,7 +22,7 @@ class TrainConfig:
     text_dim: int = 128  # embedded text encoder width
     text_depth: int = 2
     # data
-    data: str = "synthfaces"  # "synthfaces", "imagefolder:DIR" or "webdataset:GLOB"
+    data: str = "synthfaces"  # "synthfaces", "imagefolder:DIR" or "webdataset:SHARDS" (a .tar, a folder of them, a glob or {000..099} braces)
     image_size: int = 32
     autoencoder: str = "shipped"  # "shipped" (the embedded small VAE), "identity" (pixels), a VAE folder, or "diffusers:DIR"
     text_dropout: float = 0.1  # probability of the empty prompt, for classifier-free guidance
@@ -77,7 +77,7 @@ class TrainConfig:
             (not self.precondition or self.objective == "prox", "precondition applies to objective=prox only"),
             (16 <= self.image_size <= 1024, f"image_size must be in 16..1024, got {self.image_size}"),
             (not self.cache_latents or self.data != "synthfaces",
-             "cache_latents needs data=imagefolder:DIR or webdataset:GLOB (SynthFaces renders fresh images every step)"),
+             "cache_latents needs data=imagefolder:DIR or webdataset:SHARDS (SynthFaces renders fresh images every step)"),
         ]
         for ok, msg in checks:
             if not ok:

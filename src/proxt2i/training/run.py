@@ -39,17 +39,14 @@ class BatchSource:
         if kind == "synthfaces":
             self.records = None
         elif kind in ("imagefolder", "webdataset"):
-            from ..data.readers import read_imagefolder, read_webdataset
+            from ..data.indexed import IndexedPairs
 
-            reader = read_imagefolder if kind == "imagefolder" else read_webdataset
-            self.records = [(img, text) for img, text in reader(where)]
-            if not self.records:
-                raise UsageError(f"no training examples found in {where!r}")
+            self.records = IndexedPairs(where, kind)  # an index: images are read when a batch needs them
         else:
-            raise UsageError(f"data must be 'synthfaces', 'imagefolder:DIR' or 'webdataset:GLOB', got {cfg.data!r}")
+            raise UsageError(f"data must be 'synthfaces', 'imagefolder:DIR' or 'webdataset:SHARDS', got {cfg.data!r}")
 
     def captions_for_vocabulary(self, limit: int = 50000) -> list[str]:
-        return [] if self.records is None else [t for _, t in self.records[:limit]]
+        return [] if self.records is None else self.records.texts[:limit]
 
     def indices(self, step: int, rank: int, world: int) -> list[int]:
         """Record indices of batch `step` on process `rank` (records cycle in order)."""
@@ -69,7 +66,7 @@ class BatchSource:
         return to_float_images(images), list(captions)
 
     def captions(self, step: int, rank: int, world: int) -> list[str]:
-        return [self.records[i][1] for i in self.indices(step, rank, world)]
+        return [self.records.texts[i] for i in self.indices(step, rank, world)]
 
 
 def to_float_images(images: np.ndarray) -> torch.Tensor:
@@ -104,11 +101,18 @@ def latent_cache(path: Path, source: BatchSource, autoencoder, cfg: TrainConfig,
 
 
 def _resize(img: np.ndarray, size: int) -> np.ndarray:
-    if img.shape[0] == size and img.shape[1] == size:
+    """uint8 [H, W, 3] -> [size, size, 3]: the short side resized to `size` (bicubic), then a centre crop,
+    so that non-square images keep their proportions (a square image is simply resized)."""
+    h, w = img.shape[:2]
+    if h == size and w == size:
         return img
     from PIL import Image
 
-    return np.asarray(Image.fromarray(img).resize((size, size), Image.BICUBIC))
+    r = size / min(h, w)
+    nw, nh = max(size, round(w * r)), max(size, round(h * r))
+    im = Image.fromarray(img).resize((nw, nh), Image.BICUBIC)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return np.asarray(im.crop((left, top, left + size, top + size)))
 
 
 # ---------------------------------------------------------------------------------------------- model
