@@ -74,3 +74,17 @@ def test_resize_keeps_proportions():
     from PIL import Image
 
     assert np.array_equal(_resize(square, 32), np.asarray(Image.fromarray(square).resize((32, 32), Image.BICUBIC)))
+
+
+def test_prefetching_workers_give_the_same_batches(datasets):
+    cfg = resolve_config("test-tiny", [f"data=imagefolder:{datasets / 'if'}", "batch=3"])
+    source = BatchSource(cfg)
+    steps = range(2, 9)
+    plain = list(source.batches(steps, 0, 1, workers=0))
+    ahead = list(source.batches(steps, 0, 1, workers=2))
+    assert len(plain) == len(ahead) == len(steps)
+    for (a, ca), (b, cb), s in zip(plain, ahead, steps):
+        expected, captions = source.batch(s, 0, 1)
+        assert ca == cb == captions and np.array_equal(a, b) and np.array_equal(a, expected)
+    with pytest.raises(UsageError, match="data_workers"):
+        resolve_config("test-tiny", ["data_workers=-1"])

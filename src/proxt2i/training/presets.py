@@ -27,6 +27,7 @@ class TrainConfig:
     autoencoder: str = "shipped"  # "shipped" (the embedded small VAE), "identity" (pixels), a VAE folder, or "diffusers:DIR"
     text_dropout: float = 0.1  # probability of the empty prompt, for classifier-free guidance
     cache_latents: bool = False  # imagefolder / webdataset only: encode every image once, reuse OUT/latents.safetensors
+    data_workers: int = 0  # threads reading and decoding the next batches ahead of the training step (0 = in the loop); same batches either way
     init: str = ""  # start from a trained model's weights (shipped name or model folder; same architecture and objective)
     # optimisation
     steps: int = 20000
@@ -76,6 +77,7 @@ class TrainConfig:
             (self.mixed_precision in ("no", "bf16", "fp16"), f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}"),
             (not self.precondition or self.objective == "prox", "precondition applies to objective=prox only"),
             (16 <= self.image_size <= 1024, f"image_size must be in 16..1024, got {self.image_size}"),
+            (self.data_workers >= 0, f"data_workers must be >= 0, got {self.data_workers}"),
             (not self.cache_latents or self.data != "synthfaces",
              "cache_latents needs data=imagefolder:DIR or webdataset:SHARDS (SynthFaces renders fresh images every step)"),
         ]
@@ -119,7 +121,7 @@ PRESETS: dict[str, TrainConfig] = {
     # paper scale (needs local SD3.5 VAE weights and a GPU cluster): 256 px, 32x32x16 latents, ~500M params
     "laion-face-prox-256": TrainConfig(model="paper", image_size=256, autoencoder="diffusers:models/sd3.5-vae",
                                       text_encoder="clip:models/metaclip-h14+t5:models/t5-xl",
-                                      data="webdataset:data/laion-face/{00000..01499}.tar", batch=64, lr=1e-4,
+                                      data="webdataset:data/laion-face/{00000..01499}.tar", data_workers=4, batch=64, lr=1e-4,
                                       steps=500_000, lr_warmup=5000, ema=0.9999, mixed_precision="bf16",
                                       out="runs/laion-face-prox-256"),
 }
