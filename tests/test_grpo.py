@@ -202,6 +202,21 @@ def test_group_diversity_and_monitor():
     assert mon.update(0.9) == pytest.approx(0.45) and mon.collapsed
 
 
+def test_rollout_walks_the_named_time_grid():
+    from proxt2i.schedule import time_grid
+
+    prox = gaussian_prox(torch.tensor([0.5, -1.0]), 0.3)
+    x_T = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
+    quad = time_grid(4, "quadratic")
+    expected = pda_sample(prox, x_T, 4, mode="hybrid", generator=torch.Generator().manual_seed(1), grid=quad)
+    traj = rollout(prox, x_T, 4, torch.Generator().manual_seed(1), grid="quadratic")
+    assert traj.chain.grid == (0.0, 0.0625, 0.25, 0.5625, 1.0) and torch.equal(traj.x0, expected)
+    assert not torch.equal(traj.x0, rollout(prox, x_T, 4, torch.Generator().manual_seed(1)).x0)  # uniform differs
+    score = lambda x, t: -x / (1.0 + t[:, None])  # noqa: E731
+    em = euler_maruyama_sample(score, x_T, 4, denoise_final=True, generator=torch.Generator().manual_seed(2), grid=quad)
+    assert torch.equal(rollout(score, x_T, 4, torch.Generator().manual_seed(2), kind="euler-maruyama", grid="quadratic").x0, em)
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 def _grpo_args(prox_dir, out, steps, *extra):
     return ["finetune", "grpo", "--model", str(prox_dir), "--reward", "brightness", "--prompts", "heldin", "--steps", str(steps),
@@ -254,7 +269,20 @@ def test_finetune_score_baseline_runs(tmp_path):
     assert row["kl"] == 0.0  # one update: the KL is measured before it, at the reference
 
 
+def test_finetune_tunes_and_keeps_the_models_own_time_grid(tmp_path, capsys):
+    quad_dir = train(resolve_config("test-tiny", [f"out={tmp_path / 'q'}", "steps=1", "default_time_grid=quadratic"]), progress=False)
+    for extra, grid in (((), "quadratic"), (("--time-grid", "uniform"), "uniform")):
+        out = tmp_path / f"ft-{grid}"
+        assert main(_grpo_args(quad_dir, out, 1, *extra)) == 0
+        assert json.loads((out / "config.json").read_text())["chain_time_grid"] == grid
+        final = json.loads((out / "final" / "config.json").read_text())
+        assert final["sampling"]["time_grid"]["pda-hybrid"] == grid and final["recipe"]["finetune"]["chain_time_grid"] == grid
+        assert ProxT2IPipeline.from_pretrained(out / "final").time_grid_for() == grid
+    capsys.readouterr()
+
+
 @pytest.mark.parametrize("extra, message", [
+    (["--time-grid", "cubic"], "unknown time grid"),
     (["--reward", "nonsense"], "unknown reward 'nonsense'"),
     (["--reward", "brightness=abc"], "bad weight"),
     (["--reward", "pickscore"], "needs a local model folder"),

@@ -33,6 +33,11 @@ def test_chain_with_unit_eta_is_pda_hybrid_and_differentiable():
     x = x_T.clone().requires_grad_(True)
     pda_hybrid_with_eta(prox, x, 3, [1.0] * 3, torch.Generator().manual_seed(0)).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+    # on a named grid it is pda_sample on that grid
+    from proxt2i.schedule import time_grid
+
+    quad = pda_sample(prox, x_T, 4, mode="hybrid", generator=torch.Generator().manual_seed(2), grid=time_grid(4, "quadratic"))
+    assert torch.allclose(pda_hybrid_with_eta(prox, x_T, 4, [1.0] * 4, torch.Generator().manual_seed(2), "quadratic"), quad, atol=1e-6)
 
 
 def test_reward_gradients_are_normalised_per_reward():

@@ -86,6 +86,9 @@ def _shared_options(parser, d) -> None:
     a("--out", default=d.out, help=f"output folder (default {d.out})")
     a("--prompts-per-step", type=int, default=d.prompts_per_step, help=f"prompts per step P (default {d.prompts_per_step})")
     a("--num-steps", type=int, default=d.num_steps, help=f"sampler steps (default {d.num_steps})")
+    a("--time-grid", default=d.time_grid, metavar="GRID",
+      help="time grid the sampler is tuned and evaluated on: uniform, quadratic or power:R (default: the model's own, as "
+           "`proxt2i generate` uses it: quadratic for the shipped prox model); the fine-tuned model keeps it as its default")
     a("--guidance", type=float, default=d.guidance, help=f"CFG scale (default {d.guidance:g})")
     a("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr:g})")
     a("--ema", type=float, default=d.ema, help=f"EMA decay of the exported weights, 0 = raw (default {d.ema:g})")
@@ -100,7 +103,7 @@ def _shared_options(parser, d) -> None:
     a("--no-progress", action="store_true", help="no progress bar")
 
 
-SHARED_FIELDS = ("model", "reward", "prompts", "steps", "out", "group", "prompts_per_step", "num_steps", "guidance", "lr", "ema",
+SHARED_FIELDS = ("model", "reward", "prompts", "steps", "out", "group", "prompts_per_step", "num_steps", "time_grid", "guidance", "lr", "ema",
                  "seed", "eval_every", "eval_prompts", "eval_num", "diversity_threshold", "checkpoint_every", "threads")
 
 

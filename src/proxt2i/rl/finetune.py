@@ -45,6 +45,7 @@ class FinetuneConfig:
     group: int = 8  # G images per prompt
     prompts_per_step: int = 4  # P prompts per rollout batch (batch = P * G)
     num_steps: int = 4  # sampler steps
+    time_grid: str = ""  # uniform, quadratic, power:R; "" = the model's own grid for its sampler (config.json "sampling")
     guidance: float = 4.0  # CFG scale in rollouts and evaluation
     lr: float = 3e-5
     kl: float = 0.0  # KL weight to the reference model
@@ -86,11 +87,31 @@ class FinetuneConfig:
         for ok, msg in checks:
             if not ok:
                 raise UsageError(msg)
+        check_time_grid(self.time_grid)
         self.grpo()  # checks clip, kl, inner epochs, ...
 
     def grpo(self) -> GRPOConfig:
         return GRPOConfig(clip=self.clip, kl=self.kl, inner_epochs=self.inner_epochs, train_transitions=self.train_steps_per_update,
                           reduce=self.reduce, adv_clip=self.adv_clip, grad_clip=self.grad_clip)
+
+
+def check_time_grid(name: str) -> None:
+    """"" (the model's own grid) or a grid name schedule.time_grid knows; else a UsageError."""
+    from ..schedule import grid_power
+
+    if name:
+        grid_power(name)
+
+
+def finetune_grid(pipe, sampler: str, asked: str) -> tuple[str, dict | None]:
+    """The time grid a fine-tune trains and evaluates `sampler` on (`asked`, else the model's own default), and
+    the sampling defaults of the fine-tuned model folder: the base model's, with that grid for `sampler`, so
+    that the fine-tuned model samples by default on the grid it was tuned on."""
+    grid = asked or pipe.time_grid_for(sampler)
+    sampling = copy.deepcopy(pipe.config.get("sampling", {}))
+    if grid != "uniform" or sampler in sampling.get("time_grid", {}):
+        sampling.setdefault("time_grid", {})[sampler] = grid
+    return grid, sampling or None
 
 
 def load_prompt_source(source: str) -> list[str]:
@@ -121,9 +142,10 @@ def step_prompts(prompts: list[str], count: int, seed: int, step: int) -> list[s
 
 @torch.no_grad()
 def evaluate_alignment(net, autoencoder, objective: str, prompts: list[str], latent_shape, num_steps: int, guidance: float,
-                       reward=None, batch_size: int = 64) -> dict:
+                       reward=None, batch_size: int = 64, time_grid: str = "uniform") -> dict:
     """SynthFaces alignment (exact attribute read-back) of one image per prompt, seeds 0..N-1 (None for
-    prompts outside the SynthFaces vocabulary), and the mean reward when given."""
+    prompts outside the SynthFaces vocabulary), and the mean reward when given; the model's default sampler
+    on `time_grid` (the grid the fine-tune trains on)."""
     from ..evaluation.evaluator import load_evaluator
     from ..evaluation.features import recognise
     from ..evaluation.metrics import alignment_scores, all_prompt_labels, label_matrix
@@ -132,9 +154,8 @@ def evaluate_alignment(net, autoencoder, objective: str, prompts: list[str], lat
     images = []
     for i in range(0, len(prompts), batch_size):
         chunk = prompts[i : i + batch_size]
-        # the uniform grid: the one the policy chains (policy.make_chain) and R0 train on
         lat = sample_latents(net, objective, chunk, latent_shape, num_steps, guidance, seeds=list(range(i, i + len(chunk))),
-                             time_grid="uniform")
+                             time_grid=time_grid)
         images.append(autoencoder.decode(lat).clamp(0, 1).cpu())
     images = torch.cat(images)
     out = {"alignment": None, "alignment_all": None, "n": len(prompts)}
@@ -246,6 +267,7 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
     pipe = ProxT2IPipeline.from_pretrained(model_path)
     objective, autoencoder, latent_shape = pipe.objective, pipe.autoencoder.to(acc.device).eval(), pipe.latent_shape
     kind = "pda-hybrid" if objective == "prox" else "euler-maruyama"
+    grid, sampling = finetune_grid(pipe, "pda-hybrid" if objective == "prox" else "euler-maruyama-denoise", cfg.time_grid)
     net = pipe.net.to(acc.device).eval()  # eval mode: no dropout, so rollout and update are the same policy
     ref = copy.deepcopy(net).requires_grad_(False) if cfg.kl > 0 else None
     ema = copy.deepcopy(net).requires_grad_(False)
@@ -257,11 +279,12 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
     start = resume(out, net, ema, opt, monitor, acc)
     net, opt = acc.prepare(net, opt)
     config = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
-    runlog = RunLog(out, {**config, "objective": objective, "chain": kind}, acc.is_main_process, progress)
+    runlog = RunLog(out, {**config, "objective": objective, "chain": kind, "chain_time_grid": grid}, acc.is_main_process, progress)
     runlog.start_at(start)
 
     def run_eval(step: int, bar=None) -> dict:
-        result = evaluate_alignment(ema, autoencoder, objective, eval_prompts, latent_shape, cfg.num_steps, cfg.guidance, reward)
+        result = evaluate_alignment(ema, autoencoder, objective, eval_prompts, latent_shape, cfg.num_steps, cfg.guidance, reward,
+                                    time_grid=grid)
         runlog.write_eval(step, result, bar)
         return result
 
@@ -280,7 +303,7 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
         x_T = torch.randn((len(prompts), *latent_shape), generator=g).to(acc.device)
         policy_fn = guided_callable(net, objective, prompts, cfg.guidance)
         traj = rollout(policy_fn, x_T, cfg.num_steps, g, kind=kind, reduce=cfg.reduce,
-                       start_group=cfg.group if cfg.start_noise == "shared" else 1)
+                       start_group=cfg.group if cfg.start_noise == "shared" else 1, grid=grid)
 
         # --- reward and group advantages
         with torch.no_grad():
@@ -334,10 +357,11 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
         result = run_eval(done)
         base_recipe = pipe.config.get("recipe", {})
         recipe = {"command": f"proxt2i finetune grpo --model {cfg.model} --reward {cfg.reward} --out {cfg.out}",
-                  "finetune": {"algorithm": "grpo", "chain": kind, **config}, "steps_done": done, "stopped_on_collapse": stopped,
+                  "finetune": {"algorithm": "grpo", "chain": kind, "chain_time_grid": grid, **config}, "steps_done": done, "stopped_on_collapse": stopped,
                   "final_eval": result, "wall_seconds": round(time.time() - t_start, 1), "base_model": str(model_path),
                   "base_recipe": base_recipe}
-        save_pipeline(final, ema.uvit, ema.text_encoder, autoencoder, objective=objective, image_size=pipe.image_size, recipe=recipe)
+        save_pipeline(final, ema.uvit, ema.text_encoder, autoencoder, objective=objective, image_size=pipe.image_size, recipe=recipe,
+                      sampling=sampling)
     acc.wait_for_everyone()
     return final
 

@@ -31,7 +31,7 @@ import torch
 from ..errors import UsageError
 from ..samplers.pda import batch_randn, checked_prox_output
 from ..samplers.score import checked_score_output
-from ..schedule import Schedule, VPSchedule, check_num_steps, step_sizes, uniform_grid
+from ..schedule import Schedule, VPSchedule, check_num_steps, step_sizes, time_grid
 
 CHAINS = ("pda-hybrid", "euler-maruyama")
 
@@ -108,16 +108,17 @@ class GaussianChain:
         return (1.0 + g / 2.0) * s + 1.0 * g * self._call(fn, s, 0)
 
 
-def make_chain(kind: str, num_steps: int, schedule: Optional[Schedule] = None) -> GaussianChain:
-    """The chain of `kind` ('pda-hybrid' or 'euler-maruyama') on the uniform grid of num_steps >= 2."""
+def make_chain(kind: str, num_steps: int, schedule: Optional[Schedule] = None, grid: str = "uniform") -> GaussianChain:
+    """The chain of `kind` ('pda-hybrid' or 'euler-maruyama') with num_steps >= 2 on a named time grid
+    (schedule.time_grid: uniform, quadratic, power:R), the one the sampler walks at inference."""
     if kind not in CHAINS:
         raise UsageError(f"unknown policy chain {kind!r}; choose one of: {', '.join(CHAINS)}")
     check_num_steps(num_steps)
     if num_steps < 2:
         raise UsageError("RL fine-tuning needs num_steps >= 2: with one step the sampler has no stochastic transition")
-    grid = uniform_grid(num_steps)
-    gammas = step_sizes(schedule or VPSchedule(), grid)
-    return GaussianChain(kind, num_steps, tuple(float(t) for t in grid), tuple(float(g) for g in gammas))
+    times = time_grid(num_steps, grid)
+    gammas = step_sizes(schedule or VPSchedule(), times)
+    return GaussianChain(kind, num_steps, tuple(float(t) for t in times), tuple(float(g) for g in gammas))
 
 
 def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, std: float, reduce: str = "sum") -> torch.Tensor:
@@ -147,7 +148,7 @@ class Trajectory:
 
 
 def rollout(fn: Callable, x_T: torch.Tensor, num_steps: int, generator=None, kind: str = "pda-hybrid",
-            schedule: Optional[Schedule] = None, reduce: str = "sum", start_group: int = 1) -> Trajectory:
+            schedule: Optional[Schedule] = None, reduce: str = "sum", start_group: int = 1, grid: str = "uniform") -> Trajectory:
     """Run the sampler from x_T [B, ...] without gradients and record the chain.
 
     fn: guided prox(y, t, lam) for 'pda-hybrid', score(x, t) for 'euler-maruyama'. generator: None, one
@@ -156,8 +157,8 @@ def rollout(fn: Callable, x_T: torch.Tensor, num_steps: int, generator=None, kin
     start_group: consecutive rows in groups of this size share the chain's first state, which carries
     no parameters (x_T and, for PDA, the first step's noise; drawn from each group's first row), as
     DanceGRPO shares the initial noise within a group: the group's rewards then differ only through
-    the policy's own transitions."""
-    chain = make_chain(kind, num_steps, schedule)
+    the policy's own transitions. grid: the named time grid (make_chain)."""
+    chain = make_chain(kind, num_steps, schedule, grid)
     if start_group < 1 or x_T.shape[0] % start_group:
         raise UsageError(f"start_group must be >= 1 and divide the batch {x_T.shape[0]}, got {start_group}")
     with torch.no_grad():

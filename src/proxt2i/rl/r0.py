@@ -29,7 +29,7 @@ from typing import Sequence
 import torch
 
 from ..errors import UsageError
-from .finetune import RunLog, evaluate_alignment, load_prompt_source, resume, step_prompts
+from .finetune import RunLog, check_time_grid, evaluate_alignment, finetune_grid, load_prompt_source, resume, step_prompts
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class R0Config:
     prompts_per_step: int = 8  # P prompts per step
     group: int = 2  # images per prompt (the diversity monitor compares them)
     num_steps: int = 4  # sampler steps the generator runs (and is evaluated at)
+    time_grid: str = ""  # uniform, quadratic, power:R; "" = the model's own PDA-hybrid grid (config.json "sampling")
     guidance: float = 4.0
     lr: float = 2e-5
     reg: float = 1000.0  # weight of the relative L2 pull toward the pretrained weights
@@ -77,14 +78,17 @@ class R0Config:
         for ok, msg in checks:
             if not ok:
                 raise UsageError(msg)
+        check_time_grid(self.time_grid)
 
 
-def pda_hybrid_with_eta(prox, x_T: torch.Tensor, num_steps: int, etas: Sequence[float], generator=None) -> torch.Tensor:
-    """PDA-hybrid from x_T [B, ...] with the noise of step k (in sampling order) scaled by etas[k];
-    with every eta = 1 it is the sampler as used at inference. Differentiable."""
+def pda_hybrid_with_eta(prox, x_T: torch.Tensor, num_steps: int, etas: Sequence[float], generator=None,
+                        grid: str = "uniform") -> torch.Tensor:
+    """PDA-hybrid from x_T [B, ...] on the named time grid with the noise of step k (in sampling order)
+    scaled by etas[k]; with every eta = 1 it is the sampler as used at inference. Differentiable."""
     from ..samplers.pda import pda_sample
+    from ..schedule import time_grid
 
-    return pda_sample(prox, x_T, num_steps, mode="hybrid", generator=generator, noise_scales=etas)
+    return pda_sample(prox, x_T, num_steps, mode="hybrid", generator=generator, noise_scales=etas, grid=time_grid(num_steps, grid))
 
 
 def reward_image_gradient(terms: dict[str, torch.Tensor], weights: dict[str, float], images: torch.Tensor,
@@ -139,6 +143,7 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
     if pipe.objective != "prox":
         raise UsageError(f"R0 here fine-tunes prox models; {cfg.model!r} is a {pipe.objective} model")
     autoencoder, latent_shape = pipe.autoencoder.to(acc.device).eval().requires_grad_(False), pipe.latent_shape
+    grid, sampling = finetune_grid(pipe, "pda-hybrid", cfg.time_grid)
     net = pipe.net.to(acc.device).eval()
     ema = copy.deepcopy(net).requires_grad_(False)
     params = [p for p in net.parameters() if p.requires_grad]
@@ -149,11 +154,12 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
     start = resume(out, net, ema, opt, monitor, acc)
     net, opt = acc.prepare(net, opt)
     config = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
-    runlog = RunLog(out, {**config, "objective": "prox", "chain": "pda-hybrid"}, acc.is_main_process, progress)
+    runlog = RunLog(out, {**config, "objective": "prox", "chain": "pda-hybrid", "chain_time_grid": grid}, acc.is_main_process, progress)
     runlog.start_at(start)
 
     def run_eval(step: int, bar=None) -> dict:
-        result = evaluate_alignment(ema, autoencoder, "prox", eval_prompts, latent_shape, cfg.num_steps, cfg.guidance, reward)
+        result = evaluate_alignment(ema, autoencoder, "prox", eval_prompts, latent_shape, cfg.num_steps, cfg.guidance, reward,
+                                    time_grid=grid)
         runlog.write_eval(step, result, bar)
         return result
 
@@ -171,7 +177,7 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
         etas = (cfg.eta_min + (1 - cfg.eta_min) * torch.rand(cfg.num_steps, generator=g)).tolist()
 
         # --- generate with gradients through every step, score, backpropagate the normalised reward gradient
-        x0 = pda_hybrid_with_eta(guided_callable(net, "prox", prompts, cfg.guidance), x_T, cfg.num_steps, etas, g)
+        x0 = pda_hybrid_with_eta(guided_callable(net, "prox", prompts, cfg.guidance), x_T, cfg.num_steps, etas, g, grid)
         images = autoencoder.decode(x0).clamp(0, 1)
         leaf = images.detach().requires_grad_(True)
         terms = reward.terms(leaf, prompts)
@@ -210,8 +216,9 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
     if acc.is_main_process:
         result = run_eval(cfg.steps)
         recipe = {"command": f"proxt2i finetune r0 --model {cfg.model} --reward {cfg.reward} --out {cfg.out}",
-                  "finetune": {"algorithm": "r0", "chain": "pda-hybrid", **config}, "steps_done": cfg.steps, "final_eval": result,
+                  "finetune": {"algorithm": "r0", "chain": "pda-hybrid", "chain_time_grid": grid, **config}, "steps_done": cfg.steps, "final_eval": result,
                   "wall_seconds": round(time.time() - t_start, 1), "base_model": str(model_path), "base_recipe": pipe.config.get("recipe", {})}
-        save_pipeline(final, ema.uvit, ema.text_encoder, autoencoder, objective="prox", image_size=pipe.image_size, recipe=recipe)
+        save_pipeline(final, ema.uvit, ema.text_encoder, autoencoder, objective="prox", image_size=pipe.image_size, recipe=recipe,
+                      sampling=sampling)
     acc.wait_for_everyone()
     return final
