@@ -26,7 +26,11 @@ from . import export as export_cmd
 COMMAND_MODULES = [generate_cmd, models_cmd, train_cmd, export_cmd, train_vae_cmd, evaluate_cmd, bench_cmd, finetune_cmd, data_cmd, toy_cmd, info_cmd]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = "") -> argparse.ArgumentParser:
+    """The parser. command "": every subcommand with its options; a name: only that subcommand's
+    options, the others as a name and a line of help; None: names and help only. Building a subcommand's
+    options can import torch (sampler and reward lists), which `proxt2i --help` or `proxt2i data
+    prompts heldin` need not wait for."""
     from .. import __version__
 
     parser = argparse.ArgumentParser(
@@ -36,12 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"proxt2i {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
-        module.register(sub)
+        if command == "" or command in module.COMMANDS:
+            module.register(sub)
+        else:
+            for name, help_ in module.COMMANDS.items():
+                sub.add_parser(name, help=help_, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

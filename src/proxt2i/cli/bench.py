@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 
+# the subcommands this module adds, with their one-line help (cli/__init__ lists them without importing anything heavy)
+COMMANDS = {"bench": "quality vs steps: prox samplers against DDIM / DPM-Solver++ / UniPC / Euler score samplers; speedup"}
+
 
 def register(sub) -> None:
     from ..bench import ALIGNMENT_FRACTION, ALL_SAMPLERS, DEFAULT_NUM_PROMPTS, DEFAULT_STEPS, FD_FACTOR, QUICK
 
     p = sub.add_parser(
         "bench",
-        help="quality vs steps: prox samplers against DDIM / DPM-Solver++ / UniPC / Euler score samplers; speedup",
+        help=COMMANDS["bench"],
         description=(
             "Generate the held-in and held-out prompt sets (same seeds for every sampler) with each sampler at each "
             "step count, score them with the SynthFaces evaluator, and report alignment, FD, CLIP score and seconds "

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+# the subcommands this module adds, with their one-line help (cli/__init__ lists them without importing anything heavy)
+COMMANDS = {"data": "SynthFaces: export the procedural face dataset, print prompt sets, parse prompts; curate your own face data"}
+
 
 def register(sub) -> None:
     p = sub.add_parser(
         "data",
-        help="SynthFaces: export the procedural face dataset, print prompt sets, parse prompts",
+        help=COMMANDS["data"],
         description="SynthFaces, the embedded face-centric text-to-image dataset (docs/synthfaces.md).",
     )
     p.set_defaults(func=lambda args: _help(p))

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 
+# the subcommands this module adds, with their one-line help (cli/__init__ lists them without importing anything heavy)
+COMMANDS = {"evaluate": "score generated images (alignment, Frechet distance, precision/recall, CLIP score)", "evaluator": "train or check the evaluator"}
+
 
 def register(sub) -> None:
     p = sub.add_parser(
         "evaluate",
-        help="score generated images (alignment, Frechet distance, precision/recall, CLIP score)",
+        help=COMMANDS["evaluate"],
         description=(
             "Score a folder of images with a metadata.jsonl (one {\"file_name\": ..., \"text\": ...} per line, the "
             "Hugging Face imagefolder layout) using the SynthFaces evaluator: attribute alignment of each image "
@@ -23,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--reference-num", type=int, default=None, help="fresh renders for the reference statistics (default 2048)")
     p.set_defaults(func=run_evaluate)
 
-    e = sub.add_parser("evaluator", help="train or check the evaluator", description="Train or measure the SynthFaces evaluator.")
+    e = sub.add_parser("evaluator", help=COMMANDS["evaluator"], description="Train or measure the SynthFaces evaluator.")
     esub = e.add_subparsers(dest="evaluator_command", metavar="ACTION", required=True)
     t = esub.add_parser(
         "train",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+# the subcommands this module adds, with their one-line help (cli/__init__ lists them without importing anything heavy)
+COMMANDS = {"export": "turn a training checkpoint into a model folder (for generate / evaluate)"}
+
 
 def register(sub) -> None:
     from ..training.export import WEIGHTS
 
     p = sub.add_parser(
-        "export", help="turn a training checkpoint into a model folder (for generate / evaluate)",
+        "export", help=COMMANDS["export"],
         description=("Write a checkpoint's weights as a model folder that `proxt2i generate --model DIR` loads. "
                      "CHECKPOINT is OUT/checkpoints/step-XXXXXXXX, or a run folder OUT (its newest checkpoint). "
                      "--weights raw exports the optimiser's weights instead of the EMA (the EMA lags early in training)."),

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 
+# the subcommands this module adds, with their one-line help (cli/__init__ lists them without importing anything heavy)
+COMMANDS = {"finetune": "reward fine-tuning of a model's sampler (GRPO, R0)"}
+
 
 def register(sub) -> None:
     from ..rl.finetune import FinetuneConfig
     from ..rl.rewards import REWARDS
 
     d = FinetuneConfig()
-    p = sub.add_parser("finetune", help="reward fine-tuning of a model's sampler (GRPO)",
+    p = sub.add_parser("finetune", help=COMMANDS["finetune"],
                        description="Reward fine-tuning. See `proxt2i finetune grpo --help`.")
     algos = p.add_subparsers(dest="algorithm", metavar="ALGORITHM")
     g = algos.add_parser(

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# the subcommands this module adds, with their one-line help (cli/__init__ lists them without importing anything heavy)
+COMMANDS = {"generate": "generate images from a prompt (default model: synthfaces-prox, 4 PDA-hybrid steps)"}
+
 
 def register(sub) -> None:
     from ..pipeline import SAMPLERS
 
     p = sub.add_parser(
-        "generate", help="generate images from a prompt (default model: synthfaces-prox, 4 PDA-hybrid steps)",
+        "generate", help=COMMANDS["generate"],
         description=("Generate images with a learned proximal operator. One prompt: writes OUT_00.png ... and OUT_grid.png. "
                      "With --prompts FILE (one prompt per line): writes DIR/NNNNN.png and DIR/metadata.jsonl, the layout "
                      "`proxt2i evaluate DIR` reads."),

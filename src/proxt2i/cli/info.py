@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+# the subcommands this module adds, with their one-line help (cli/__init__ lists them without importing anything heavy)
+COMMANDS = {"info": "list U-ViT presets with parameter counts"}
+
 
 def register(sub) -> None:
-    p = sub.add_parser("info", help="list U-ViT presets with parameter counts",
+    p = sub.add_parser("info", help=COMMANDS["info"],
                        description="Show every named U-ViT preset (from the CPU 'tiny' to the paper's ~500M) and its parameter count.")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)

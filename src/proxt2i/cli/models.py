@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+# the subcommands this module adds, with their one-line help (cli/__init__ lists them without importing anything heavy)
+COMMANDS = {"models": "list shipped models (size, parameters, training recipe)"}
+
 
 def register(sub) -> None:
-    p = sub.add_parser("models", help="list shipped models (size, parameters, training recipe)",
+    p = sub.add_parser("models", help=COMMANDS["models"],
                        description="List the models shipped inside the package, addressable by name with --model.")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)

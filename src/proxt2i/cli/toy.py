@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+# the subcommands this module adds, with their one-line help (cli/__init__ lists them without importing anything heavy)
+COMMANDS = {"toy": "compare samplers with exact prox / score on a 2-D point-set target (W2 vs steps)"}
+
 
 def register(sub) -> None:
     p = sub.add_parser(
         "toy",
-        help="compare samplers with exact prox / score on a 2-D point-set target (W2 vs steps)",
+        help=COMMANDS["toy"],
         description=(
             "Sample 1000 points with PDA-hybrid, PDA-backward, Euler-Maruyama (with and without a final "
             "denoising step) and the probability-flow ODE at several step counts, using the exact score and "

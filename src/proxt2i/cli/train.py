@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+# the subcommands this module adds, with their one-line help (cli/__init__ lists them without importing anything heavy)
+COMMANDS = {"train": "train a prox model (proximal matching) or the score baseline"}
+
 
 def register(sub) -> None:
     from ..training.presets import PRESETS
 
     p = sub.add_parser(
-        "train", help="train a prox model (proximal matching) or the score baseline",
+        "train", help=COMMANDS["train"],
         description=("Train a text-conditioned U-ViT. CONFIG is a preset (" + ", ".join(PRESETS) + ") or a JSON file; "
                      "override any field with key=value (e.g. steps=2000 batch=32 data=imagefolder:DIR). Rerunning the same "
                      "command resumes from the newest checkpoint in out=. Multi-GPU: accelerate launch -m proxt2i train CONFIG ..."),

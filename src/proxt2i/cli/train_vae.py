@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+# the subcommands this module adds, with their one-line help (cli/__init__ lists them without importing anything heavy)
+COMMANDS = {"train-vae": "train the embedded small VAE (the default latent space) on SynthFaces"}
+
 
 def register(sub) -> None:
-    p = sub.add_parser("train-vae", help="train the embedded small VAE (the default latent space) on SynthFaces",
+    p = sub.add_parser("train-vae", help=COMMANDS["train-vae"],
                        description="Train the small convolutional VAE (downsample 4, 4 latent channels) on SynthFaces renders "
                                    "generated on the fly; writes DIR/config.json and DIR/autoencoder.safetensors.")
     p.add_argument("--out", required=True, help="output folder")
