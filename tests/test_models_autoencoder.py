@@ -83,3 +83,44 @@ def test_train_vae_cli_latent_channels_and_its_ceiling(tmp_path, capsys):
     assert result["size"] == 32 and set(result["alignment_ceiling"]) == {"heldin", "heldout"}
     assert main(["train-vae", "--out", str(tmp_path / "bad"), "--latent-channels", "0"]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_decoder_only_fine_tune_keeps_the_latent_space_and_goes_into_a_model(tmp_path, capsys):
+    import json
+
+    from proxt2i.cli import main
+    from proxt2i.pipeline import ProxT2IPipeline
+    from proxt2i.shipped import shipped_vae_dir
+    from proxt2i.training.presets import resolve_config
+    from proxt2i.training.run import train
+    from proxt2i.training.vae import load_autoencoder_dir
+
+    dec = tmp_path / "dec"
+    assert main(["train-vae", "--init", "synthfaces-vae", "--decoder-only", "--steps", "3", "--batch", "4", "--lr", "1e-2", "--out", str(dec)]) == 0
+    base, tuned = load_autoencoder_dir(shipped_vae_dir()), load_autoencoder_dir(dec)
+    a, b = base.state_dict(), tuned.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a if not k.startswith("decoder."))  # encoder, scale and shift untouched
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("decoder."))
+    recipe = json.loads((dec / "config.json").read_text())["recipe"]
+    assert recipe["decoder_only"] and "--init synthfaces-vae --decoder-only" in recipe["command"]
+    assert recipe["init_recipe"] == json.loads((shipped_vae_dir() / "config.json").read_text())["recipe"]
+
+    # a model trained in the shipped VAE's latent space gets the new decoder; its networks are untouched
+    run = train(resolve_config("test-tiny", [f"out={tmp_path / 'run'}", "steps=1", "autoencoder=shipped"]), progress=False).parent
+    capsys.readouterr()
+    assert main(["export", str(run), "--autoencoder", str(dec), "--out", str(tmp_path / "m")]) == 0
+    m = ProxT2IPipeline.from_pretrained(tmp_path / "m")
+    assert m.config["recipe"]["autoencoder"]["recipe"]["decoder_only"]
+    for name in ("uvit.safetensors", "text_encoder.safetensors"):
+        x, y = load_file(run / "final" / name), load_file(tmp_path / "m" / name)
+        assert all(torch.equal(x[k], y[k]) for k in x)
+    z = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(m.autoencoder.decode(z), tuned.half().float().decode(z), atol=1e-5)
+
+    # a VAE with another encoder would change what the latents mean: refused, nothing written
+    assert main(["train-vae", "--out", str(tmp_path / "other"), "--steps", "1", "--batch", "2"]) == 0
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "m"), "--autoencoder", str(tmp_path / "other"), "--out", str(tmp_path / "bad")]) == 2
+    assert "encoder or latent scale differs" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main(["train-vae", "--decoder-only", "--out", str(tmp_path / "x")]) == 2
+    assert "needs --init" in capsys.readouterr().err

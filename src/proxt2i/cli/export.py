@@ -11,19 +11,23 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "export", help=COMMANDS["export"],
-        description=("Write a checkpoint's weights as a model folder that `proxt2i generate --model DIR` loads. "
-                     "CHECKPOINT is OUT/checkpoints/step-XXXXXXXX, or a run folder OUT (its newest checkpoint). "
-                     "--weights raw exports the optimiser's weights instead of the EMA (the EMA lags early in training)."),
+        description=("Write a model folder that `proxt2i generate --model DIR` loads. SOURCE is a checkpoint "
+                     "(OUT/checkpoints/step-XXXXXXXX), a run folder OUT (its newest checkpoint), or a model folder or shipped "
+                     "name (to copy it with --autoencoder). --weights raw exports the optimiser's weights instead of the EMA "
+                     "(the EMA lags early in training). --autoencoder VAE replaces the model's decoder with VAE's, which must "
+                     "share the model's encoder (a `proxt2i train-vae --init ... --decoder-only` fine-tune)."),
     )
-    p.add_argument("checkpoint", help="checkpoint folder, or a training run folder")
+    p.add_argument("checkpoint", metavar="SOURCE", help="checkpoint folder, training run folder, model folder or shipped model name")
     p.add_argument("--out", required=True, help="model folder to write")
     p.add_argument("--weights", choices=tuple(WEIGHTS), default="ema", help="EMA weights (default, as OUT/final) or raw weights")
+    p.add_argument("--autoencoder", metavar="VAE", default=None,
+                   help="VAE folder (or synthfaces-vae) whose decoder the model gets; its encoder must be the model's")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..training.export import export_checkpoint
+    from ..training.export import export_model
 
-    out = export_checkpoint(args.checkpoint, args.out, weights=args.weights)
+    out = export_model(args.checkpoint, args.out, weights=args.weights, autoencoder=args.autoencoder)
     print(f"model written to {out}")
     return 0

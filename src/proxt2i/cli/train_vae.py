@@ -20,6 +20,12 @@ def register(sub) -> None:
     p.add_argument("--latent-channels", type=int, default=4,
                    help="latent channels (default 4, the shipped VAE); more keeps finer detail, measure it with "
                         "`proxt2i evaluator check --autoencoder DIR`")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    p.add_argument("--init", metavar="VAE", default="", help="start from this VAE folder (or synthfaces-vae) instead of random weights")
+    p.add_argument("--decoder-only", action="store_true",
+                   help="with --init: train the decoder alone; the encoder and the latent scale stay as they are, so models "
+                        "trained in that latent space keep working and decode sharper (put it into a model with "
+                        "`proxt2i export MODEL --autoencoder DIR --out NEW`)")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads for torch (default 1: small convs on a shared machine run fastest single-threaded)")
     p.set_defaults(func=run)
@@ -35,6 +41,9 @@ def run(args) -> int:
         raise UsageError(f"--latent-channels must be in 1..64, got {args.latent_channels}")
 
     torch.set_num_threads(max(1, args.threads))
+    if not args.lr > 0:
+        raise UsageError(f"--lr must be > 0, got {args.lr}")
     print(json.dumps(train_small_vae(args.out, steps=args.steps, size=args.size, batch=args.batch, seed=args.seed,
-                                      latent_channels=args.latent_channels)))
+                                      latent_channels=args.latent_channels, lr=args.lr, init=args.init,
+                                      decoder_only=args.decoder_only)))
     return 0

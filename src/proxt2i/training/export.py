@@ -54,3 +54,46 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, weights: str = "e
               "init_recipe": checkpoint_init_recipe(state, cfg.init)}
     return save_pipeline(out, net.uvit, net.text_encoder, autoencoder, objective=cfg.objective,
                          image_size=cfg.image_size, recipe=recipe, sampling=sampling_defaults(cfg))
+
+
+def check_same_latent_space(current, replacement, what: str) -> None:
+    """UsageError unless `replacement` encodes exactly as `current` does (same kind, shape, encoder weights and
+    latent scale and shift, compared at the float16 precision model folders store): a decoder-only fine-tune."""
+    import torch
+
+    def encoder_state(ae) -> dict:
+        state = ae.state_dict()
+        return {k: v.half() for k, v in state.items() if not k.startswith("decoder.")}
+
+    a, b = encoder_state(current), encoder_state(replacement)
+    same = current.config() | {"scale": 0, "shift": 0} == replacement.config() | {"scale": 0, "shift": 0} and a.keys() == b.keys()
+    if not same or not all(torch.equal(a[k], b[k]) for k in a):
+        raise UsageError(f"{what}: its encoder or latent scale differs from the model's, so the model's latents would decode "
+                         "to something else; train a decoder for this model with `proxt2i train-vae --init VAE --decoder-only`")
+
+
+def export_model(source: str | Path, out: str | Path, weights: str = "ema", autoencoder: str | None = None) -> Path:
+    """A model folder at `out` from a training checkpoint or run (`weights` EMA or raw), or from a model
+    folder or shipped name (copied). autoencoder: a VAE folder whose decoder replaces the model's (its encoder
+    must be the model's: check_same_latent_space); the recipe records it. Written atomically; returns `out`."""
+    from ..pipeline import ProxT2IPipeline, save_pipeline
+    from ..shipped import SHIPPED
+    from .vae import load_autoencoder_dir, resolve_vae_dir, vae_recipe
+
+    path = Path(source)
+    if str(source) not in SHIPPED and not (path / "uvit.safetensors").exists():
+        if autoencoder is None:
+            return export_checkpoint(source, out, weights)
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:  # the checkpoint as a folder first, then its decoder replaced
+            return export_model(export_checkpoint(source, Path(tmp) / "model", weights), out, autoencoder=autoencoder)
+    pipe = ProxT2IPipeline.from_pretrained(source)
+    recipe, ae = dict(pipe.config.get("recipe", {})), pipe.autoencoder
+    if autoencoder is not None:
+        vae_dir = resolve_vae_dir(autoencoder)
+        ae = load_autoencoder_dir(vae_dir)
+        check_same_latent_space(pipe.autoencoder, ae, f"autoencoder {autoencoder!r}")
+        recipe["autoencoder"] = {"from": str(autoencoder), "recipe": vae_recipe(vae_dir)}
+    return save_pipeline(out, pipe.net.uvit, pipe.net.text_encoder, ae, objective=pipe.objective, image_size=pipe.image_size,
+                         recipe=recipe, sampling=pipe.config.get("sampling"))

@@ -24,47 +24,80 @@ def synthfaces_images(seed: int, start: int, count: int, size: int) -> torch.Ten
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
 
 
+def resolve_vae_dir(name_or_path: str) -> Path:
+    """"synthfaces-vae" (the embedded VAE) or a VAE folder."""
+    from ..shipped import VAE_NAME, shipped_vae_dir
+
+    return shipped_vae_dir() if name_or_path == VAE_NAME else Path(name_or_path)
+
+
 def train_small_vae(out: str | Path, steps: int = 3000, size: int = 32, batch: int = 32, lr: float = 1e-3,
                     width: int = 64, latent_channels: int = 4, kl_weight: float = 1e-4, seed: int = 0,
-                    progress: bool = True) -> dict:
-    """Train a SmallVAE and save it to `out`. Returns the recipe and final metrics (JSON-ready)."""
+                    init: str = "", decoder_only: bool = False, progress: bool = True) -> dict:
+    """Train a SmallVAE and save it to `out`. Returns the recipe and final metrics (JSON-ready).
+
+    init: start from a VAE folder (or "synthfaces-vae"). decoder_only (needs init): train the decoder
+    alone; the encoder, and the latent shift and scale, stay exactly as they were, so every latent (and
+    every generator trained in that latent space) keeps its meaning while decoded images get sharper."""
     if steps < 1 or batch < 1:
         raise UsageError(f"steps and batch must be >= 1, got steps={steps}, batch={batch}")
     if size % 4 or not 16 <= size <= 256:
         raise UsageError(f"size must be a multiple of 4 in 16..256, got {size}")
+    if decoder_only and not init:
+        raise UsageError("--decoder-only needs --init VAE (the VAE whose latent space the decoder is trained for)")
     from tqdm import tqdm
 
     torch.manual_seed(seed)
-    vae = SmallVAE(latent_channels=latent_channels, width=width)
-    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    if init:
+        vae = load_autoencoder_dir(resolve_vae_dir(init)).train()
+        latent_channels, width = vae.latent_channels, vae.width
+    else:
+        vae = SmallVAE(latent_channels=latent_channels, width=width)
+    if decoder_only:
+        vae.encoder.requires_grad_(False)
+    params = [p for p in vae.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 200) * (0.1 + 0.9 * (1 - s / steps)))
     g = torch.Generator().manual_seed(seed)
     start = time.time()
-    bar = tqdm(range(steps), desc="vae", disable=not progress)
+    bar = tqdm(range(steps), desc="vae decoder" if decoder_only else "vae", disable=not progress)
     for step in bar:
         x = synthfaces_images(seed, step * batch, batch, size)
-        loss = vae_loss(vae, x, kl_weight=kl_weight, generator=g).mean()
+        loss = vae_loss(vae, x, kl_weight=kl_weight, generator=g).mean()  # a frozen encoder makes the KL term a constant
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         if step % 20 == 0:
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
     vae.eval()
     held = synthfaces_images(seed + 1, 0, 256, size)
-    calibrate_latent_scale(vae, held)
+    if not decoder_only:
+        calibrate_latent_scale(vae, held)
     with torch.no_grad():
         rec = vae.decode(vae.encode(held))
         l1 = float((rec - held).abs().mean())
         psnr = float(-10 * torch.log10(((rec.clamp(0, 1) - held) ** 2).mean()))
-    channels = f" --latent-channels {latent_channels}" if latent_channels != 4 else ""
-    recipe = {"command": f"proxt2i train-vae --out {out} --steps {steps} --size {size} --batch {batch} --seed {seed}{channels}",
+    flags = f" --latent-channels {latent_channels}" if latent_channels != 4 and not init else ""
+    flags += f" --lr {lr:g}" if lr != 1e-3 else ""
+    flags += (f" --init {init}" + (" --decoder-only" if decoder_only else "")) if init else ""
+    recipe = {"command": f"proxt2i train-vae --out {out} --steps {steps} --size {size} --batch {batch} --seed {seed}{flags}",
               "steps": steps, "latent_channels": latent_channels, "batch": batch, "size": size, "lr": lr, "kl_weight": kl_weight,
               "images_seen": steps * batch, "wall_seconds": round(time.time() - start, 1),
               "heldout_l1": round(l1, 4), "heldout_psnr_db": round(psnr, 2)}
+    if init:
+        recipe.update(init=str(init), decoder_only=decoder_only, init_recipe=vae_recipe(resolve_vae_dir(init)))
     save_autoencoder(out, vae, recipe)
     return recipe
+
+
+def vae_recipe(path: Path) -> dict:
+    """The recipe recorded in a VAE folder's config.json ({} when there is none)."""
+    import json
+
+    f = Path(path) / "config.json"
+    return json.loads(f.read_text()).get("recipe", {}) if f.exists() else {}
 
 
 def save_autoencoder(out: str | Path, vae: SmallVAE, recipe: dict | None = None) -> None:
