@@ -32,6 +32,8 @@ SHIPPED: dict[str, dict] = {
 }
 DEFAULT_MODEL = "synthfaces-prox"
 VAE_NAME = "synthfaces-vae"
+VAE_REBUILD = ("proxt2i train-vae --out runs/vae --steps 3000 --size 32 --batch 32 --seed 0 && proxt2i train-vae --init runs/vae "
+               "--decoder-only --steps 10000 --lr 5e-4 --seed 1 --out {path}")
 
 
 def resolve_model(name_or_path: str) -> Path:
@@ -48,8 +50,8 @@ def resolve_model(name_or_path: str) -> Path:
 
 
 def shipped_vae_dir() -> Path:
-    """The embedded small VAE (rebuilt by `proxt2i train-vae --out src/proxt2i/assets/models/synthfaces-vae`)."""
+    """The embedded small VAE (rebuilt by VAE_REBUILD: a VAE, then its decoder alone trained further)."""
     path = ASSETS / VAE_NAME
     if not (path / "autoencoder.safetensors").exists():
-        raise UsageError(f"the embedded VAE is missing from {path}; rebuild it with `proxt2i train-vae --out {path}`")
+        raise UsageError(f"the embedded VAE is missing from {path}; rebuild it with: {VAE_REBUILD.format(path=path)}")
     return path

@@ -47,6 +47,9 @@ def run(args) -> int:
             wall = " + ".join(str(st.get("wall_seconds", "?")) for st in stages)
             print(f"  {r['size_mb']} MB, {r['parameters'] / 1e6:.2f}M parameters (U-ViT + text encoder + VAE), {r['image_size']} px, "
                   f"{steps} steps x batch {stages[-1].get('config', {}).get('batch', '?')}, wall {wall} s")
+            decoder = r["recipe"].get("autoencoder")
+            if decoder:  # a decoder put in afterwards (proxt2i export --autoencoder)
+                print(f"  decoder: {decoder.get('recipe', {}).get('command', decoder.get('from'))}")
         else:
             print("  not built in this checkout")
         print(f"  rebuild: {r['rebuild']}")
