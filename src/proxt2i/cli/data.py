@@ -61,8 +61,8 @@ def register(sub) -> None:
                      "predictor (--aesthetic DIR) and keep >= --min-aesthetic, optionally recaption them with a local "
                      "vision-language model (--captioner DIR: any transformers image-text-to-text model with its processor, "
                      "e.g. Qwen2.5-VL). SOURCE and OUT are webdataset shards or an imagefolder; images keep their bytes; "
-                     "OUT/curation.json counts what each stage dropped (docs/synthfaces.md, 'Curating your own data')."))
-    a.add_argument("source", help="webdataset shards (a .tar or a folder of them) or an imagefolder with metadata.jsonl")
+                     "OUT/curation.json counts what each stage dropped (docs/synthfaces.md, 'Curating your own face data')."))
+    a.add_argument("source", help="webdataset shards (a .tar, a folder of them, a glob or a {00000..00099} range; quote it) or an imagefolder")
     a.add_argument("--out", required=True, help="new output folder")
     a.add_argument("--min-side", type=int, default=256, help="minimum short edge in px (default 256)")
     a.add_argument("--aspect", type=float, nargs=2, metavar=("MIN", "MAX"), default=(9 / 16, 16 / 9),
