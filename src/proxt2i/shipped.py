@@ -11,29 +11,33 @@ from .errors import UsageError
 
 ASSETS = Path(__file__).parent / "assets" / "models"
 
-# Both are trained in three runs (5000 steps; 7000 more from those weights with a fresh warm-up and seed; then
-# 9000 more with the learning rate decayed linearly to 0): each run was added once the previous one had been
-# measured; `proxt2i models` lists the three stages.
-SHIPPED: dict[str, dict] = {
-    "synthfaces-prox": {
-        "about": "conditional proximal U-ViT (tiny) on SynthFaces, 32 px through the embedded VAE; the default",
-        "rebuild": "proxt2i train synthfaces-prox && proxt2i train synthfaces-prox init=runs/synthfaces-prox/final steps=7000 "
-                   "lr_warmup=100 seed=1 out=runs/synthfaces-prox-more && proxt2i train synthfaces-prox init=runs/synthfaces-prox-more/final "
-                   "steps=9000 lr_warmup=100 lr_decay=linear seed=2 out=runs/synthfaces-prox-cool "
-                   "&& cp -r runs/synthfaces-prox-cool/final src/proxt2i/assets/models/synthfaces-prox",
-    },
-    "synthfaces-score": {
-        "about": "score baseline: the same U-ViT, data and budget, trained with denoising score matching",
-        "rebuild": "proxt2i train synthfaces-score && proxt2i train synthfaces-score init=runs/synthfaces-score/final steps=7000 "
-                   "lr_warmup=100 seed=1 out=runs/synthfaces-score-more && proxt2i train synthfaces-score init=runs/synthfaces-score-more/final "
-                   "steps=9000 lr_warmup=100 lr_decay=linear seed=2 out=runs/synthfaces-score-cool "
-                   "&& cp -r runs/synthfaces-score-cool/final src/proxt2i/assets/models/synthfaces-score",
-    },
-}
-DEFAULT_MODEL = "synthfaces-prox"
+# Both are trained in four runs (5000 steps; 7000 more from those weights with a fresh warm-up and seed; 9000
+# more with the learning rate decayed linearly to 0; 11000 more, warmed up again and decayed to 0), each added
+# once the previous one had been measured, and carry the shipped VAE's fine-tuned decoder (proxt2i export
+# --autoencoder); `proxt2i models` lists the stages.
+def _rebuild(kind: str) -> str:
+    runs = f"runs/synthfaces-{kind}"
+    return (f"{VAE_REBUILD.format(path='src/proxt2i/assets/models/' + VAE_NAME)} && proxt2i train synthfaces-{kind} && "
+            f"proxt2i train synthfaces-{kind} init={runs}/final steps=7000 lr_warmup=100 seed=1 out={runs}-more && "
+            f"proxt2i train synthfaces-{kind} init={runs}-more/final steps=9000 lr_warmup=100 lr_decay=linear seed=2 out={runs}-cool && "
+            f"proxt2i train synthfaces-{kind} init={runs}-cool/final steps=11000 lr_warmup=100 lr_decay=linear seed=4 out={runs}-stage4 && "
+            f"proxt2i export {runs}-stage4/final --autoencoder {VAE_NAME} --out src/proxt2i/assets/models/synthfaces-{kind}")
+
+
 VAE_NAME = "synthfaces-vae"
 VAE_REBUILD = ("proxt2i train-vae --out runs/vae --steps 3000 --size 32 --batch 32 --seed 0 && proxt2i train-vae --init runs/vae "
                "--decoder-only --steps 10000 --lr 5e-4 --seed 1 --out {path}")
+SHIPPED: dict[str, dict] = {
+    "synthfaces-prox": {
+        "about": "conditional proximal U-ViT (tiny) on SynthFaces, 32 px through the embedded VAE; the default",
+        "rebuild": _rebuild("prox"),
+    },
+    "synthfaces-score": {
+        "about": "score baseline: the same U-ViT, data and budget, trained with denoising score matching",
+        "rebuild": _rebuild("score"),
+    },
+}
+DEFAULT_MODEL = "synthfaces-prox"
 
 
 def resolve_model(name_or_path: str) -> Path:
