@@ -16,9 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from .readers import IMAGE_EXTS, _decode, imagefolder_rows, shard_paths
-
-WDS_IMAGE_EXTS = tuple(e.lstrip(".") for e in IMAGE_EXTS)
+from .readers import WDS_IMAGE_EXTS, _decode, imagefolder_rows, shard_paths
 
 
 def _tar_samples(shard: Path):

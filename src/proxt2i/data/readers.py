@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import UsageError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
+WDS_IMAGE_EXTS = tuple(e.lstrip(".") for e in IMAGE_EXTS)  # webdataset member extensions, in order of preference
 
 
 def _decode(data_or_path, where: str) -> np.ndarray:
@@ -155,7 +156,7 @@ def read_webdataset_records(path, decode: bool = True) -> Iterator[dict]:
 def _webdataset_rows(shards: list[Path], decode: bool) -> Iterator[dict]:
     for shard in shards:
         for key, sample in _samples(shard):
-            image_ext = next((e for e in ("png", "jpg", "jpeg", "webp") if e in sample), None)
+            image_ext = next((e for e in WDS_IMAGE_EXTS if e in sample), None)
             if image_ext is None:
                 raise UsageError(f"{shard}: sample {key} has no image (.png/.jpg/.webp)")
             if "txt" not in sample:
