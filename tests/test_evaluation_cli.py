@@ -35,6 +35,7 @@ def test_evaluate_json_and_table(tmp_path, capsys):
     for key in ("n", "alignment", "alignment_per_family", "fd", "clip_score", "precision", "recall"):
         assert key in result
     assert result["n"] == 8 and 0 <= result["alignment"] <= 1
+    assert result["diversity"] is None  # every render has its own caption: no within-prompt spread to measure
     rc, out, _ = run(["evaluate", str(folder)], capsys)
     assert rc == 0 and "alignment" in out and "clip_score" in out
 

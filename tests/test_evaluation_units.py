@@ -41,6 +41,17 @@ def test_precision_recall_identical_and_disjoint_sets():
     assert p == 0.0 and r == 0.0
 
 
+def test_within_prompt_diversity_groups_by_prompt():
+    from proxt2i.evaluation.metrics import within_prompt_diversity
+
+    f = torch.tensor([[0.0, 0.0], [3.0, 4.0], [1.0, 1.0], [1.0, 1.0], [9.0, 9.0]])
+    # "a": one pair 5 apart; "b": identical images (collapsed); "c": a single image, left out
+    assert within_prompt_diversity(f, ["a", "a", "b", "b", "c"]) == pytest.approx((5.0 + 0.0) / 2)
+    three = torch.tensor([[0.0], [1.0], [3.0]])  # pairwise 1, 3, 2 -> mean 2
+    assert within_prompt_diversity(three, ["x"] * 3) == pytest.approx(2.0)
+    assert within_prompt_diversity(f, list("vwxyz")) is None
+
+
 def test_tokenizer_words_unknown_and_padding():
     vocab = build_vocab(["A smiling man, with glasses.", "a sad woman"])
     tok = Tokenizer(vocab, max_len=6)

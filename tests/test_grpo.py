@@ -233,7 +233,9 @@ def test_finetune_cli_end_to_end_and_resume(prox_dir, tmp_path, capsys):
     train_rows = [r for r in rows if "eval" not in r]
     assert [r["step"] for r in train_rows] == [1, 2]
     assert {"reward_mean", "reward_std", "kl", "clip_fraction", "diversity_rel"} <= set(train_rows[0])
+    evals = [r["eval"] for r in rows if "eval" in r]
     assert [r["step"] for r in rows if "eval" in r] == [0, 1, 2]
+    assert all(e["fd"] > 0 and 0 <= e["alignment"] <= 1 for e in evals)  # FD beside alignment: the hacking signal
     assert train_rows[0]["ratio_max_dev"] == 0.0  # one inner epoch: exactly on-policy
     recipe = json.loads((out / "final" / "config.json").read_text())["recipe"]
     assert recipe["finetune"]["algorithm"] == "grpo" and recipe["steps_done"] == 2
@@ -289,9 +291,32 @@ def test_finetune_tunes_and_keeps_the_models_own_time_grid(tmp_path, capsys):
     (["--group", "1"], "--group must be >= 2"),
     (["--prompts", "no-such-file.txt"], "not a file nor one of"),
     (["--num-steps", "1"], "--num-steps must be in 2..1000"),
+    (["--keep-checkpoints", "0"], "--keep-checkpoints must be >= 1"),
 ])
 def test_finetune_cli_bad_input(prox_dir, tmp_path, capsys, extra, message):
     assert main(_grpo_args(prox_dir, tmp_path / "bad", 1, *extra)) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("proxt2i: error:") and message in err and "\n" not in err
     assert not (tmp_path / "bad" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("algorithm, cfg", [
+    ("grpo", dict(reward="alignment-prob", prompts="synthfaces-heldout", steps=150, lr=5e-5, kl=0.1, reduce="mean",
+                  start_noise="shared", stop_on_collapse=True, keep_checkpoints=10, out="runs/a b")),
+    ("grpo", dict()),
+    ("r0", dict(reward="alignment-prob=1,clip=1", normalise_gradients=False, eta_min=0.5, reg=1e5, lr=1.2345678901e-4, time_grid="power:2")),
+])
+def test_recipe_command_reruns_the_same_config(algorithm, cfg):
+    """The command a fine-tuned model's recipe records parses back to the config that made it."""
+    import shlex
+
+    from proxt2i.cli import build_parser
+    from proxt2i.cli.finetune import grpo_config, r0_config
+    from proxt2i.rl.finetune import FinetuneConfig, finetune_command
+    from proxt2i.rl.r0 import R0Config
+
+    config = (FinetuneConfig if algorithm == "grpo" else R0Config)(**cfg)
+    argv = shlex.split(finetune_command(algorithm, config))
+    assert argv[:3] == ["proxt2i", "finetune", algorithm]
+    args = build_parser("finetune").parse_args(argv[1:])
+    assert (grpo_config if algorithm == "grpo" else r0_config)(args) == config

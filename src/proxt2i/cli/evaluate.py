@@ -67,6 +67,7 @@ def format_result(r: dict) -> str:
         f"fd            {num(r['fd'], '{:.3f}')}  (reference: {r['reference_num']} fresh renders)",
         f"precision     {num(r['precision'])}",
         f"recall        {num(r['recall'])}",
+        f"diversity     {num(r['diversity'], '{:.3f}')}  (within-prompt feature spread; needs >= 2 images per prompt)",
         f"clip_score    {num(r['clip_score'], '{:.2f}')}",
         "alignment per family:",
     ]

@@ -68,12 +68,18 @@ def _register_r0(algos) -> None:
     r.set_defaults(func=run_r0)
 
 
+def r0_config(args):
+    from ..rl.r0 import R0Config
+
+    return R0Config(**_shared_values(args), reg=args.reg, eta_min=args.eta_min, normalise_gradients=not args.no_normalise)
+
+
 def run_r0(args) -> int:
-    from ..rl.r0 import R0Config, finetune_r0
+    from ..rl.r0 import finetune_r0
     from ..rl.rewards import parse_reward_spec
 
     parse_reward_spec(args.reward)
-    cfg = R0Config(**_shared_values(args), reg=args.reg, eta_min=args.eta_min, normalise_gradients=not args.no_normalise)
+    cfg = r0_config(args)
     print(json.dumps({"finetune": "r0", **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}))
     final = finetune_r0(cfg, progress=not args.no_progress)
     print(f"model written to {final}")
@@ -102,12 +108,15 @@ def _shared_options(parser, d) -> None:
     a("--diversity-threshold", type=float, default=d.diversity_threshold,
       help=f"warn when within-prompt diversity falls below this fraction of its start (default {d.diversity_threshold:g})")
     a("--checkpoint-every", type=int, default=d.checkpoint_every, help=f"(default {d.checkpoint_every})")
+    a("--keep-checkpoints", type=int, default=d.keep_checkpoints,
+      help=f"newest checkpoints kept; raise it to export an earlier step later (default {d.keep_checkpoints})")
     a("--threads", type=int, default=d.threads, help=f"CPU threads (default {d.threads})")
     a("--no-progress", action="store_true", help="no progress bar")
 
 
 SHARED_FIELDS = ("model", "reward", "prompts", "steps", "out", "group", "prompts_per_step", "num_steps", "time_grid", "guidance", "lr", "ema",
-                 "seed", "eval_every", "eval_prompts", "eval_num", "diversity_threshold", "checkpoint_every", "threads")
+                 "seed", "eval_every", "eval_prompts", "eval_num", "diversity_threshold", "checkpoint_every",
+                 "keep_checkpoints", "threads")
 
 
 def _shared_values(args) -> dict:
@@ -119,14 +128,20 @@ def _usage(parser) -> int:
     return 2
 
 
+def grpo_config(args):
+    from ..rl.finetune import FinetuneConfig
+
+    return FinetuneConfig(**_shared_values(args), kl=args.kl, clip=args.clip, inner_epochs=args.inner_epochs,
+                          train_steps_per_update=args.train_steps_per_update, reduce=args.logprob,
+                          start_noise=args.start_noise, stop_on_collapse=args.stop_on_collapse)
+
+
 def run_grpo(args) -> int:
-    from ..rl.finetune import FinetuneConfig, finetune
+    from ..rl.finetune import finetune
     from ..rl.rewards import parse_reward_spec
 
     parse_reward_spec(args.reward)
-    cfg = FinetuneConfig(**_shared_values(args), kl=args.kl, clip=args.clip, inner_epochs=args.inner_epochs,
-                         train_steps_per_update=args.train_steps_per_update, reduce=args.logprob,
-                         start_noise=args.start_noise, stop_on_collapse=args.stop_on_collapse)
+    cfg = grpo_config(args)
     print(json.dumps({"finetune": "grpo", **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}))
     final = finetune(cfg, progress=not args.no_progress)
     print(f"model written to {final}")

@@ -42,12 +42,19 @@ def run(args) -> int:
         flag = " (default)" if r["default"] else ""
         print(f"{r['name']}{flag}: {r['about']}")
         if r["built"]:
-            stages = recipe_stages(r["recipe"]) or [{}]  # a fine-tuned model lists the runs it was initialised from
-            steps = " + ".join(str(st.get("steps", "?")) for st in stages)
-            wall = " + ".join(str(st.get("wall_seconds", "?")) for st in stages)
+            stages = recipe_stages(r["recipe"])  # the runs a model was initialised or fine-tuned from, oldest first
+            training = [st for st in stages if "finetune" not in st] or [{}]
+            steps = " + ".join(str(st.get("steps", "?")) for st in training)
+            wall = " + ".join(str(st.get("wall_seconds", "?")) for st in training)
             print(f"  {r['size_mb']} MB, {r['parameters'] / 1e6:.2f}M parameters (U-ViT + text encoder + VAE), {r['image_size']} px, "
-                  f"{steps} steps x batch {stages[-1].get('config', {}).get('batch', '?')}, wall {wall} s")
-            decoder = r["recipe"].get("autoencoder")
+                  f"{steps} steps x batch {training[-1].get('config', {}).get('batch', '?')}, wall {wall} s")
+            for st in stages:
+                if "finetune" in st:
+                    ft = st["finetune"]
+                    print(f"  fine-tuned: {ft.get('algorithm')}, {st.get('steps_done')} iterations x "
+                          f"{ft.get('prompts_per_step', 0) * ft.get('group', 0)} images, reward {ft.get('reward')}, "
+                          f"{ft.get('num_steps')}-step {ft.get('chain')} chain, wall {st.get('wall_seconds')} s")
+            decoder = next((st["autoencoder"] for st in reversed(stages) if st.get("autoencoder")), None)
             if decoder:  # a decoder put in afterwards (proxt2i export --autoencoder)
                 print(f"  decoder: {decoder.get('recipe', {}).get('command', decoder.get('from'))}")
         else:

@@ -6,6 +6,8 @@
 - alignment_reward: its soft, differentiable version, the mean log-probability of the prompted values.
 - Fidelity: Frechet distance (FD) of recogniser features against fresh renders, and k-NN precision /
   recall (Kynkaanniemi et al. 2019).
+- diversity: within-prompt spread, the mean pairwise distance of the recogniser features of the images that
+  share a prompt (the mode-collapse signal of reward fine-tuning), averaged over prompts with >= 2 images.
 - clip_score: the contrastive model's image-text cosine, x100 and clamped at 0 per image (the
   torchmetrics CLIPScore convention), averaged. clip_similarity is the raw differentiable cosine.
 """
@@ -100,12 +102,26 @@ def clip_score(x: torch.Tensor, prompts: Sequence[str], ev: Evaluator, batch_siz
     return float(100.0 * cos.clamp_min(0).mean())
 
 
+def within_prompt_diversity(features: torch.Tensor, prompts: Sequence[str]) -> float | None:
+    """Mean over distinct prompts with >= 2 images of the mean pairwise distance between their features
+    (features [N, F], one row per prompt in `prompts`); None when no prompt has two images."""
+    rows: dict[str, list[int]] = {}
+    for i, p in enumerate(prompts):
+        rows.setdefault(p, []).append(i)
+    spreads = []
+    for idx in rows.values():
+        if len(idx) >= 2:
+            f = features[idx].float()
+            spreads.append(float(torch.cdist(f, f).sum() / (len(idx) * (len(idx) - 1))))
+    return sum(spreads) / len(spreads) if spreads else None
+
+
 def evaluate_images(images, prompts: Sequence[str], evaluator: Evaluator | None = None, reference_num: int = REFERENCE_NUM, batch_size: int = 256) -> dict:
     """Score generated images against their prompts.
 
     images: uint8 [N, H, W, 3] or float [N, 3, H, W] in [0, 1], square, side 32-256; prompts: N strings.
-    Returns {n, alignment, alignment_per_family, alignment_all, fd, precision, recall, clip_score,
-    reference_num}; fd needs N >= 2 and precision / recall N > 3, else None. Precision / recall use
+    Returns {n, alignment, alignment_per_family, alignment_all, fd, precision, recall, diversity, clip_score,
+    reference_num}; fd needs N >= 2, precision / recall N > 3 and diversity a prompt with >= 2 images, else None. Precision / recall use
     the first min(N, reference_num) reference renders, so both sets have equal size when possible.
     """
     ev = evaluator or load_evaluator()
@@ -128,6 +144,7 @@ def evaluate_images(images, prompts: Sequence[str], evaluator: Evaluator | None 
         out["precision"], out["recall"] = precision_recall(ref[: len(prompts)].float(), feats, PR_K)
     else:
         out["precision"] = out["recall"] = None
+    out["diversity"] = within_prompt_diversity(feats, prompts)
     out["clip_score"] = clip_score(x, prompts, ev, batch_size)
     out["reference_num"] = reference_num
     return out

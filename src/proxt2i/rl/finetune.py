@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shlex
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -81,6 +82,7 @@ class FinetuneConfig:
             (self.eval_num >= 1, f"--eval-num must be >= 1, got {self.eval_num}"),
             (0 <= self.diversity_threshold <= 1, f"--diversity-threshold must be in [0, 1], got {self.diversity_threshold}"),
             (self.checkpoint_every >= 1, f"--checkpoint-every must be >= 1, got {self.checkpoint_every}"),
+            (self.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1, got {self.keep_checkpoints}"),
             (self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
             (self.start_noise in START_NOISE, f"--start-noise must be one of {', '.join(START_NOISE)}, got {self.start_noise!r}"),
         ]
@@ -93,6 +95,28 @@ class FinetuneConfig:
     def grpo(self) -> GRPOConfig:
         return GRPOConfig(clip=self.clip, kl=self.kl, inner_epochs=self.inner_epochs, train_transitions=self.train_steps_per_update,
                           reduce=self.reduce, adv_clip=self.adv_clip, grad_clip=self.grad_clip)
+
+
+# config fields whose command-line flag is named differently, and fields only the Python API sets
+FLAG_NAMES = {"reduce": "--logprob", "normalise_gradients": "--no-normalise"}
+API_ONLY = ("adv_clip", "grad_clip", "weight_decay")
+
+
+def finetune_command(algorithm: str, cfg) -> str:
+    """The `proxt2i finetune ALGORITHM ...` command that reruns `cfg` (a FinetuneConfig or R0Config): model,
+    reward and out, and every option that differs from its default (fields in API_ONLY are left to the recipe)."""
+    default = type(cfg)()
+    parts = ["proxt2i", "finetune", algorithm]
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name in API_ONLY or (value == getattr(default, f.name) and f.name not in ("model", "reward", "out")):
+            continue
+        flag = FLAG_NAMES.get(f.name, "--" + f.name.replace("_", "-"))
+        if isinstance(value, bool):  # store_true flags; normalise_gradients is the one stored the other way round
+            parts += [flag] if value != (f.name == "normalise_gradients") else []
+        else:
+            parts += [flag, shlex.quote(repr(value) if isinstance(value, float) else str(value))]
+    return " ".join(parts)
 
 
 def check_time_grid(name: str) -> None:
@@ -143,12 +167,11 @@ def step_prompts(prompts: list[str], count: int, seed: int, step: int) -> list[s
 @torch.no_grad()
 def evaluate_alignment(net, autoencoder, objective: str, prompts: list[str], latent_shape, num_steps: int, guidance: float,
                        reward=None, batch_size: int = 64, time_grid: str = "uniform") -> dict:
-    """SynthFaces alignment (exact attribute read-back) of one image per prompt, seeds 0..N-1 (None for
-    prompts outside the SynthFaces vocabulary), and the mean reward when given; the model's default sampler
-    on `time_grid` (the grid the fine-tune trains on)."""
-    from ..evaluation.evaluator import load_evaluator
-    from ..evaluation.features import recognise
-    from ..evaluation.metrics import alignment_scores, all_prompt_labels, label_matrix
+    """SynthFaces alignment (exact attribute read-back) and Frechet distance to fresh renders (`proxt2i
+    evaluate`'s fd: the reward-hacking signal) of one image per prompt, seeds 0..N-1 (None for prompts outside
+    the SynthFaces vocabulary), and the mean reward when given; the model's default sampler on `time_grid`
+    (the grid the fine-tune trains on)."""
+    from ..evaluation.metrics import evaluate_images
     from ..pipeline import sample_latents
 
     images = []
@@ -158,16 +181,13 @@ def evaluate_alignment(net, autoencoder, objective: str, prompts: list[str], lat
                              time_grid=time_grid)
         images.append(autoencoder.decode(lat).clamp(0, 1).cpu())
     images = torch.cat(images)
-    out = {"alignment": None, "alignment_all": None, "n": len(prompts)}
-    ev = load_evaluator()
+    out = {"alignment": None, "alignment_all": None, "fd": None, "n": len(prompts)}
     try:
-        targets = label_matrix(ev, all_prompt_labels(ev, prompts))
+        scores = evaluate_images(images, prompts)
     except UsageError:  # prompts outside the SynthFaces vocabulary: no alignment, only the reward
-        targets = None
-    if targets is not None:
-        _, logits = recognise(ev, ev.prepare(images))
-        scores = alignment_scores({k: v.argmax(-1) for k, v in logits.items()}, targets)
-        out.update(alignment=scores["alignment"], alignment_all=scores["alignment_all"])
+        scores = None
+    if scores is not None:
+        out.update(alignment=scores["alignment"], alignment_all=scores["alignment_all"], fd=scores["fd"])
     if reward is not None:
         out["reward"] = float(reward(images, prompts).mean())
     return out
@@ -215,7 +235,7 @@ class RunLog:
         (bar.write if bar is not None and self.progress else print)(text)
 
     def write_eval(self, step: int, result: dict, bar=None) -> None:
-        text = f"eval step {step}:" + "".join(f" {k} {result[k]:.4f}" for k in ("alignment", "alignment_all", "reward")
+        text = f"eval step {step}:" + "".join(f" {k} {result[k]:.4f}" for k in ("alignment", "alignment_all", "fd", "reward")
                                              if result.get(k) is not None)
         self.write({"step": step, "eval": result}, text, bar)
 
@@ -356,9 +376,9 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
         done = int(json.loads((last / "state.json").read_text())["step"]) if last is not None else start
         result = run_eval(done)
         base_recipe = pipe.config.get("recipe", {})
-        recipe = {"command": f"proxt2i finetune grpo --model {cfg.model} --reward {cfg.reward} --out {cfg.out}",
+        recipe = {"command": finetune_command("grpo", cfg),
                   "finetune": {"algorithm": "grpo", "chain": kind, "chain_time_grid": grid, **config}, "steps_done": done, "stopped_on_collapse": stopped,
-                  "final_eval": result, "wall_seconds": round(time.time() - t_start, 1), "base_model": str(model_path),
+                  "final_eval": result, "wall_seconds": round(time.time() - t_start, 1), "base_model": cfg.model,
                   "base_recipe": base_recipe}
         save_pipeline(final, ema.uvit, ema.text_encoder, autoencoder, objective=objective, image_size=pipe.image_size, recipe=recipe,
                       sampling=sampling)

@@ -29,7 +29,7 @@ from typing import Sequence
 import torch
 
 from ..errors import UsageError
-from .finetune import RunLog, check_time_grid, evaluate_alignment, finetune_grid, load_prompt_source, resume, step_prompts
+from .finetune import RunLog, check_time_grid, evaluate_alignment, finetune_command, finetune_grid, load_prompt_source, resume, step_prompts
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,7 @@ class R0Config:
             (self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}"),
             (self.eval_num >= 1, f"--eval-num must be >= 1, got {self.eval_num}"),
             (self.checkpoint_every >= 1, f"--checkpoint-every must be >= 1, got {self.checkpoint_every}"),
+            (self.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1, got {self.keep_checkpoints}"),
             (self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
         ]
         for ok, msg in checks:
@@ -215,9 +216,9 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
     final = out / "final"
     if acc.is_main_process:
         result = run_eval(cfg.steps)
-        recipe = {"command": f"proxt2i finetune r0 --model {cfg.model} --reward {cfg.reward} --out {cfg.out}",
+        recipe = {"command": finetune_command("r0", cfg),
                   "finetune": {"algorithm": "r0", "chain": "pda-hybrid", "chain_time_grid": grid, **config}, "steps_done": cfg.steps, "final_eval": result,
-                  "wall_seconds": round(time.time() - t_start, 1), "base_model": str(model_path), "base_recipe": pipe.config.get("recipe", {})}
+                  "wall_seconds": round(time.time() - t_start, 1), "base_model": cfg.model, "base_recipe": pipe.config.get("recipe", {})}
         save_pipeline(final, ema.uvit, ema.text_encoder, autoencoder, objective="prox", image_size=pipe.image_size, recipe=recipe,
                       sampling=sampling)
     acc.wait_for_everyone()

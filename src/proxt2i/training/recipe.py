@@ -23,9 +23,10 @@ def checkpoint_init_recipe(state: dict, init: str) -> dict | None:
 
 
 def recipe_stages(recipe: dict) -> list[dict]:
-    """A recipe and the recipes of the models it was initialised from, oldest first."""
+    """A recipe and the recipes of the models it was initialised from (training: init_recipe) or fine-tuned
+    from (GRPO / R0: base_recipe), oldest first."""
     stages = []
     while recipe:
         stages.insert(0, recipe)
-        recipe = recipe.get("init_recipe")
+        recipe = recipe.get("init_recipe") or recipe.get("base_recipe")
     return stages
