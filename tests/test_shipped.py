@@ -8,6 +8,7 @@ import torch
 from proxt2i.cli import main
 from proxt2i.pipeline import ProxT2IPipeline
 from proxt2i.shipped import DEFAULT_MODEL, SHIPPED
+from proxt2i.training.recipe import recipe_stages
 
 
 @pytest.mark.parametrize("name", list(SHIPPED))
@@ -25,6 +26,19 @@ def test_models_lists_every_stage_of_each_recipe(capsys):
     assert set(rows) == set(SHIPPED) and rows[DEFAULT_MODEL]["default"]
     for row in rows.values():
         assert row["built"] and row["parameters"] > 1e6 and row["size_mb"] <= 25
-        assert row["recipe"]["config"]["objective"] == row["objective"]
+        training = [st for st in recipe_stages(row["recipe"]) if "finetune" not in st]  # a fine-tune lists its base's runs
+        assert training and training[-1]["config"]["objective"] == row["objective"]
     assert main(["models"]) == 0
     assert "steps x batch 32" in capsys.readouterr().out
+
+
+def test_default_model_is_the_grpo_fine_tune_of_the_pretrained_prox_model():
+    from proxt2i.cli import build_parser
+
+    assert build_parser("generate").parse_args(["generate", "a smiling man"]).model == DEFAULT_MODEL == "synthfaces-prox-grpo"
+    pipe = ProxT2IPipeline.from_pretrained()  # no name: the same default as `proxt2i generate`
+    recipe = pipe.config["recipe"]
+    assert pipe.objective == "prox" and recipe["finetune"]["algorithm"] == "grpo" and recipe["base_model"] == "synthfaces-prox"
+    assert pipe.time_grid_for() == "quadratic"  # the grid it was fine-tuned on, kept as its default
+    tuned, base = pipe.net.uvit.state_dict(), ProxT2IPipeline.from_pretrained("synthfaces-prox").net.uvit.state_dict()
+    assert tuned.keys() == base.keys() and any(not torch.equal(tuned[k], base[k]) for k in base)

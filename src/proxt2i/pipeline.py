@@ -265,10 +265,11 @@ class ProxT2IPipeline:
         return asked or self.config.get("sampling", {}).get("time_grid", {}).get(sampler, "uniform")
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike = "synthfaces-prox") -> "ProxT2IPipeline":
-        from .shipped import resolve_model
+    def from_pretrained(cls, name_or_path: str | os.PathLike | None = None) -> "ProxT2IPipeline":
+        """A shipped name (`proxt2i models`) or a model folder; None: the default of `proxt2i generate`."""
+        from .shipped import DEFAULT_MODEL, resolve_model
 
-        path = resolve_model(str(name_or_path))
+        path = resolve_model(str(name_or_path or DEFAULT_MODEL))
         cfg, net, ae = load_pipeline(path)
         return cls(cfg, net, ae, path)
 

@@ -27,17 +27,27 @@ def _rebuild(kind: str) -> str:
 VAE_NAME = "synthfaces-vae"
 VAE_REBUILD = ("proxt2i train-vae --out runs/vae --steps 3000 --size 32 --batch 32 --seed 0 && proxt2i train-vae --init runs/vae "
                "--decoder-only --steps 10000 --lr 5e-4 --seed 1 --out {path}")
+# 150 GRPO iterations (8 prompts x 8 images) from the shipped prox model, 27 min on 2 CPU cores (docs/finetune.md)
+GRPO_REBUILD = ("proxt2i finetune grpo --model synthfaces-prox --reward alignment-prob --prompts synthfaces-heldout --steps 150 "
+                "--lr 5e-5 --kl 0.03 --prompts-per-step 8 --inner-epochs 2 --eval-every 25 --eval-num 256 --threads 2 "
+                "--out runs/synthfaces-prox-grpo && proxt2i export runs/synthfaces-prox-grpo/final "
+                "--out src/proxt2i/assets/models/synthfaces-prox-grpo")
 SHIPPED: dict[str, dict] = {
     "synthfaces-prox": {
-        "about": "conditional proximal U-ViT (tiny) on SynthFaces, 32 px through the embedded VAE; the default",
+        "about": "conditional proximal U-ViT (tiny) on SynthFaces, 32 px through the embedded VAE; the pretrained base",
         "rebuild": _rebuild("prox"),
+    },
+    "synthfaces-prox-grpo": {
+        "about": "synthfaces-prox after GRPO on the embedded alignment reward (4-step PDA-hybrid chain, KL 0.03 to the "
+                 "pretrained model); the default of proxt2i generate",
+        "rebuild": GRPO_REBUILD,
     },
     "synthfaces-score": {
         "about": "score baseline: the same U-ViT, data and budget, trained with denoising score matching",
         "rebuild": _rebuild("score"),
     },
 }
-DEFAULT_MODEL = "synthfaces-prox"
+DEFAULT_MODEL = "synthfaces-prox-grpo"
 
 
 def resolve_model(name_or_path: str) -> Path:

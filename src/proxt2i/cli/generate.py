@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 # the subcommands this module adds, with their one-line help (cli/__init__ lists them without importing anything heavy)
-COMMANDS = {"generate": "generate images from a prompt (default model: synthfaces-prox, 4 PDA-hybrid steps)"}
+COMMANDS = {"generate": "generate images from a prompt (default model: synthfaces-prox-grpo, 4 PDA-hybrid steps)"}
 
 
 def register(sub) -> None:
     from ..pipeline import SAMPLERS
+    from ..shipped import DEFAULT_MODEL
 
     p = sub.add_parser(
         "generate", help=COMMANDS["generate"],
@@ -20,7 +21,8 @@ def register(sub) -> None:
     )
     p.add_argument("prompt", nargs="?", help="the text prompt")
     p.add_argument("--prompts", metavar="FILE", help="a file with one prompt per line (instead of PROMPT)")
-    p.add_argument("--model", default="synthfaces-prox", help="shipped name (see `proxt2i models`) or model folder (default synthfaces-prox)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped name (see `proxt2i models`) or model folder (default {DEFAULT_MODEL}: "
+                                                           "synthfaces-prox after GRPO; synthfaces-prox is the pretrained model)")
     p.add_argument("--steps", type=int, default=4, help="sampling steps = network evaluations per image before guidance (default 4)")
     p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale w >= 0; 1 = off (default 4)")
     p.add_argument("--guidance-interval", type=float, nargs=2, metavar=("T_LO", "T_HI"), help="apply guidance only for t in [T_LO, T_HI]")
