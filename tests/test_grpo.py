@@ -283,6 +283,23 @@ def test_finetune_tunes_and_keeps_the_models_own_time_grid(tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_diversity_alarm_warns_and_stop_on_collapse_stops_after_a_checkpoint(prox_dir, tmp_path, capsys, monkeypatch):
+    import proxt2i.rl.diversity as diversity
+
+    spreads = iter([1.0, 0.3, 0.2, 0.1, 0.1])  # the within-prompt spread of each iteration: collapses at iteration 2
+    monkeypatch.setattr(diversity, "group_diversity", lambda features, group: next(spreads))
+    out = tmp_path / "collapse"
+    assert main(_grpo_args(prox_dir, out, 5, "--eval-every", "1", "--stop-on-collapse")) == 0
+    text = capsys.readouterr().out
+    assert "warning: within-prompt diversity fell to 0.30 of its start" in text and "stopping: --stop-on-collapse" in text
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "eval" not in r] == [1, 2]
+    assert [r["step"] for r in rows if "eval" in r] == [0, 1, 2]  # the stopping step is evaluated once
+    assert (out / "checkpoints" / "step-00000002").is_dir()
+    recipe = json.loads((out / "final" / "config.json").read_text())["recipe"]
+    assert recipe["stopped_on_collapse"] and recipe["steps_done"] == 2
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--time-grid", "cubic"], "unknown time grid"),
     (["--reward", "nonsense"], "unknown reward 'nonsense'"),

@@ -361,8 +361,8 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
         if acc.is_main_process and (done % cfg.checkpoint_every == 0 or done == cfg.steps or stopped):
             save_checkpoint(out, done, acc.unwrap_model(net), ema, opt, {"config": config, "diversity_baseline": monitor.baseline},
                             keep=cfg.keep_checkpoints)
-        if acc.is_main_process and cfg.eval_every > 0 and done % cfg.eval_every == 0 and done != cfg.steps:
-            run_eval(done, bar)
+        if acc.is_main_process and cfg.eval_every > 0 and done % cfg.eval_every == 0 and done != cfg.steps and not stopped:
+            run_eval(done, bar)  # (a run that stops here is evaluated once, below)
         acc.wait_for_everyone()
         if stopped:
             (bar.write if progress else print)("stopping: --stop-on-collapse")
