@@ -102,9 +102,9 @@ def clip_score(x: torch.Tensor, prompts: Sequence[str], ev: Evaluator, batch_siz
     return float(100.0 * cos.clamp_min(0).mean())
 
 
-def within_prompt_diversity(features: torch.Tensor, prompts: Sequence[str]) -> float | None:
+def within_prompt_diversity(features: torch.Tensor, prompts: Sequence) -> float | None:
     """Mean over distinct prompts with >= 2 images of the mean pairwise distance between their features
-    (features [N, F], one row per prompt in `prompts`); None when no prompt has two images."""
+    (features [N, F], row i made from prompts[i]: strings or any group keys); None when no prompt has two images."""
     rows: dict[str, list[int]] = {}
     for i, p in enumerate(prompts):
         rows.setdefault(p, []).append(i)

@@ -17,12 +17,13 @@ from ..errors import UsageError
 
 
 def group_diversity(features: torch.Tensor, group_size: int) -> float:
-    """features [P * G, F], prompt-major -> mean over the P groups of the mean pairwise distance (G >= 2)."""
+    """features [P * G, F], prompt-major -> mean over the P groups of the mean pairwise distance (G >= 2):
+    `proxt2i evaluate`'s within-prompt diversity with the groups as the prompts."""
+    from ..evaluation.metrics import within_prompt_diversity
+
     if group_size < 2:
         raise UsageError("diversity needs at least 2 images per prompt")
-    f = features.float().view(-1, group_size, features.shape[-1])
-    d = torch.cdist(f, f)  # [P, G, G]
-    return float(d.sum((1, 2)).mean() / (group_size * (group_size - 1)))
+    return within_prompt_diversity(features, [i // group_size for i in range(len(features))])
 
 
 def recogniser_features(images: torch.Tensor) -> torch.Tensor:

@@ -184,10 +184,9 @@ def evaluate_alignment(net, autoencoder, objective: str, prompts: list[str], lat
     out = {"alignment": None, "alignment_all": None, "fd": None, "n": len(prompts)}
     try:
         scores = evaluate_images(images, prompts)
-    except UsageError:  # prompts outside the SynthFaces vocabulary: no alignment, only the reward
-        scores = None
-    if scores is not None:
         out.update(alignment=scores["alignment"], alignment_all=scores["alignment_all"], fd=scores["fd"])
+    except UsageError:  # prompts outside the SynthFaces vocabulary: no alignment, only the reward
+        pass
     if reward is not None:
         out["reward"] = float(reward(images, prompts).mean())
     return out
