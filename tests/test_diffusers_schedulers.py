@@ -6,7 +6,8 @@ import torch
 
 from proxt2i.errors import UsageError
 from proxt2i.parameterization import expand_like
-from proxt2i.pipeline import SAMPLERS, sample_latents
+from proxt2i.pipeline import sample_latents
+from proxt2i.samplers.registry import SAMPLERS
 from proxt2i.samplers.diffusers_schedulers import (
     SCHEDULERS,
     continuous_time,
@@ -49,7 +50,7 @@ def test_one_ddim_step_matches_closed_form():
     x = x_T(8, 5)
     eps_fn = lambda x, t: torch.sin(3 * x) + expand_like(t, x)  # any eps will do
     states = []
-    diffusers_sample(eps_fn, x, 4, "ddim", callback=lambda i, s: states.append(s))
+    diffusers_sample(eps_fn, x, 4, scheduler="ddim", callback=lambda info: states.append(info["x"]))
     # DDIM (eta = 0) from t = 1 (timestep 999) to timestep 749, t = 0.75:
     # x0 = (x - sqrt(1 - a) eps) / sqrt(a);  x' = sqrt(a') x0 + sqrt(1 - a') eps
     a, a_prev = SCHEDULE.alpha(1.0), SCHEDULE.alpha(0.75)
@@ -64,7 +65,7 @@ def test_ddim_is_the_exact_affine_map_on_a_gaussian(num_steps):
     """With the exact eps every DDIM step is affine: x' - sqrt(a') MU = c (x - sqrt(a) MU),
     c = (sqrt(a a') S2 + sqrt((1 - a)(1 - a'))) / v. The output must be that map of x_T."""
     xt = x_T(500, 2)
-    out = diffusers_sample(gaussian_eps, xt, num_steps, "ddim")
+    out = diffusers_sample(gaussian_eps, xt, num_steps, scheduler="ddim")
     m_shift, gain = 0.0, 1.0  # out = MU + gain * (x_T - m_shift) after the loop, tracked as x - sqrt(a) MU
     dev = xt.double()
     for i in make_scheduler("ddim", num_steps).timesteps.tolist():
@@ -86,7 +87,7 @@ VAR_TOL = {"ddim": 0.15, "euler": 0.15, "dpm-solver++-2m": 0.05, "unipc": 0.05, 
 
 @pytest.mark.parametrize("name", list(SCHEDULERS))
 def test_every_scheduler_samples_the_gaussian(name):
-    out = diffusers_sample(gaussian_eps, x_T(), 50, name, generator=torch.Generator().manual_seed(1))
+    out = diffusers_sample(gaussian_eps, x_T(), 50, scheduler=name, generator=torch.Generator().manual_seed(1))
     assert out.shape == (4000, 4) and torch.isfinite(out).all()
     assert abs(float(out.mean()) - MU) < 0.03
     assert abs(float(out.var()) / S2 - 1) < VAR_TOL[name]
@@ -96,14 +97,14 @@ def test_euler_in_sigma_space_equals_ddim():
     """DDIM is Euler on the probability-flow ODE in sigma-space (Karras et al. 2022): equal outputs check
     the x_T * init_noise_sigma start and scale_model_input."""
     xt = x_T(200, 3)
-    assert torch.allclose(diffusers_sample(gaussian_eps, xt, 25, "euler"), diffusers_sample(gaussian_eps, xt, 25, "ddim"), atol=1e-4)
+    assert torch.allclose(diffusers_sample(gaussian_eps, xt, 25, scheduler="euler"), diffusers_sample(gaussian_eps, xt, 25, scheduler="ddim"), atol=1e-4)
 
 
 def test_trailing_spacing_beats_leading_at_few_steps():
     xt = x_T(2000, 2)
     err = {}
     for spacing in ("trailing", "leading"):
-        out = diffusers_sample(gaussian_eps, xt, 4, "dpm-solver++-2m", timestep_spacing=spacing)
+        out = diffusers_sample(gaussian_eps, xt, 4, scheduler="dpm-solver++-2m", timestep_spacing=spacing)
         err[spacing] = abs(float(out.mean()) - MU)
     assert err["trailing"] < err["leading"]
 
@@ -111,23 +112,23 @@ def test_trailing_spacing_beats_leading_at_few_steps():
 def test_sde_noise_is_per_row_and_reproducible():
     xt = x_T(3, 6)
     gens = lambda seeds: [torch.Generator().manual_seed(s) for s in seeds]
-    a = diffusers_sample(gaussian_eps, xt, 5, "dpm-solver++-2m-sde", generator=gens([5, 6, 7]))
-    b = diffusers_sample(gaussian_eps, xt, 5, "dpm-solver++-2m-sde", generator=gens([5, 6, 7]))
-    alone = diffusers_sample(gaussian_eps, xt[1:2], 5, "dpm-solver++-2m-sde", generator=gens([6]))
+    a = diffusers_sample(gaussian_eps, xt, 5, scheduler="dpm-solver++-2m-sde", generator=gens([5, 6, 7]))
+    b = diffusers_sample(gaussian_eps, xt, 5, scheduler="dpm-solver++-2m-sde", generator=gens([5, 6, 7]))
+    alone = diffusers_sample(gaussian_eps, xt[1:2], 5, scheduler="dpm-solver++-2m-sde", generator=gens([6]))
     assert torch.equal(a, b) and torch.allclose(alone[0], a[1], atol=1e-6)
-    c = diffusers_sample(gaussian_eps, xt, 5, "dpm-solver++-2m-sde", generator=gens([8, 6, 7]))
+    c = diffusers_sample(gaussian_eps, xt, 5, scheduler="dpm-solver++-2m-sde", generator=gens([8, 6, 7]))
     assert not torch.allclose(c[0], a[0]) and torch.allclose(c[1], a[1], atol=1e-6)
 
 
 def test_bad_input():
     with pytest.raises(UsageError, match="unknown diffusers scheduler"):
-        diffusers_sample(gaussian_eps, x_T(2, 2), 4, "heun")
+        diffusers_sample(gaussian_eps, x_T(2, 2), 4, scheduler="heun")
     with pytest.raises(UsageError, match="num_steps"):
-        diffusers_sample(gaussian_eps, x_T(2, 2), 0, "ddim")
+        diffusers_sample(gaussian_eps, x_T(2, 2), 0, scheduler="ddim")
     with pytest.raises(UsageError, match="wrong shape"):
-        diffusers_sample(lambda x, t: x[:1], x_T(2, 2), 2, "ddim")
+        diffusers_sample(lambda x, t: x[:1], x_T(2, 2), 2, scheduler="ddim")
     with pytest.raises(UsageError, match="NaN"):
-        diffusers_sample(lambda x, t: x * float("nan"), x_T(2, 2), 2, "unipc")
+        diffusers_sample(lambda x, t: x * float("nan"), x_T(2, 2), 2, scheduler="unipc")
 
 
 def test_pipeline_registers_them_for_score_models():
@@ -139,10 +140,10 @@ def test_pipeline_registers_them_for_score_models():
         return 0.5 * x + cond
 
     for sampler, scheduler in names.items():
-        assert SAMPLERS[sampler][0] == "score"
+        assert SAMPLERS[sampler].objective == "score"
         out = sample_latents(net, "score", ["a", "b"], (2, 4, 4), num_steps=3, guidance_scale=2.0, sampler=sampler, seeds=[3, 4])
         gens = [torch.Generator().manual_seed(s) for s in (3, 4)]
         xt = torch.stack([torch.randn((2, 4, 4), generator=g) for g in gens])
         # the guided eps, as the scheduler should see it after the eps -> score -> eps round trip
-        direct = diffusers_sample(lambda x, t: 0.5 * x + 0.6, xt, 3, scheduler, generator=gens)
+        direct = diffusers_sample(lambda x, t: 0.5 * x + 0.6, xt, 3, scheduler=scheduler, generator=gens)
         assert torch.allclose(out, direct, atol=1e-4), sampler

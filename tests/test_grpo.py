@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from proxt2i.cli import main
-from proxt2i.pipeline import ProxT2IPipeline, guided_callable, load_pipeline
+from proxt2i.models.io import load_model_folder
+from proxt2i.pipeline import ProxT2IPipeline
+from proxt2i.samplers.guidance import guided_model
 from proxt2i.rl.diversity import DiversityMonitor, group_diversity
 from proxt2i.rl.grpo import GRPOConfig, clipped_surrogate, gaussian_kl, group_advantages, grpo_update
 from proxt2i.rl.policy import (gaussian_log_prob, make_chain, pick_transitions, rollout, same_kernels_with_and_without_grad,
@@ -27,7 +29,7 @@ def prox_dir(tmp_path_factory):
 
 @pytest.fixture()
 def tiny_net(prox_dir):
-    _, net, _ = load_pipeline(prox_dir)
+    net = load_model_folder(prox_dir).net
     torch.manual_seed(0)
     torch.nn.init.normal_(net.uvit.final_conv.weight, std=0.2)  # the zero-initialised output layer: make eps matter
     return net
@@ -60,7 +62,7 @@ def test_step_log_prob_brute_force_on_closed_form_prox():
 
 
 def test_rollout_reproduces_pda_hybrid_on_the_network(tiny_net):
-    fn = guided_callable(tiny_net, "prox", PROMPTS, 4.0)
+    fn = guided_model(tiny_net, "prox", PROMPTS, 4.0)
     x_T = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     for make_gen in (lambda: torch.Generator().manual_seed(1), lambda: [torch.Generator().manual_seed(s) for s in (3, 4)]):
         with torch.no_grad():
@@ -75,7 +77,7 @@ def test_rollout_reproduces_euler_maruyama_with_final_denoise():
     score = lambda x, t: -x / (1.0 + t[:, None])  # noqa: E731  any smooth score
     x_T = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
     expected = euler_maruyama_sample(score, x_T, 4, denoise_final=True, generator=torch.Generator().manual_seed(2))
-    traj = rollout(score, x_T, 4, torch.Generator().manual_seed(2), kind="euler-maruyama")
+    traj = rollout(score, x_T, 4, torch.Generator().manual_seed(2), sampler="euler-maruyama-denoise")
     assert torch.equal(traj.x0, expected) and len(traj.log_probs) == 3
     chain = traj.chain
     brute = torch.distributions.Normal(traj.means[1].double(), chain.gammas[2] ** 0.5).log_prob(traj.states[2].double()).sum(1)
@@ -84,7 +86,7 @@ def test_rollout_reproduces_euler_maruyama_with_final_denoise():
 
 def test_on_policy_ratio_is_exactly_one(tiny_net):
     """Rollout (no_grad) and update (with grad) must evaluate the same policy bit for bit."""
-    fn = guided_callable(tiny_net, "prox", PROMPTS, 4.0)
+    fn = guided_model(tiny_net, "prox", PROMPTS, 4.0)
     x_T = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with same_kernels_with_and_without_grad():
         traj = rollout(fn, x_T, 4, torch.Generator().manual_seed(1))
@@ -118,7 +120,7 @@ def test_pick_transitions_and_chain_checks():
     assert len(sub) == 3 and sub == sorted(set(sub))
     with pytest.raises(ValueError, match="num_steps >= 2"):
         make_chain("pda-hybrid", 1)
-    with pytest.raises(ValueError, match="unknown policy chain"):
+    with pytest.raises(ValueError, match="no policy chain"):
         make_chain("ddim", 4)
 
 
@@ -151,9 +153,9 @@ def test_gaussian_kl_closed_form():
 
 
 def _update(net, lr, cfg, steps=1):
-    fn = guided_callable(net, "prox", PROMPTS * 2, 4.0)
+    fn = guided_model(net, "prox", PROMPTS * 2, 4.0)
     ref = __import__("copy").deepcopy(net).requires_grad_(False)
-    ref_fn = guided_callable(ref, "prox", PROMPTS * 2, 4.0)
+    ref_fn = guided_model(ref, "prox", PROMPTS * 2, 4.0)
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     x_T = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -208,13 +210,13 @@ def test_rollout_walks_the_named_time_grid():
     prox = gaussian_prox(torch.tensor([0.5, -1.0]), 0.3)
     x_T = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
     quad = time_grid(4, "quadratic")
-    expected = pda_sample(prox, x_T, 4, mode="hybrid", generator=torch.Generator().manual_seed(1), grid=quad)
+    expected = pda_sample(prox, x_T, quad, mode="hybrid", generator=torch.Generator().manual_seed(1))
     traj = rollout(prox, x_T, 4, torch.Generator().manual_seed(1), grid="quadratic")
     assert traj.chain.grid == (0.0, 0.0625, 0.25, 0.5625, 1.0) and torch.equal(traj.x0, expected)
     assert not torch.equal(traj.x0, rollout(prox, x_T, 4, torch.Generator().manual_seed(1)).x0)  # uniform differs
     score = lambda x, t: -x / (1.0 + t[:, None])  # noqa: E731
-    em = euler_maruyama_sample(score, x_T, 4, denoise_final=True, generator=torch.Generator().manual_seed(2), grid=quad)
-    assert torch.equal(rollout(score, x_T, 4, torch.Generator().manual_seed(2), kind="euler-maruyama", grid="quadratic").x0, em)
+    em = euler_maruyama_sample(score, x_T, quad, denoise_final=True, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(rollout(score, x_T, 4, torch.Generator().manual_seed(2), sampler="euler-maruyama-denoise", grid="quadratic").x0, em)
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -266,7 +268,7 @@ def test_finetune_score_baseline_runs(tmp_path):
     final = finetune(FinetuneConfig(model=str(score_dir), reward="brightness", prompts="heldin", steps=1, out=str(tmp_path / "ft"),
                                     group=2, prompts_per_step=1, num_steps=3, eval_num=2, kl=0.01), progress=False)
     cfg = json.loads((tmp_path / "ft" / "config.json").read_text())
-    assert cfg["chain"] == "euler-maruyama" and (final / "uvit.safetensors").exists()
+    assert cfg["chain"] == "euler-maruyama-denoise" and (final / "uvit.safetensors").exists()
     row = json.loads((tmp_path / "ft" / "log.jsonl").read_text().splitlines()[0])
     assert row["kl"] == 0.0  # one update: the KL is measured before it, at the reference
 

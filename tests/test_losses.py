@@ -104,7 +104,8 @@ def test_conditional_mean_noise_is_the_regression_of_n_on_y_given_x0():
 def test_total_noise_is_the_backbone_target_of_a_preconditioned_prox():
     """z = (y - sqrt(alpha) x0) / sqrt(1 - alpha + lam) is unit Gaussian given x0, and the conditional-mean
     target of n is z times the preconditioned model's output scale (so a loss on z is the same target, reweighted)."""
-    from proxt2i.models.uvit import prox_output_scale
+    from proxt2i.models.precond import prox_output_scale
+    from proxt2i.schedule import VPSchedule
     from proxt2i.training.losses import conditional_mean_noise, noisy_pair, prox_pair, total_noise
 
     sched = VPSchedule()
@@ -117,5 +118,5 @@ def test_total_noise_is_the_backbone_target_of_a_preconditioned_prox():
     z = total_noise(y, x0, t, lam, sched)
     for row in z:
         assert abs(float(row.mean())) < 0.05 and abs(float(row.std()) - 1) < 0.05
-    scaled = prox_output_scale(t, lam).view(-1, 1, 1, 1) * z
+    scaled = prox_output_scale(t, lam, VPSchedule()).view(-1, 1, 1, 1) * z
     assert torch.allclose(scaled, conditional_mean_noise(y, x0, t, lam, sched), atol=1e-5)

@@ -89,7 +89,7 @@ def test_contrastive_text_encoder_is_the_evaluators_tower_frozen_and_saved_with_
 
     from proxt2i.evaluation.evaluator import load_evaluator
     from proxt2i.models.text import load_text_encoder
-    from proxt2i.pipeline import load_pipeline
+    from proxt2i.models.io import load_model_folder
     from proxt2i.training.presets import resolve_config
     from proxt2i.training.run import train
 
@@ -102,5 +102,5 @@ def test_contrastive_text_encoder_is_the_evaluators_tower_frozen_and_saved_with_
     assert not any(p.requires_grad for p in enc.parameters())
     final = train(resolve_config("test-tiny", [f"out={tmp_path / 'run'}", "steps=2", "text_encoder=synthfaces-contrastive"]), progress=False)
     assert json.loads((final / "config.json").read_text())["text_encoder"]["type"] == "contrastive"
-    _, net, _ = load_pipeline(final)
+    net = load_model_folder(final).net
     assert torch.allclose(net.text_encoder.encode(prompts).pooled, out.pooled, atol=1e-2)  # float16 in the folder

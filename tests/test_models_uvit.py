@@ -38,29 +38,26 @@ def test_shapes_and_batch_independence(cfg):
 
 
 def test_preconditioning_scales_input_and_output():
-    """precondition=True: the backbone sees y / sqrt(1 + lam) and eps = sqrt(lam / (1 - alpha_t + lam)) * backbone."""
-    from dataclasses import replace
-
-    from proxt2i.models.uvit import prox_output_scale
+    """ProxPrecond: the backbone sees y / sqrt(1 + lam) and eps = sqrt(lam / (1 - alpha_t + lam)) * backbone,
+    on the schedule it is given."""
+    from proxt2i.models.precond import ProxPrecond, prox_output_scale
     from proxt2i.schedule import VPSchedule
 
     y, t, lam, tok, mask, pooled = inputs()
-    plain, pre = UViT(CFG), UViT(replace(CFG, precondition=True))
-    pre.load_state_dict(plain.state_dict())
+    plain = UViT(CFG)
     torch.nn.init.constant_(plain.final_conv.bias, 1.0)
-    torch.nn.init.constant_(pre.final_conv.bias, 1.0)
-    scale = prox_output_scale(t, lam)
+    precond = ProxPrecond(VPSchedule())
+    scale = prox_output_scale(t, lam, VPSchedule())
     alpha = VPSchedule().alpha(t.double())
     assert torch.allclose(scale.double(), torch.sqrt(lam.double() / (1 - alpha + lam.double())), atol=1e-6)
-    assert torch.allclose(pre(y, t, lam, tok, mask, pooled), scale.view(-1, 1, 1, 1).expand_as(y), atol=1e-6)
+    assert torch.allclose(precond(plain, y, t, lam, tok, mask, pooled), scale.view(-1, 1, 1, 1).expand_as(y), atol=1e-6)
     randomise_head(plain)
-    pre.load_state_dict(plain.state_dict())
     y_scaled = y / torch.sqrt(1 + lam).view(-1, 1, 1, 1)
     expected = plain(y_scaled, t, lam, tok, mask, pooled) * scale.view(-1, 1, 1, 1)
-    assert torch.allclose(pre(y, t, lam, tok, mask, pooled), expected, atol=1e-5)
-    assert torch.allclose(prox_output_scale(torch.zeros(1), torch.tensor([0.3])), torch.ones(1))  # t = 0: y's noise is all prox noise
-    with pytest.raises(UsageError, match="prox models"):
-        UViTConfig(use_lam=False, precondition=True)
+    assert torch.allclose(precond(plain, y, t, lam, tok, mask, pooled), expected, atol=1e-5)
+    assert torch.allclose(prox_output_scale(torch.zeros(1), torch.tensor([0.3]), VPSchedule()), torch.ones(1))  # t = 0: y's noise is all prox noise
+    other = ProxPrecond(VPSchedule(beta_max=10.0))  # the schedule is the wrapper's, not a default inside the backbone
+    assert not torch.allclose(other(plain, y, t, lam, tok, mask, pooled), expected)
 
 
 def test_padded_text_tokens_are_ignored_and_real_ones_matter():

@@ -5,7 +5,9 @@ import torch
 
 from proxt2i.cli import main
 from proxt2i.errors import UsageError
-from proxt2i.pipeline import ProxT2IPipeline, guided_callable, load_pipeline, sample_latents
+from proxt2i.models.io import load_model_folder
+from proxt2i.pipeline import ProxT2IPipeline, sample_latents
+from proxt2i.samplers.guidance import guided_model
 from proxt2i.training.presets import resolve_config
 from proxt2i.training.run import train
 
@@ -15,7 +17,7 @@ def model_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("pipe") / "run"
     train(resolve_config("test-tiny", [f"out={out}", "steps=2"]), progress=False)
     # give the zero-initialised output layer weights so that conditioning visibly matters
-    _, net, _ = load_pipeline(out / "final")
+    net = load_model_folder(out / "final").net
     return out / "final"
 
 
@@ -46,13 +48,13 @@ def test_guidance_formula_on_mock_network():
         return cond + 0 * x
 
     x, t, lam = torch.zeros(2, 1), torch.full((2,), 0.5), torch.full((2,), 0.25)
-    prox = guided_callable(net, "prox", ["a", "b"], guidance_scale=3.0)
+    prox = guided_model(net, "prox", ["a", "b"], guidance_scale=3.0)
     # eps_c = 1, eps_u = 0 -> eps_w = 3; prox = y - sqrt(lam) * 3
     assert torch.allclose(prox(x, t, lam), torch.full((2, 1), -1.5))
     assert calls[-1] == ["a", "b", "", ""]  # one batched call: cond then uncond
-    assert torch.allclose(guided_callable(net, "prox", ["a", "b"], 1.0)(x, t, lam), torch.full((2, 1), -0.5))
+    assert torch.allclose(guided_model(net, "prox", ["a", "b"], 1.0)(x, t, lam), torch.full((2, 1), -0.5))
     assert calls[-1] == ["a", "b"]  # w = 1: the conditional model alone
-    only_late = guided_callable(net, "prox", ["a", "b"], 3.0, guidance_interval=(0.6, 1.0))
+    only_late = guided_model(net, "prox", ["a", "b"], 3.0, guidance_interval=(0.6, 1.0))
     assert torch.allclose(only_late(x, t, lam), torch.full((2, 1), -0.5))  # t outside the interval: w = 1
 
 
@@ -133,7 +135,7 @@ def test_time_grid_is_the_models_default_or_uniform(tmp_path):
     gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
     x_T = torch.stack([torch.randn(pipe_q.latent_shape, generator=g) for g in gens])
     with torch.no_grad():
-        lat = pda_sample(guided_callable(TextMemo(pipe_q.net), "prox", prompts, 4.0), x_T, 3, "hybrid", gens, grid=time_grid(3, "quadratic"))
+        lat = pda_sample(guided_model(TextMemo(pipe_q.net), "prox", prompts, 4.0), x_T, time_grid(3, "quadratic"), mode="hybrid", generator=gens)
         by_hand = pipe_q.autoencoder.decode(lat).clamp(0, 1)
     assert torch.allclose(default, by_hand, rtol=1e-5, atol=1e-4)
     with pytest.raises(UsageError, match="diffusers' own timesteps"):
@@ -145,3 +147,31 @@ def test_time_grid_is_the_models_default_or_uniform(tmp_path):
 def test_shipped_prox_model_walks_the_quadratic_grid():
     assert ProxT2IPipeline.from_pretrained("synthfaces-prox").time_grid_for() == "quadratic"
     assert ProxT2IPipeline.from_pretrained("synthfaces-score").time_grid_for() == "uniform"
+
+
+def test_the_schedule_comes_from_config_json(model_dir, tmp_path):
+    """config.json "schedule" is honoured (a different beta_max gives different images) or refused."""
+    import shutil
+
+    from proxt2i.models.io import read_model_config
+
+    base = ProxT2IPipeline.from_pretrained(model_dir)
+    torch.nn.init.normal_(base.net.uvit.final_conv.weight, std=0.2)
+    assert read_model_config(model_dir)["schedule"] == {"type": "vp", "beta_min": 0.1, "beta_max": 20.0}
+    other = tmp_path / "other"
+    shutil.copytree(model_dir, other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["schedule"]["beta_max"] = 10.0
+    (other / "config.json").write_text(json.dumps(cfg))
+    pipe = ProxT2IPipeline.from_pretrained(other)
+    pipe.net.uvit.final_conv.weight.data.copy_(base.net.uvit.final_conv.weight)
+    assert pipe.schedule.beta_max == 10.0
+    a = base(["a smiling person"], num_steps=3, output_type="tensor")
+    assert not torch.allclose(a, pipe(["a smiling person"], num_steps=3, output_type="tensor"))
+    for bad, match in (({"type": "cosine"}, "unknown schedule type"), ({"type": "vp", "beta_max": "x"}, "finite number"),
+                       ({"type": "vp", "beta_min": 5.0, "beta_max": 1.0}, "beta_min <= beta_max"),
+                       ({"type": "vp", "beta_mx": 1.0}, "unknown schedule keys")):
+        cfg["schedule"] = bad
+        (other / "config.json").write_text(json.dumps(cfg))
+        with pytest.raises(UsageError, match=match):
+            ProxT2IPipeline.from_pretrained(other)

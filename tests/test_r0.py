@@ -36,7 +36,7 @@ def test_chain_with_unit_eta_is_pda_hybrid_and_differentiable():
     # on a named grid it is pda_sample on that grid
     from proxt2i.schedule import time_grid
 
-    quad = pda_sample(prox, x_T, 4, mode="hybrid", generator=torch.Generator().manual_seed(2), grid=time_grid(4, "quadratic"))
+    quad = pda_sample(prox, x_T, time_grid(4, "quadratic"), mode="hybrid", generator=torch.Generator().manual_seed(2))
     assert torch.allclose(pda_hybrid_with_eta(prox, x_T, 4, [1.0] * 4, torch.Generator().manual_seed(2), "quadratic"), quad, atol=1e-6)
 
 

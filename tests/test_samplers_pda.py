@@ -40,7 +40,7 @@ def test_trajectory_and_callback():
     seen = []
     traj = pda_sample(
         gaussian_prox(MU, S2), torch.zeros(3, 2, dtype=torch.float64), 4,
-        generator=torch.Generator().manual_seed(0), return_trajectory=True, callback=lambda k, x: seen.append(k),
+        generator=torch.Generator().manual_seed(0), return_trajectory=True, callback=lambda info: seen.append(info["k"]),
     )
     assert len(traj.xs) == 5 and len(traj.ys) == 4 and seen == [3, 2, 1, 0]
     assert traj.ts == [0.75, 0.5, 0.25, 0.0]
@@ -66,8 +66,8 @@ def test_backward_refuses_coarse_grid_and_names_hybrid():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"num_steps": 0}, "num_steps"),
-    ({"num_steps": 3, "mode": "forward"}, "unknown PDA mode"),
+    ({"grid": 0}, "num_steps"),
+    ({"grid": 3, "mode": "forward"}, "unknown PDA mode"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(UsageError, match=match):
@@ -84,7 +84,7 @@ def test_bad_prox_outputs():
 
 def test_custom_grid():
     grid = torch.tensor([0.0, 0.1, 0.4, 1.0])
-    traj = pda_sample(gaussian_prox(MU, S2), torch.zeros(2, 2, dtype=torch.float64), 3, grid=grid, return_trajectory=True)
+    traj = pda_sample(gaussian_prox(MU, S2), torch.zeros(2, 2, dtype=torch.float64), grid, return_trajectory=True)
     assert traj.ts == pytest.approx([0.4, 0.1, 0.0])
     with pytest.raises(UsageError, match="increasing"):
-        pda_sample(gaussian_prox(MU, S2), torch.zeros(2, 2), 3, grid=torch.tensor([0.0, 0.5, 0.4, 1.0]))
+        pda_sample(gaussian_prox(MU, S2), torch.zeros(2, 2), torch.tensor([0.0, 0.5, 0.4, 1.0]))

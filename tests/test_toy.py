@@ -65,17 +65,17 @@ def test_w2_exact_cases():
 
 def test_small_run_prox_beats_euler_maruyama_at_few_steps():
     r = run_toy(steps=(3, 10), num_samples=400)
-    assert r.w2["pda_backward"][0] is None and r.w2["pda_backward"][1] is not None
-    assert r.w2["pda_hybrid"][0] < r.w2["euler_maruyama"][0]
-    assert r.floor < r.w2["pda_hybrid"][0]
+    assert r.w2["pda-backward"][0] is None and r.w2["pda-backward"][1] is not None
+    assert r.w2["pda-hybrid"][0] < r.w2["euler-maruyama"][0]
+    assert r.floor < r.w2["pda-hybrid"][0]
 
 
 def test_cli_json_and_errors(capsys, tmp_path):
     assert main(["toy", "--steps", "3", "--num-samples", "200", "--json", "--plot", str(tmp_path / "toy.png")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["steps"] == [3]
-    assert set(out["w2"]) == {"pda_hybrid", "pda_backward", "euler_maruyama", "euler_maruyama_denoise", "pf_ode_euler"}
-    assert out["w2"]["pda_backward"] == [None] and out["floor"] > 0
+    assert set(out["w2"]) == {"pda-hybrid", "pda-backward", "euler-maruyama", "euler-maruyama-denoise", "pf-ode-euler"}
+    assert out["w2"]["pda-backward"] == [None] and out["floor"] > 0
     assert (tmp_path / "toy.png").stat().st_size > 1000
     assert main(["toy", "--steps", "0"]) == 2
     assert "error" in capsys.readouterr().err
@@ -88,6 +88,6 @@ def test_full_run_reproduces_the_readme_claims():
     r = run_toy()
     idx = {n: i for i, n in enumerate(r.steps)}
     for n in (3, 5):
-        assert r.w2["pda_hybrid"][idx[n]] < r.w2["euler_maruyama"][idx[n]]
+        assert r.w2["pda-hybrid"][idx[n]] < r.w2["euler-maruyama"][idx[n]]
     for name, vals in r.w2.items():
         assert vals[idx[40]] < 2 * r.floor, name

@@ -47,15 +47,17 @@ def main() -> dict:
     # RL chains (GRPO) and R0's generator with gradients
     from proxt2i.rl.policy import rollout
     try:
-        from proxt2i.samplers.guidance import model_callable as guided
-    except ImportError:
+        from proxt2i.samplers.guidance import guided_model as guided
+        chain_of = {"pda-hybrid": {"sampler": "pda-hybrid"}, "euler-maruyama": {"sampler": "euler-maruyama-denoise"}}
+    except ImportError:  # before the sampler registry (commit c248802 and earlier)
         from proxt2i.pipeline import guided_callable as guided
+        chain_of = {"pda-hybrid": {"kind": "pda-hybrid"}, "euler-maruyama": {"kind": "euler-maruyama"}}
     for name, kind in (("synthfaces-prox", "pda-hybrid"), ("synthfaces-score", "euler-maruyama")):
         pipe = pipes[name]
         g = torch.Generator().manual_seed(5)
         x_T = torch.randn((4, *pipe.latent_shape), generator=g)
         fn = guided(pipe.net, pipe.objective, PROMPTS, 4.0)
-        traj = rollout(fn, x_T, 4, g, kind=kind, grid="quadratic")
+        traj = rollout(fn, x_T, 4, g, grid="quadratic", **chain_of[kind])
         out[f"rollout/{kind}/x0"] = digest(traj.x0)
         out[f"rollout/{kind}/logp"] = digest(torch.stack(traj.log_probs))
     from proxt2i.rl.r0 import pda_hybrid_with_eta
@@ -73,7 +75,7 @@ def main() -> dict:
     from proxt2i.toy import run_toy
 
     res = run_toy(steps=(3, 10), num_samples=200, num_points=50)
-    out["toy/w2"] = {k: [None if v is None else round(v, 12) for v in vals] for k, vals in res.w2.items()}
+    out["toy/w2"] = {k.replace("_", "-"): [None if v is None else round(v, 12) for v in vals] for k, vals in res.w2.items()}
 
     # evaluate numbers on 32 held-in prompts with the default model
     from proxt2i.data.prompts import load_prompts

@@ -29,10 +29,9 @@ import torch
 
 from .errors import UsageError
 
-PROX_SAMPLERS = ("pda-hybrid", "pda-backward")
-SCORE_SAMPLERS = ("euler-maruyama", "euler-maruyama-denoise", "pf-ode-euler", "ddim", "dpm-solver++-2m",
-                  "dpm-solver++-2m-sde", "unipc", "euler-diffusers")
-ALL_SAMPLERS = PROX_SAMPLERS + SCORE_SAMPLERS
+from .samplers.registry import SAMPLERS, get_sampler
+
+ALL_SAMPLERS = tuple(SAMPLERS)  # prox samplers first, in registry order
 DEFAULT_STEPS = (1, 2, 3, 4, 6, 8, 10, 16, 25, 50)
 PROMPT_SETS = ("heldin", "heldout")
 DEFAULT_NUM_PROMPTS = 256  # per set: the whole shipped prompt files
@@ -84,8 +83,6 @@ class BenchConfig:
 
 
 def check_samplers(samplers) -> None:
-    from .pipeline import SAMPLERS
-
     if not samplers:
         raise UsageError("no samplers given")
     for s in samplers:
@@ -119,9 +116,7 @@ def parse_list(text: str, kind=str, what: str = "value") -> tuple:
 
 
 def objective_of(sampler: str) -> str:
-    from .pipeline import SAMPLERS
-
-    return SAMPLERS[sampler][0]
+    return get_sampler(sampler).objective
 
 
 def nfe(steps: int, guidance: float) -> int:
@@ -129,14 +124,14 @@ def nfe(steps: int, guidance: float) -> int:
     return steps * (1 if guidance == 1.0 else 2)
 
 
-def undefined_reason(sampler: str, steps: int) -> str | None:
-    """None if the sampler runs at this step count, else the reason it does not (PDA-backward needs gamma < 2)."""
-    if sampler != "pda-backward":
-        return None
-    from .schedule import VPSchedule, step_sizes, uniform_grid
+def undefined_reason(pipe, sampler: str, steps: int) -> str | None:
+    """None if the sampler runs at this step count on `pipe`'s grid and schedule, else the reason it does not
+    (PDA-backward needs gamma < 2)."""
+    from .pipeline import sampler_grid
 
-    worst = float(step_sizes(VPSchedule(), uniform_grid(steps)).max())
-    return None if worst < 2.0 else f"undefined: largest step has gamma = {worst:.3f} >= 2"
+    spec = get_sampler(sampler)
+    grid = sampler_grid(spec, sampler, pipe.time_grid_for(sampler) if spec.walks_grid else None, steps)
+    return spec.undefined_reason(grid, pipe.schedule)
 
 
 def load_pipelines(prox_model: str, score_model: str, samplers) -> dict:
@@ -169,7 +164,7 @@ def run_bench(cfg: BenchConfig, evaluator=None, progress: bool = True) -> tuple[
     reference_num = cfg.reference_num or REFERENCE_NUM
     prompts = {s: load_prompts(s, cfg.num_prompts) for s in cfg.prompt_sets}
     for sampler in cfg.samplers:  # warm-up: the first call pays for lazy imports (diffusers) and allocations
-        if not undefined_reason(sampler, 1):
+        if not undefined_reason(pipes[objective_of(sampler)], sampler, 1):
             pipes[objective_of(sampler)](prompts[cfg.prompt_sets[0]][:1], num_steps=1, guidance_scale=cfg.guidance,
                                          sampler=sampler, output_type="tensor")
 
@@ -177,12 +172,12 @@ def run_bench(cfg: BenchConfig, evaluator=None, progress: bool = True) -> tuple[
     configs = [(s, n, p) for s in cfg.samplers for n in steps for p in cfg.prompt_sets]
     results, skipped, grid = [], [], {}
     for sampler, n, pset in tqdm(configs, desc="bench", disable=not progress):
-        reason = undefined_reason(sampler, n)
+        pipe = pipes[objective_of(sampler)]
+        reason = undefined_reason(pipe, sampler, n)
         if reason:
             if pset == cfg.prompt_sets[0]:
                 skipped.append({"sampler": sampler, "steps": n, "reason": reason})
             continue
-        pipe = pipes[objective_of(sampler)]
         t0 = time.perf_counter()
         images = pipe(prompts[pset], num_steps=n, guidance_scale=cfg.guidance, sampler=sampler, seed=cfg.seed,
                       batch_size=cfg.batch_size, output_type="tensor")
@@ -433,8 +428,6 @@ def sampler_overhead(cfg: BenchConfig, steps: int = OVERHEAD_STEPS, batch_sizes=
     from tqdm import tqdm
 
     from .data.prompts import load_prompts
-    from .pipeline import sample_latents
-
     check_steps([steps])
     devices = list(devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])))
     pipes = load_pipelines(cfg.prox_model, cfg.score_model, cfg.samplers)
@@ -442,19 +435,19 @@ def sampler_overhead(cfg: BenchConfig, steps: int = OVERHEAD_STEPS, batch_sizes=
     rows, skipped = [], []
     jobs = [(d, s, b) for d in devices for s in cfg.samplers for b in batch_sizes]
     for device, sampler, b in tqdm(jobs, desc="overhead", disable=not progress):
-        reason = undefined_reason(sampler, steps)
+        pipe = pipes[objective_of(sampler)]
+        reason = undefined_reason(pipe, sampler, steps)
         if reason:
             if device == devices[0] and b == batch_sizes[0]:
                 skipped.append({"sampler": sampler, "steps": steps, "reason": reason})
             continue
-        pipe = pipes[objective_of(sampler)]
         pipe.net.to(device)
         pipe.autoencoder.to(device)
         timed = TimedNetwork(pipe.net, device)
         seeds = [cfg.seed + i for i in range(b)]
 
         def generate():
-            lat = sample_latents(timed, pipe.objective, prompts[:b], pipe.latent_shape, steps, cfg.guidance, sampler, seeds, device=device)
+            lat = pipe.sample_latents(prompts[:b], steps, cfg.guidance, sampler, seeds, net=timed, device=device)
             timed._sync()
             t_mid = time.perf_counter()
             with torch.no_grad():

@@ -57,6 +57,40 @@ class VPSchedule:
         return math.exp(-self.beta_integral(0.0, t))
 
 
+SCHEDULES = {"vp": VPSchedule}  # the "type" of a model folder's config.json "schedule"
+
+
+def schedule_to_config(schedule: Schedule) -> dict:
+    """{"type": NAME, field: value, ...}: how a model folder records its forward process."""
+    for name, cls in SCHEDULES.items():
+        if type(schedule) is cls:
+            return {"type": name, **{f: getattr(schedule, f) for f in cls.__dataclass_fields__}}
+    raise UsageError(f"schedule {schedule!r} has no config name; register its class in schedule.SCHEDULES")
+
+
+def schedule_from_config(spec, where: str = "config.json") -> Schedule:
+    """The schedule a model folder's "schedule" entry names (absent: the default VP schedule). Refuses
+    unknown types, unknown keys and values the class cannot honour, in one line naming `where`."""
+    if spec is None:
+        return VPSchedule()
+    if not isinstance(spec, dict) or spec.get("type") not in SCHEDULES:
+        kind = spec.get("type") if isinstance(spec, dict) else spec
+        raise UsageError(f"{where}: unknown schedule type {kind!r}; supported: {', '.join(SCHEDULES)}")
+    cls = SCHEDULES[spec["type"]]
+    fields = dict(spec)
+    del fields["type"]
+    unknown = set(fields) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise UsageError(f"{where}: unknown schedule keys {sorted(unknown)}; valid keys: {sorted(cls.__dataclass_fields__)}")
+    for key, value in fields.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise UsageError(f"{where}: schedule {key} must be a finite number, got {value!r}")
+    schedule = cls(**{k: float(v) for k, v in fields.items()})
+    if isinstance(schedule, VPSchedule) and not (0 <= schedule.beta_min <= schedule.beta_max and schedule.beta_max > 0):
+        raise UsageError(f"{where}: the VP schedule needs 0 <= beta_min <= beta_max and beta_max > 0, got {fields}")
+    return schedule
+
+
 def uniform_grid(num_steps: int, dtype=torch.float64) -> torch.Tensor:
     """Time grid t_k = k / N for k = 0..N, shape [N + 1], increasing (sampling walks it backwards)."""
     check_num_steps(num_steps)
@@ -115,12 +149,19 @@ def check_mode(mode: str) -> None:
         raise UsageError(f"unknown PDA mode {mode!r}; choose one of: {', '.join(MODES)}")
 
 
-def check_backward_grid(gammas: torch.Tensor) -> None:
-    """The backward discretization divides by 1 - gamma/2: refuse any step with gamma >= 2."""
+def backward_undefined_reason(gammas: torch.Tensor) -> str | None:
+    """Why PDA-backward cannot run with these step sizes [N] (it divides by 1 - gamma/2, so every gamma
+    must be < 2), or None where it can."""
     worst = float(gammas.max())
-    if worst >= 2.0:
+    return None if worst < 2.0 else f"undefined: largest step has gamma = {worst:.3f} >= 2"
+
+
+def check_backward_grid(gammas: torch.Tensor) -> None:
+    """Refuse a backward grid with any step gamma >= 2, naming the remedies."""
+    reason = backward_undefined_reason(gammas)
+    if reason:
         raise UsageError(
-            f"PDA-backward is undefined on this grid: its largest step has gamma = {worst:.3f} >= 2 "
+            f"PDA-backward is {reason.replace('undefined: ', 'undefined on this grid: its ')} "
             f"(it divides by 1 - gamma/2). Use more steps (about 10 or more on the default "
             f"schedule) or mode='hybrid', which works at any step count."
         )

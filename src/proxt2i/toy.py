@@ -21,11 +21,12 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from .samplers import euler_maruyama_sample, pda_sample, pf_ode_euler_sample
-from .schedule import Schedule, VPSchedule, step_sizes, uniform_grid
+from .samplers.registry import get_sampler
+from .schedule import Schedule, VPSchedule, uniform_grid
 
 TOY_STEPS: tuple[int, ...] = (3, 5, 10, 20, 40)
-TOY_SAMPLERS: tuple[str, ...] = ("pda_hybrid", "pda_backward", "euler_maruyama", "euler_maruyama_denoise", "pf_ode_euler")
+# the registry's samplers that walk the project's grid (the diffusers ones are compared on the face models)
+TOY_SAMPLERS: tuple[str, ...] = ("pda-hybrid", "pda-backward", "euler-maruyama", "euler-maruyama-denoise", "pf-ode-euler")
 
 
 def heart_points(num_points: int = 200) -> torch.Tensor:
@@ -177,24 +178,19 @@ def _run_toy(steps, num_samples, num_points, seed, schedule, centres) -> ToyResu
     def score(x, t):
         return exact_score(x, t, centres, schedule)
 
-    runners = {
-        "pda_hybrid": lambda x, n, g: pda_sample(prox, x, n, mode="hybrid", generator=g, schedule=schedule),
-        "pda_backward": lambda x, n, g: pda_sample(prox, x, n, mode="backward", generator=g, schedule=schedule),
-        "euler_maruyama": lambda x, n, g: euler_maruyama_sample(score, x, n, generator=g, schedule=schedule),
-        "euler_maruyama_denoise": lambda x, n, g: euler_maruyama_sample(score, x, n, denoise_final=True, generator=g, schedule=schedule),
-        "pf_ode_euler": lambda x, n, g: pf_ode_euler_sample(score, x, n, schedule=schedule),
-    }
-    w2 = {name: [] for name in runners}
-    samples = {name: {} for name in runners}
+    models = {"prox": prox, "score": score}
+    w2 = {name: [] for name in TOY_SAMPLERS}
+    samples = {name: {} for name in TOY_SAMPLERS}
     for n in steps:
-        backward_ok = float(step_sizes(schedule, uniform_grid(n)).max()) < 2.0
-        for name, run in runners.items():
-            if name == "pda_backward" and not backward_ok:
+        grid = uniform_grid(n)
+        for name in TOY_SAMPLERS:
+            spec = get_sampler(name)
+            if spec.undefined_reason(grid, schedule):
                 w2[name].append(None)
                 continue
             g = torch.Generator().manual_seed(seed)
             x_T = torch.randn(num_samples, 2, generator=g, dtype=torch.float64)
-            out = run(x_T, n, g)
+            out = spec(models[spec.objective], x_T, grid, generator=g, schedule=schedule)
             samples[name][n] = out
             w2[name].append(w2_to_points(out, centres))
     g = torch.Generator().manual_seed(seed + 1)

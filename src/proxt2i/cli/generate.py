@@ -10,7 +10,7 @@ COMMANDS = {"generate": "generate images from a prompt (default model: synthface
 
 
 def register(sub) -> None:
-    from ..pipeline import SAMPLERS
+    from ..samplers.registry import SAMPLERS
     from ..shipped import DEFAULT_MODEL
 
     p = sub.add_parser(
@@ -56,7 +56,8 @@ def run(args) -> int:
             raise UsageError(f"prompt file {args.prompts!r} has no prompts")
     else:
         prompts = [args.prompt]
-    from ..pipeline import DEFAULT_SAMPLER, ProxT2IPipeline, check_prompts
+    from ..pipeline import ProxT2IPipeline, check_prompts
+    from ..samplers.registry import DEFAULT_SAMPLER
 
     check_prompts(prompts)
     if args.guidance < 0:
@@ -80,7 +81,7 @@ def run(args) -> int:
 
 def write_single(prefix: Path, images, args) -> None:
     from ..atomic import atomic_save_image
-    from ..pipeline import save_grid, to_pil
+    from ..imaging import save_grid, to_pil
 
     paths = []
     for i, im in enumerate(to_pil(images)):
@@ -94,7 +95,7 @@ def write_single(prefix: Path, images, args) -> None:
 
 def write_folder(out: Path, images, prompts, args, sampler: str, grid: str) -> None:
     from ..atomic import atomic_save_image, atomic_write_text
-    from ..pipeline import to_pil
+    from ..imaging import to_pil
 
     out.mkdir(parents=True, exist_ok=True)
     rows = []

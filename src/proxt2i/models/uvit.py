@@ -8,13 +8,8 @@ Conditioning choices (documented in docs/models.md): t and lam get separate sinu
 through log(lam), since it spans 1e-4..20) and MLPs; the pooled text vector is added to the time token;
 padded text tokens are masked out of attention. The output layer is zero-initialised: eps = 0, prox(y) = y.
 
-Preconditioning (config.precondition, prox models): the training input y = x_t + sqrt(lam) n is, given
-x_0, sqrt(alpha_t) x_0 plus Gaussian noise of variance s^2 = 1 - alpha_t + lam, and E[n | y, x_0] =
-sqrt(lam) / s * (that noise / s). So the backbone predicts the *total* unit noise of y, as a score model
-does at noise level s, from the input scaled to unit variance (y / sqrt(1 + lam)), and the returned
-eps = sqrt(lam) / s * backbone. The (t, lam)-dependent scale is then exact instead of learned, and the
-text-dependent part of the target is not shrunk by sqrt(lam) / s (which is small on most draws).
-alpha_t is the default VP schedule's (beta 0.1 .. 20), the only one the project trains.
+config.precondition marks a prox backbone trained under models/precond.py's ProxPrecond; the model
+that holds the backbone (models/conditional.py) applies it with the model's schedule.
 """
 
 from __future__ import annotations
@@ -41,7 +36,7 @@ class UViTConfig:
     text_dim: int = 128
     max_text_len: int = 32
     use_lam: bool = True  # False: the score baseline (no lam token)
-    precondition: bool = False  # prox only: input y / sqrt(1 + lam), output eps * sqrt(lam / (1 - alpha_t + lam)) (see below)
+    precondition: bool = False  # prox only: wrapped in ProxPrecond (models/precond.py) by the model that holds it
 
     def __post_init__(self):
         if self.image_size % self.patch_size:
@@ -156,11 +151,7 @@ class UViT(nn.Module):
         cond = [self.time_embed(t) + self.pooled_proj(text_pooled.to(dtype))]
         if self.lam_embed is not None:
             cond.append(self.lam_embed(torch.log(lam.float().clamp_min(1e-8))))
-        if c.precondition:
-            y_in = y.float() / torch.sqrt(1.0 + lam.float()).view(b, 1, 1, 1)
-        else:
-            y_in = y
-        patches = self.patch_embed(y_in.to(dtype)).flatten(2).transpose(1, 2)
+        patches = self.patch_embed(y.to(dtype)).flatten(2).transpose(1, 2)
         x = torch.cat([torch.stack(cond, 1).to(dtype), self.text_proj(text_tokens.to(dtype)), patches], dim=1) + self.pos_embed
         keep = torch.ones(b, x.shape[1], dtype=torch.bool, device=x.device)
         keep[:, len(cond) : len(cond) + c.max_text_len] = text_mask.bool()
@@ -175,19 +166,7 @@ class UViT(nn.Module):
         x = self.head(self.norm(x))[:, self.num_extra :]
         g, p = c.image_size // c.patch_size, c.patch_size
         x = x.reshape(b, g, g, p, p, c.in_channels).permute(0, 5, 1, 3, 2, 4).reshape(b, c.in_channels, c.image_size, c.image_size)
-        out = self.final_conv(x)
-        if c.precondition:
-            out = out.float() * prox_output_scale(t, lam).view(b, 1, 1, 1)
-        return out.to(y.dtype)
-
-
-def prox_output_scale(t: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-    """sqrt(lam / (1 - alpha_t + lam)) [B] on the default VP schedule: the share of y's noise a prox removes."""
-    from ..schedule import VPSchedule
-
-    alpha = VPSchedule().alpha(t.double())
-    lam = lam.double()
-    return torch.sqrt(lam / (1.0 - alpha + lam).clamp_min(1e-12)).float()
+        return self.final_conv(x).to(y.dtype)
 
 
 def count_parameters(module: nn.Module) -> int:

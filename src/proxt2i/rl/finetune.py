@@ -166,7 +166,7 @@ def step_prompts(prompts: list[str], count: int, seed: int, step: int) -> list[s
 
 @torch.no_grad()
 def evaluate_alignment(net, autoencoder, objective: str, prompts: list[str], latent_shape, num_steps: int, guidance: float,
-                       reward=None, batch_size: int = 64, time_grid: str = "uniform") -> dict:
+                       reward=None, batch_size: int = 64, time_grid: str = "uniform", schedule=None) -> dict:
     """SynthFaces alignment (exact attribute read-back) and Frechet distance to fresh renders (`proxt2i
     evaluate`'s fd: the reward-hacking signal) of one image per prompt, seeds 0..N-1 (None for prompts outside
     the SynthFaces vocabulary), and the mean reward when given; the model's default sampler on `time_grid`
@@ -178,7 +178,7 @@ def evaluate_alignment(net, autoencoder, objective: str, prompts: list[str], lat
     for i in range(0, len(prompts), batch_size):
         chunk = prompts[i : i + batch_size]
         lat = sample_latents(net, objective, chunk, latent_shape, num_steps, guidance, seeds=list(range(i, i + len(chunk))),
-                             time_grid=time_grid)
+                             time_grid=time_grid, schedule=schedule)
         images.append(autoencoder.decode(lat).clamp(0, 1).cpu())
     images = torch.cat(images)
     out = {"alignment": None, "alignment_all": None, "fd": None, "n": len(prompts)}
@@ -264,7 +264,10 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
     from accelerate import Accelerator
     from tqdm import tqdm
 
-    from ..pipeline import ProxT2IPipeline, guided_callable, save_pipeline
+    from ..models.io import save_model_folder
+    from ..pipeline import ProxT2IPipeline
+    from ..samplers.guidance import guided_model
+    from ..samplers.registry import DEFAULT_SAMPLER
     from ..shipped import resolve_model
     from ..training.checkpoint import latest_checkpoint, save_checkpoint
     from ..training.run import ema_update, step_generator
@@ -285,8 +288,8 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
     model_path = resolve_model(cfg.model)
     pipe = ProxT2IPipeline.from_pretrained(model_path)
     objective, autoencoder, latent_shape = pipe.objective, pipe.autoencoder.to(acc.device).eval(), pipe.latent_shape
-    kind = "pda-hybrid" if objective == "prox" else "euler-maruyama"
-    grid, sampling = finetune_grid(pipe, "pda-hybrid" if objective == "prox" else "euler-maruyama-denoise", cfg.time_grid)
+    kind = DEFAULT_SAMPLER[objective]  # the sampler whose chain is tuned: pda-hybrid / euler-maruyama-denoise
+    grid, sampling = finetune_grid(pipe, kind, cfg.time_grid)
     net = pipe.net.to(acc.device).eval()  # eval mode: no dropout, so rollout and update are the same policy
     ref = copy.deepcopy(net).requires_grad_(False) if cfg.kl > 0 else None
     ema = copy.deepcopy(net).requires_grad_(False)
@@ -303,7 +306,7 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
 
     def run_eval(step: int, bar=None) -> dict:
         result = evaluate_alignment(ema, autoencoder, objective, eval_prompts, latent_shape, cfg.num_steps, cfg.guidance, reward,
-                                    time_grid=grid)
+                                    time_grid=grid, schedule=pipe.schedule)
         runlog.write_eval(step, result, bar)
         return result
 
@@ -320,8 +323,8 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
         prompts = [p for p in step_prompts(train_prompts, cfg.prompts_per_step, cfg.seed * 1009 + acc.process_index, step)
                    for _ in range(cfg.group)]
         x_T = torch.randn((len(prompts), *latent_shape), generator=g).to(acc.device)
-        policy_fn = guided_callable(net, objective, prompts, cfg.guidance)
-        traj = rollout(policy_fn, x_T, cfg.num_steps, g, kind=kind, reduce=cfg.reduce,
+        policy_fn = guided_model(net, objective, prompts, cfg.guidance, schedule=pipe.schedule)
+        traj = rollout(policy_fn, x_T, cfg.num_steps, g, sampler=kind, schedule=pipe.schedule, reduce=cfg.reduce,
                        start_group=cfg.group if cfg.start_noise == "shared" else 1, grid=grid)
 
         # --- reward and group advantages
@@ -332,7 +335,7 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
         adv = group_advantages(rewards, cfg.group, grpo_cfg.adv_eps, grpo_cfg.adv_clip).to(acc.device)
 
         # --- policy update (inner epochs over the same batch), EMA
-        ref_fn = guided_callable(ref, objective, prompts, cfg.guidance) if ref is not None else None
+        ref_fn = guided_model(ref, objective, prompts, cfg.guidance, schedule=pipe.schedule) if ref is not None else None
         stats = grpo_update(policy_fn, traj, adv, opt, params, grpo_cfg, ref_fn=ref_fn,
                             generator=step_generator(cfg.seed + 1, acc.process_index, step),
                             backward=acc.backward, clip_grad=acc.clip_grad_norm_)
@@ -379,8 +382,8 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
                   "finetune": {"algorithm": "grpo", "chain": kind, "chain_time_grid": grid, **config}, "steps_done": done, "stopped_on_collapse": stopped,
                   "final_eval": result, "wall_seconds": round(time.time() - t_start, 1), "base_model": cfg.model,
                   "base_recipe": base_recipe}
-        save_pipeline(final, ema.uvit, ema.text_encoder, autoencoder, objective=objective, image_size=pipe.image_size, recipe=recipe,
-                      sampling=sampling)
+        save_model_folder(final, ema.uvit, ema.text_encoder, autoencoder, objective=objective, image_size=pipe.image_size, recipe=recipe,
+                          sampling=sampling, schedule=pipe.schedule)
     acc.wait_for_everyone()
     return final
 

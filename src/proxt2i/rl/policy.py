@@ -1,22 +1,9 @@
 """Samplers as policies: Gaussian Markov chains with exact log-probabilities (method.md Sec. 5).
 
-PDA-hybrid (ProxT2I, arXiv 2511.18742, Sec. on GRPO; method.md Sec. 2) walks k = N-1 .. 0 with
-    y_k = (1 + gamma_k/2) x_{k+1} + sqrt(gamma_k) z,     x_k = prox_theta(y_k, t_k, lam = gamma_k).
-The prox step is deterministic, so x_{k+1} -> x_k has no density. The auxiliary variables y_k do:
-    y_{k-1} | y_k  ~  N( (1 + gamma_{k-1}/2) prox_theta(y_k, t_k, gamma_k),  gamma_{k-1} I ),
-a Gaussian whose mean comes from the (guided) network and whose variance is fixed. The chain's
-states are y_{N-1} .. y_0 (y_{N-1} is drawn from x_N ~ N(0, I) with no parameters), its N - 1
-transitions carry the log-probabilities, and the output x_0 = prox_theta(y_0, 0, gamma_0) is a
-deterministic last step with no log-probability (as in Flow-GRPO's final denoising step).
-
-The score baseline's Euler-Maruyama sampler with a noise-free last step is the same kind of chain
-over x_N .. x_1: x_k | x_{k+1} ~ N((1 + gamma_k/2) x_{k+1} + gamma_k score(x_{k+1}, t_{k+1}), gamma_k I),
-output x_0 = (1 + gamma_0/2) x_1 + gamma_0 score(x_1, t_1). Both chains share rollout / log_prob.
-
-Indexing: transition i (0 <= i < N - 1) maps states[i] to states[i + 1]; states[0] is the chain's
-first state. The arithmetic repeats samplers/pda.py and samplers/score.py operation for operation, so
-a rollout with the same generator reproduces pda_sample(mode="hybrid") and
-euler_maruyama_sample(denoise_final=True) bit for bit (tests/test_grpo.py checks it).
+The chains themselves (which states, which means, which variances) are the samplers' own, in
+samplers/chains.py, built from the samplers' step functions; this module rolls them out and scores
+them. A sampler can be fine-tuned when its registry entry has a chain (samplers.registry.chain_samplers:
+pda-hybrid for prox models, euler-maruyama-denoise for score models).
 """
 
 from __future__ import annotations
@@ -29,11 +16,10 @@ from typing import Callable, Optional
 import torch
 
 from ..errors import UsageError
-from ..samplers.pda import batch_randn, checked_prox_output
-from ..samplers.score import checked_score_output
-from ..schedule import Schedule, VPSchedule, check_num_steps, step_sizes, time_grid
-
-CHAINS = ("pda-hybrid", "euler-maruyama")
+from ..samplers.chains import Chain
+from ..samplers.common import batch_randn
+from ..samplers.registry import chain_samplers, get_sampler
+from ..schedule import Schedule, check_num_steps, time_grid
 
 
 @contextmanager
@@ -49,76 +35,16 @@ def same_kernels_with_and_without_grad():
         torch.backends.mha.set_fastpath_enabled(before)
 
 
-@dataclass(frozen=True)
-class GaussianChain:
-    """A sampler on a grid, seen as a Gaussian Markov chain. kind: 'pda-hybrid' (fn = prox(y, t, lam))
-    or 'euler-maruyama' (fn = score(x, t), noise-free last step). grid: t_0 .. t_N; gammas: gamma_0 .. gamma_{N-1}."""
-
-    kind: str
-    num_steps: int
-    grid: tuple
-    gammas: tuple
-
-    @property
-    def num_transitions(self) -> int:
-        return self.num_steps - 1
-
-    def std(self, i: int) -> float:
-        """Standard deviation of transition i: sqrt(gamma_{k-1}) with k = N-1-i (PDA) / sqrt(gamma_k) (EM)."""
-        return self.gammas[self._noise_index(i)] ** 0.5
-
-    def _noise_index(self, i: int) -> int:
-        k = self.num_steps - 1 - i
-        return k - 1 if self.kind == "pda-hybrid" else k
-
-    def _call(self, fn, s: torch.Tensor, k: int) -> torch.Tensor:
-        """The network step at grid index k: prox(s, t_k, gamma_k) (PDA) or score(s, t_{k+1}) (EM)."""
-        b = s.shape[0]
-        if self.kind == "pda-hybrid":
-            t_vec = torch.full((b,), self.grid[k], device=s.device, dtype=s.dtype)
-            lam_vec = torch.full((b,), self.gammas[k], device=s.device, dtype=s.dtype)
-            return checked_prox_output(fn(s, t_vec, lam_vec), s, self.num_steps - k)
-        t_vec = torch.full((b,), self.grid[k + 1], device=s.device, dtype=s.dtype)
-        return checked_score_output(fn(s, t_vec), s, self.num_steps - k)
-
-    def start(self, x_T: torch.Tensor, generator) -> torch.Tensor:
-        """The first state: y_{N-1} = (1 + gamma/2) x_N + sqrt(gamma) z (PDA), or x_N itself (EM)."""
-        if self.kind != "pda-hybrid":
-            return x_T
-        g = self.gammas[self.num_steps - 1]
-        noise = batch_randn(x_T.shape, generator, device=x_T.device, dtype=x_T.dtype)
-        return (1.0 + g / 2.0) * x_T + g**0.5 * noise
-
-    def mean(self, fn, s: torch.Tensor, i: int) -> torch.Tensor:
-        """Mean of states[i + 1] given states[i] = s: the network's part of transition i."""
-        k = self.num_steps - 1 - i
-        out = self._call(fn, s, k)
-        if self.kind == "pda-hybrid":
-            g = self.gammas[k - 1]
-            return (1.0 + g / 2.0) * out  # x_{k-1}'s drift, applied to x_k = prox(y_k)
-        g = self.gammas[k]
-        return (1.0 + g / 2.0) * s + 1.0 * g * out
-
-    def final(self, fn, s: torch.Tensor) -> torch.Tensor:
-        """The deterministic last step from the last state: x_0 = prox(y_0, 0, gamma_0) (PDA), or the
-        noise-free EM step from x_1 (EM)."""
-        if self.kind == "pda-hybrid":
-            return self._call(fn, s, 0)
-        g = self.gammas[0]
-        return (1.0 + g / 2.0) * s + 1.0 * g * self._call(fn, s, 0)
-
-
-def make_chain(kind: str, num_steps: int, schedule: Optional[Schedule] = None, grid: str = "uniform") -> GaussianChain:
-    """The chain of `kind` ('pda-hybrid' or 'euler-maruyama') with num_steps >= 2 on a named time grid
+def make_chain(sampler: str, num_steps: int, schedule: Optional[Schedule] = None, grid: str = "uniform") -> Chain:
+    """The Gaussian chain of `sampler` (one of chain_samplers()) with num_steps >= 2 on a named time grid
     (schedule.time_grid: uniform, quadratic, power:R), the one the sampler walks at inference."""
-    if kind not in CHAINS:
-        raise UsageError(f"unknown policy chain {kind!r}; choose one of: {', '.join(CHAINS)}")
+    spec = get_sampler(sampler)
+    if spec.chain is None:
+        raise UsageError(f"sampler {sampler!r} has no policy chain; RL fine-tunes one of: {', '.join(chain_samplers())}")
     check_num_steps(num_steps)
     if num_steps < 2:
         raise UsageError("RL fine-tuning needs num_steps >= 2: with one step the sampler has no stochastic transition")
-    times = time_grid(num_steps, grid)
-    gammas = step_sizes(schedule or VPSchedule(), times)
-    return GaussianChain(kind, num_steps, tuple(float(t) for t in times), tuple(float(g) for g in gammas))
+    return spec.chain.on_grid(time_grid(num_steps, grid), schedule)
 
 
 def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, std: float, reduce: str = "sum") -> torch.Tensor:
@@ -140,25 +66,25 @@ class Trajectory:
     """One rollout. states: [M + 1] tensors [B, ...] (M = num_steps - 1 transitions); means: [M] the
     policy's means of states[1:] (detached); log_probs: [M] tensors [B] (exact, reduce as given); x0: the output."""
 
-    chain: GaussianChain
+    chain: Chain
     states: list
     means: list
     log_probs: list
     x0: torch.Tensor
 
 
-def rollout(fn: Callable, x_T: torch.Tensor, num_steps: int, generator=None, kind: str = "pda-hybrid",
+def rollout(fn: Callable, x_T: torch.Tensor, num_steps: int, generator=None, sampler: str = "pda-hybrid",
             schedule: Optional[Schedule] = None, reduce: str = "sum", start_group: int = 1, grid: str = "uniform") -> Trajectory:
     """Run the sampler from x_T [B, ...] without gradients and record the chain.
 
-    fn: guided prox(y, t, lam) for 'pda-hybrid', score(x, t) for 'euler-maruyama'. generator: None, one
-    torch.Generator or a list of B (as pda_sample). The noise is drawn in the order pda_sample /
-    euler_maruyama_sample draw it, so x0 equals their output for the same generator state.
+    fn: guided prox(y, t, lam) for 'pda-hybrid', score(x, t) for 'euler-maruyama-denoise'. generator: None, one
+    torch.Generator or a list of B (as the samplers). The noise is drawn in the order the sampler draws
+    it, so x0 equals its output for the same generator state.
     start_group: consecutive rows in groups of this size share the chain's first state, which carries
     no parameters (x_T and, for PDA, the first step's noise; drawn from each group's first row), as
     DanceGRPO shares the initial noise within a group: the group's rewards then differ only through
     the policy's own transitions. grid: the named time grid (make_chain)."""
-    chain = make_chain(kind, num_steps, schedule, grid)
+    chain = make_chain(sampler, num_steps, schedule, grid)
     if start_group < 1 or x_T.shape[0] % start_group:
         raise UsageError(f"start_group must be >= 1 and divide the batch {x_T.shape[0]}, got {start_group}")
     with torch.no_grad():
@@ -179,7 +105,7 @@ def rollout(fn: Callable, x_T: torch.Tensor, num_steps: int, generator=None, kin
     return Trajectory(chain, states, means, log_probs, x0)
 
 
-def step_log_prob(fn: Callable, y: torch.Tensor, y_next: torch.Tensor, i: int, chain: GaussianChain,
+def step_log_prob(fn: Callable, y: torch.Tensor, y_next: torch.Tensor, i: int, chain: Chain,
                   reduce: str = "sum") -> tuple[torch.Tensor, torch.Tensor]:
     """log p_fn(y_next | y) for transition i of `chain` (float64 [B]) and the mean [B, ...], differentiable
     through fn. y, y_next: states[i], states[i + 1] of a Trajectory (or any rows of them, with fn

@@ -83,13 +83,13 @@ class R0Config:
 
 
 def pda_hybrid_with_eta(prox, x_T: torch.Tensor, num_steps: int, etas: Sequence[float], generator=None,
-                        grid: str = "uniform") -> torch.Tensor:
+                        grid: str = "uniform", schedule=None) -> torch.Tensor:
     """PDA-hybrid from x_T [B, ...] on the named time grid with the noise of step k (in sampling order)
     scaled by etas[k]; with every eta = 1 it is the sampler as used at inference. Differentiable."""
-    from ..samplers.pda import pda_sample
+    from ..samplers.registry import get_sampler
     from ..schedule import time_grid
 
-    return pda_sample(prox, x_T, num_steps, mode="hybrid", generator=generator, noise_scales=etas, grid=time_grid(num_steps, grid))
+    return get_sampler("pda-hybrid")(prox, x_T, time_grid(num_steps, grid), generator=generator, noise_scales=etas, schedule=schedule)
 
 
 def reward_image_gradient(terms: dict[str, torch.Tensor], weights: dict[str, float], images: torch.Tensor,
@@ -121,7 +121,9 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
     from accelerate import Accelerator
     from tqdm import tqdm
 
-    from ..pipeline import ProxT2IPipeline, guided_callable, save_pipeline
+    from ..models.io import save_model_folder
+    from ..pipeline import ProxT2IPipeline
+    from ..samplers.guidance import guided_model
     from ..shipped import resolve_model
     from ..training.checkpoint import save_checkpoint
     from ..training.run import ema_update, step_generator
@@ -160,7 +162,7 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
 
     def run_eval(step: int, bar=None) -> dict:
         result = evaluate_alignment(ema, autoencoder, "prox", eval_prompts, latent_shape, cfg.num_steps, cfg.guidance, reward,
-                                    time_grid=grid)
+                                    time_grid=grid, schedule=pipe.schedule)
         runlog.write_eval(step, result, bar)
         return result
 
@@ -178,7 +180,8 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
         etas = (cfg.eta_min + (1 - cfg.eta_min) * torch.rand(cfg.num_steps, generator=g)).tolist()
 
         # --- generate with gradients through every step, score, backpropagate the normalised reward gradient
-        x0 = pda_hybrid_with_eta(guided_callable(net, "prox", prompts, cfg.guidance), x_T, cfg.num_steps, etas, g, grid)
+        x0 = pda_hybrid_with_eta(guided_model(net, "prox", prompts, cfg.guidance, schedule=pipe.schedule), x_T, cfg.num_steps, etas, g, grid,
+                                 pipe.schedule)
         images = autoencoder.decode(x0).clamp(0, 1)
         leaf = images.detach().requires_grad_(True)
         terms = reward.terms(leaf, prompts)
@@ -219,7 +222,7 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
         recipe = {"command": finetune_command("r0", cfg),
                   "finetune": {"algorithm": "r0", "chain": "pda-hybrid", "chain_time_grid": grid, **config}, "steps_done": cfg.steps, "final_eval": result,
                   "wall_seconds": round(time.time() - t_start, 1), "base_model": cfg.model, "base_recipe": pipe.config.get("recipe", {})}
-        save_pipeline(final, ema.uvit, ema.text_encoder, autoencoder, objective="prox", image_size=pipe.image_size, recipe=recipe,
-                      sampling=sampling)
+        save_model_folder(final, ema.uvit, ema.text_encoder, autoencoder, objective="prox", image_size=pipe.image_size, recipe=recipe,
+                          sampling=sampling, schedule=pipe.schedule)
     acc.wait_for_everyone()
     return final

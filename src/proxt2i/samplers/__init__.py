@@ -1,17 +1,15 @@
-"""Samplers: plain functions over callables (prox(y, t, lam) or score(x, t)) and a time grid."""
+"""Samplers: plain functions over callables (prox(y, t, lam) or score(x, t)) and a time grid, one
+signature (common.py) and one registry (registry.py)."""
 
-from .guidance import batched_guided_prox, combine_guidance, guided_prox
+from .common import batch_randn
+from .guidance import combine_guidance, guided_eps, guided_model
 from .pda import PDATrajectory, gaussian_pda_moments, gaussian_prox, pda_sample
+from .registry import DEFAULT_SAMPLER, SAMPLERS, SamplerSpec, get_sampler, samplers_for
 from .score import euler_maruyama_sample, pf_ode_euler_sample
 
 __all__ = [
-    "combine_guidance",
-    "pda_sample",
-    "PDATrajectory",
-    "euler_maruyama_sample",
-    "pf_ode_euler_sample",
-    "guided_prox",
-    "batched_guided_prox",
-    "gaussian_prox",
-    "gaussian_pda_moments",
+    "SAMPLERS", "DEFAULT_SAMPLER", "SamplerSpec", "get_sampler", "samplers_for",
+    "pda_sample", "PDATrajectory", "euler_maruyama_sample", "pf_ode_euler_sample",
+    "combine_guidance", "guided_eps", "guided_model", "batch_randn",
+    "gaussian_prox", "gaussian_pda_moments",
 ]

@@ -30,9 +30,9 @@ from typing import Callable, Optional
 import torch
 
 from ..errors import UsageError
-from ..parameterization import EpsFn
+from ..parameterization import EpsFn, ScoreFn, eps_from_score_model
 from ..schedule import Schedule, VPSchedule, check_num_steps
-from .pda import batch_randn, checked_output
+from .common import as_grid, batch_randn, checked_output
 
 NUM_TRAIN_TIMESTEPS = 1000
 TIMESTEP_SPACING = "trailing"
@@ -122,34 +122,50 @@ def diffusers_sample(
     eps_fn: EpsFn,
     x_T: torch.Tensor,
     num_steps: int,
-    scheduler_name: str,
+    *,
+    scheduler: str,
     generator=None,
+    callback: Optional[Callable[[dict], None]] = None,
+    return_trajectory: bool = False,
+    schedule: Optional[Schedule] = None,
     betas: str = "vp",
     timestep_spacing: str = TIMESTEP_SPACING,
-    schedule: Optional[Schedule] = None,
-    callback: Optional[Callable[[int, torch.Tensor], None]] = None,
-) -> torch.Tensor:
-    """Sample x_0 [B, ...] from x_T [B, ...] (a draw of N(0, I)) with a diffusers scheduler.
+):
+    """Sample x_0 [B, ...] from x_T [B, ...] (a draw of N(0, I)) with the diffusers scheduler named `scheduler`.
 
     eps_fn(x, t) -> eps prediction, x [B, ...], t [B] continuous times in (0, 1]. One eps_fn call per
     step (num_steps in all). generator: None, one torch.Generator or a list of B (used only by the
-    SDE scheduler). callback(i, x) after step i = 0..num_steps-1 (x in the scheduler's variable;
-    for Euler that is x * sqrt(1 + sigma^2), sigma-space). Raises UsageError for bad input.
+    SDE scheduler). callback(info) after every step, info["x"] in the scheduler's variable (for Euler
+    that is x * sqrt(1 + sigma^2), sigma-space). return_trajectory: the list of states instead.
+    Raises UsageError for bad input.
     """
     if not torch.is_tensor(x_T) or x_T.dim() < 1:
         raise UsageError("x_T must be a tensor of shape [B, ...]")
-    sched = make_scheduler(scheduler_name, num_steps, betas, timestep_spacing, schedule, device=x_T.device)
+    sched = make_scheduler(scheduler, num_steps, betas, timestep_spacing, schedule, device=x_T.device)
     batch = x_T.shape[0]
     # Euler works in sigma-space: x = x_T * init_noise_sigma, and the network sees scale_model_input(x).
     x = x_T * float(sched.init_noise_sigma)
+    xs = [x]
     for i, timestep in enumerate(sched.timesteps):
         x_in = sched.scale_model_input(x, timestep)
         t_vec = torch.full((batch,), continuous_time(timestep), device=x.device, dtype=x.dtype)
         eps = checked_output(eps_fn(x_in, t_vec), x, i + 1, "eps_fn")
         kw = {}
-        if scheduler_name in STOCHASTIC:
+        if scheduler in STOCHASTIC:
             kw["variance_noise"] = batch_randn(x.shape, generator, device=x.device, dtype=x.dtype)
         x = sched.step(eps, timestep, x, **kw).prev_sample
+        if return_trajectory:
+            xs.append(x)
         if callback is not None:
-            callback(i, x)
-    return x
+            callback({"i": i, "timestep": int(timestep), "x": x})
+    return xs if return_trajectory else x
+
+
+def diffusers_score_sample(score: ScoreFn, x_T: torch.Tensor, grid, *, scheduler: str, generator=None, callback=None,
+                           return_trajectory: bool = False, schedule: Optional[Schedule] = None):
+    """The registry's form of diffusers_sample: a score(x, t) callable, turned into eps = -sqrt(1 - alpha) score
+    on `schedule`. The scheduler walks its own timesteps (trailing spacing), so only the grid's step count is used."""
+    schedule = schedule or VPSchedule()
+    return diffusers_sample(eps_from_score_model(score, schedule), x_T, len(as_grid(grid, increasing=False)) - 1,
+                            scheduler=scheduler, generator=generator, callback=callback, return_trajectory=return_trajectory,
+                            schedule=schedule)

@@ -19,16 +19,8 @@ import torch
 
 from ..errors import UsageError
 from ..parameterization import ProxFn, expand_like
-from ..schedule import (
-    Schedule,
-    VPSchedule,
-    check_backward_grid,
-    check_mode,
-    check_num_steps,
-    prox_weight,
-    step_sizes,
-    uniform_grid,
-)
+from ..schedule import Schedule, VPSchedule, check_backward_grid, check_mode, prox_weight, step_sizes, uniform_grid
+from .common import as_grid, batch_randn, batch_vector, check_start, checked_output
 
 
 @dataclass
@@ -47,74 +39,51 @@ class PDATrajectory:
         return self.xs[-1]
 
 
-def batch_randn(shape, generator, device=None, dtype=None) -> torch.Tensor:
-    """N(0, I) of shape [B, ...]. generator: None, one torch.Generator, or a list of B generators (one per
-    row, so that an image's noise does not depend on what else is in the batch)."""
-    if isinstance(generator, (list, tuple)):
-        if len(generator) != shape[0]:
-            raise UsageError(f"got {len(generator)} generators for a batch of {shape[0]}")
-        return torch.stack([torch.randn(shape[1:], generator=g, dtype=dtype) for g in generator]).to(device)
-    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+def hybrid_drift(x: torch.Tensor, gamma: float) -> torch.Tensor:
+    """(1 + gamma/2) x: the forward (explicit) half of a hybrid step, also the mean of the next prox input."""
+    return (1.0 + gamma / 2.0) * x
 
 
 def pda_step_input(x: torch.Tensor, gamma: float, noise: torch.Tensor, mode: str):
     """One PDA step's prox input y and weight lam from the current state x [B, ...] and noise z."""
     if mode == "hybrid":
-        return (1.0 + gamma / 2.0) * x + gamma**0.5 * noise, gamma
+        return hybrid_drift(x, gamma) + gamma**0.5 * noise, gamma
     return (x + gamma**0.5 * noise) / (1.0 - gamma / 2.0), gamma / (1.0 - gamma / 2.0)
 
 
-def checked_output(out, x: torch.Tensor, step: int, what: str = "prox") -> torch.Tensor:
-    """out, unless it is not a finite tensor of x's shape (then one clear error naming `what` and the step)."""
-    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise UsageError(f"{what} returned the wrong shape {shape} at step {step}; it must return the shape of its input {tuple(x.shape)}")
-    if not torch.isfinite(out).all():
-        raise UsageError(f"{what} returned NaN or inf at step {step}; check the model and its inputs")
-    return out
-
-
-def checked_prox_output(out, y: torch.Tensor, step: int) -> torch.Tensor:
-    return checked_output(out, y, step, "prox")
+def prox_step(prox: ProxFn, y: torch.Tensor, t: float, lam: float, step: int) -> torch.Tensor:
+    """prox(y, t, lam) with t and lam broadcast to [B], checked (step: 1-based, for the error message)."""
+    return checked_output(prox(y, batch_vector(t, y), batch_vector(lam, y)), y, step, "prox")
 
 
 def pda_sample(
     prox: ProxFn,
     x_T: torch.Tensor,
-    num_steps: int,
+    grid,
+    *,
     mode: str = "hybrid",
     generator: Optional[torch.Generator] = None,
-    schedule: Optional[Schedule] = None,
-    grid: Optional[torch.Tensor] = None,
+    callback: Optional[Callable[[dict], None]] = None,
     return_trajectory: bool = False,
-    callback: Optional[Callable[[int, torch.Tensor], None]] = None,
+    schedule: Optional[Schedule] = None,
     noise_scales: Optional[Sequence[float]] = None,
 ):
-    """Sample with PDA from x_T [B, ...] (a draw of N(0, I)) in num_steps prox evaluations.
+    """Sample with PDA from x_T [B, ...] (a draw of N(0, I)) in N prox evaluations on `grid` (samplers/common.py).
 
-    prox(y, t, lam) -> x with y [B, ...] and t, lam [B]. generator: one torch.Generator or a list of B. grid: increasing times [N + 1] from 0 to 1
-    (default uniform t_k = k/N). Returns x_0 [B, ...], or a PDATrajectory if return_trajectory.
-    callback(k, x_k) is called after every step. noise_scales: one factor per step in sampling order
-    multiplying that step's noise (default 1; R0 trains with random factors). Raises UsageError for bad input.
+    prox(y, t, lam) -> x with y [B, ...] and t, lam [B]. generator: one torch.Generator or a list of B.
+    Returns x_0 [B, ...], or a PDATrajectory if return_trajectory. callback info adds "y" and "lam".
+    noise_scales: one factor per step in sampling order multiplying that step's noise (default 1; R0
+    trains with random factors). Raises UsageError for bad input.
     """
     check_mode(mode)
-    check_num_steps(num_steps)
-    schedule = schedule or VPSchedule()
-    if grid is None:
-        grid = uniform_grid(num_steps)
-    else:
-        grid = torch.as_tensor(grid, dtype=torch.float64)
-        if grid.dim() != 1 or len(grid) != num_steps + 1 or not bool((grid[1:] > grid[:-1]).all()):
-            raise UsageError(f"grid must be an increasing 1-D tensor of num_steps + 1 = {num_steps + 1} times")
-    gammas = step_sizes(schedule, grid)
+    grid = as_grid(grid)
+    num_steps = len(grid) - 1
+    gammas = step_sizes(schedule or VPSchedule(), grid)
     if mode == "backward":
         check_backward_grid(gammas)
-    if not torch.is_tensor(x_T) or x_T.dim() < 1:
-        raise UsageError("x_T must be a tensor of shape [B, ...]")
-
+    check_start(x_T)
     if noise_scales is not None and len(noise_scales) != num_steps:
         raise UsageError(f"noise_scales needs one factor per step ({num_steps}), got {len(noise_scales)}")
-    batch = x_T.shape[0]
     x = x_T
     traj = PDATrajectory(xs=[x], ys=[], ts=[], lams=[], gammas=[])
     for k in range(num_steps - 1, -1, -1):
@@ -123,9 +92,7 @@ def pda_sample(
         if noise_scales is not None:
             noise = float(noise_scales[num_steps - 1 - k]) * noise
         y, lam = pda_step_input(x, gamma, noise, mode)
-        t_vec = torch.full((batch,), float(grid[k]), device=x.device, dtype=x.dtype)
-        lam_vec = torch.full((batch,), lam, device=x.device, dtype=x.dtype)
-        x = checked_prox_output(prox(y, t_vec, lam_vec), y, num_steps - k)
+        x = prox_step(prox, y, float(grid[k]), lam, num_steps - k)
         if return_trajectory:
             traj.xs.append(x)
             traj.ys.append(y)
@@ -133,7 +100,7 @@ def pda_sample(
             traj.lams.append(lam)
             traj.gammas.append(gamma)
         if callback is not None:
-            callback(k, x)
+            callback({"i": num_steps - 1 - k, "k": k, "t": float(grid[k]), "x": x, "y": y, "lam": lam})
     return traj if return_trajectory else x
 
 

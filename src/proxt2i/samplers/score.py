@@ -15,41 +15,33 @@ from typing import Callable, Optional
 
 import torch
 
-from ..errors import UsageError
 from ..parameterization import ScoreFn
-from .pda import batch_randn, checked_output
-from ..schedule import Schedule, VPSchedule, check_num_steps, step_sizes, uniform_grid
+from ..schedule import Schedule, VPSchedule, step_sizes
+from .common import as_grid, batch_randn, batch_vector, check_start, checked_output
 
 
-def checked_score_output(out, x: torch.Tensor, step: int) -> torch.Tensor:
-    return checked_output(out, x, step, "score")
+def reverse_drift(x: torch.Tensor, s: torch.Tensor, gamma: float, score_weight: float = 1.0) -> torch.Tensor:
+    """(1 + gamma/2) x + w gamma s: the deterministic part of an explicit reverse step (w = 1: the SDE,
+    w = 1/2: the probability-flow ODE). The mean of Euler-Maruyama's next state."""
+    return (1.0 + gamma / 2.0) * x + score_weight * gamma * s
 
 
-def _reverse_walk(
-    score: ScoreFn,
-    x_T: torch.Tensor,
-    num_steps: int,
-    noise_scale: float,
-    drift_score_weight: float,
-    denoise_final: bool,
-    generator: Optional[torch.Generator],
-    schedule: Optional[Schedule],
-    grid: Optional[torch.Tensor],
-    return_trajectory: bool,
-    callback: Optional[Callable[[int, torch.Tensor], None]],
-):
-    schedule = schedule or VPSchedule()
-    grid = uniform_grid(num_steps) if grid is None else torch.as_tensor(grid, dtype=torch.float64)
-    if grid.dim() != 1 or len(grid) != num_steps + 1:
-        raise UsageError(f"grid must be a 1-D tensor of num_steps + 1 = {num_steps + 1} times")
-    gammas = step_sizes(schedule, grid)
-    batch = x_T.shape[0]
+def score_step(score: ScoreFn, x: torch.Tensor, t: float, step: int) -> torch.Tensor:
+    """score(x, t) with t broadcast to [B], checked (step: 1-based, for the error message)."""
+    return checked_output(score(x, batch_vector(t, x)), x, step, "score")
+
+
+def _reverse_walk(score: ScoreFn, x_T: torch.Tensor, grid, noise_scale: float, score_weight: float, denoise_final: bool,
+                  generator, schedule: Optional[Schedule], return_trajectory: bool, callback: Optional[Callable[[dict], None]]):
+    grid = as_grid(grid, increasing=False)
+    check_start(x_T)
+    num_steps = len(grid) - 1
+    gammas = step_sizes(schedule or VPSchedule(), grid)
     x, xs = x_T, [x_T]
     for k in range(num_steps - 1, -1, -1):
         gamma = float(gammas[k])
-        t_vec = torch.full((batch,), float(grid[k + 1]), device=x.device, dtype=x.dtype)
-        s = checked_score_output(score(x, t_vec), x, num_steps - k)
-        x_next = (1.0 + gamma / 2.0) * x + drift_score_weight * gamma * s
+        s = score_step(score, x, float(grid[k + 1]), num_steps - k)
+        x_next = reverse_drift(x, s, gamma, score_weight)
         if noise_scale > 0 and not (denoise_final and k == 0):
             noise = batch_randn(x.shape, generator, device=x.device, dtype=x.dtype)
             x_next = x_next + (noise_scale * gamma) ** 0.5 * noise
@@ -57,38 +49,18 @@ def _reverse_walk(
         if return_trajectory:
             xs.append(x)
         if callback is not None:
-            callback(k, x)
+            callback({"i": num_steps - 1 - k, "k": k, "t": float(grid[k]), "x": x})
     return xs if return_trajectory else x
 
 
-def euler_maruyama_sample(
-    score: ScoreFn,
-    x_T: torch.Tensor,
-    num_steps: int,
-    denoise_final: bool = False,
-    generator: Optional[torch.Generator] = None,
-    schedule: Optional[Schedule] = None,
-    grid: Optional[torch.Tensor] = None,
-    return_trajectory: bool = False,
-    callback=None,
-):
-    """Reverse-SDE Euler-Maruyama from x_T [B, ...]; num_steps score evaluations. Returns x_0 [B, ...]
-    (or the list of states x_N .. x_0). denoise_final: take the last step without noise."""
-    check_num_steps(num_steps)
-    return _reverse_walk(score, x_T, num_steps, 1.0, 1.0, denoise_final, generator, schedule, grid, return_trajectory, callback)
+def euler_maruyama_sample(score: ScoreFn, x_T: torch.Tensor, grid, *, denoise_final: bool = False, generator=None,
+                          callback=None, return_trajectory: bool = False, schedule: Optional[Schedule] = None):
+    """Reverse-SDE Euler-Maruyama from x_T [B, ...] on `grid` (samplers/common.py); N score evaluations.
+    Returns x_0 [B, ...] (or the list of states x_N .. x_0). denoise_final: take the last step without noise."""
+    return _reverse_walk(score, x_T, grid, 1.0, 1.0, denoise_final, generator, schedule, return_trajectory, callback)
 
 
-def pf_ode_euler_sample(
-    score: ScoreFn,
-    x_T: torch.Tensor,
-    num_steps: int,
-    generator: Optional[torch.Generator] = None,
-    schedule: Optional[Schedule] = None,
-    grid: Optional[torch.Tensor] = None,
-    return_trajectory: bool = False,
-    callback=None,
-):
-    """Probability-flow ODE with Euler steps from x_T [B, ...]; deterministic given x_T.
-    generator is accepted for a uniform signature and unused."""
-    check_num_steps(num_steps)
-    return _reverse_walk(score, x_T, num_steps, 0.0, 0.5, False, generator, schedule, grid, return_trajectory, callback)
+def pf_ode_euler_sample(score: ScoreFn, x_T: torch.Tensor, grid, *, generator=None, callback=None,
+                        return_trajectory: bool = False, schedule: Optional[Schedule] = None):
+    """Probability-flow ODE with Euler steps from x_T [B, ...]; deterministic given x_T (generator unused)."""
+    return _reverse_walk(score, x_T, grid, 0.0, 0.5, False, generator, schedule, return_trajectory, callback)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import UsageError
-from ..schedule import Schedule, VPSchedule, check_mode, grid_power, prox_weight
+from ..schedule import Schedule, VPSchedule, backward_undefined_reason, check_mode, grid_power, prox_weight
 
 DEFAULT_STEP_CANDIDATES: tuple[int, ...] = (5, 10, 20, 50, 100, 1000)
 
@@ -57,7 +57,7 @@ def draw_t_lam(
         p = torch.tensor(powers, dtype=torch.float64)[torch.randint(len(powers), (batch,), generator=generator)]
         t, t_next = (k / n) ** p, ((k + 1) / n) ** p
     gamma = schedule.beta_integral(t, t_next)
-    if mode == "backward" and bool((gamma >= 2).any()):
+    if mode == "backward" and backward_undefined_reason(gamma):
         raise UsageError(
             "backward-mode training needs gamma < 2 on every candidate grid; drop step counts below 10 "
             "from the candidates or train for mode='hybrid'"

@@ -29,7 +29,7 @@ def find_checkpoint(path: str | Path) -> Path:
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, weights: str = "ema") -> Path:
     """Write the checkpoint's `weights` ("ema" or "raw") as a model folder at `out` (atomically); returns `out`."""
-    from ..pipeline import save_pipeline
+    from ..models.io import save_model_folder
     from .presets import config_from_dict, sampling_defaults
     from .recipe import checkpoint_init_recipe
     from .run import BatchSource, build_autoencoder, build_network, training_vocabulary
@@ -52,8 +52,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, weights: str = "e
     recipe = {"exported_from": str(ckpt), "steps": state.get("step"), "weights": weights, "config": state["config"],
               "wall_seconds": state.get("wall_seconds"),
               "init_recipe": checkpoint_init_recipe(state, cfg.init)}
-    return save_pipeline(out, net.uvit, net.text_encoder, autoencoder, objective=cfg.objective,
-                         image_size=cfg.image_size, recipe=recipe, sampling=sampling_defaults(cfg))
+    return save_model_folder(out, net.uvit, net.text_encoder, autoencoder, objective=cfg.objective,
+                             image_size=cfg.image_size, recipe=recipe, sampling=sampling_defaults(cfg))
 
 
 def check_same_latent_space(current, replacement, what: str) -> None:
@@ -76,8 +76,8 @@ def export_model(source: str | Path, out: str | Path, weights: str = "ema", auto
     """A model folder at `out` from a training checkpoint or run (`weights` EMA or raw), or from a model
     folder or shipped name (copied). autoencoder: a VAE folder whose decoder replaces the model's (its encoder
     must be the model's: check_same_latent_space); the recipe records it. Written atomically; returns `out`."""
-    from ..pipeline import ProxT2IPipeline, save_pipeline
-    from ..shipped import SHIPPED
+    from ..models.io import load_model_folder, save_model_folder
+    from ..shipped import SHIPPED, resolve_model
     from .vae import load_autoencoder_dir, resolve_vae_dir, vae_recipe
 
     path = Path(source)
@@ -88,12 +88,13 @@ def export_model(source: str | Path, out: str | Path, weights: str = "ema", auto
 
         with tempfile.TemporaryDirectory() as tmp:  # the checkpoint as a folder first, then its decoder replaced
             return export_model(export_checkpoint(source, Path(tmp) / "model", weights), out, autoencoder=autoencoder)
-    pipe = ProxT2IPipeline.from_pretrained(source)
+    pipe = load_model_folder(resolve_model(str(source)))
     recipe, ae = dict(pipe.config.get("recipe", {})), pipe.autoencoder
     if autoencoder is not None:
         vae_dir = resolve_vae_dir(autoencoder)
         ae = load_autoencoder_dir(vae_dir)
         check_same_latent_space(pipe.autoencoder, ae, f"autoencoder {autoencoder!r}")
         recipe["autoencoder"] = {"from": str(autoencoder), "recipe": vae_recipe(vae_dir)}
-    return save_pipeline(out, pipe.net.uvit, pipe.net.text_encoder, ae, objective=pipe.objective, image_size=pipe.image_size,
-                         recipe=recipe, sampling=pipe.config.get("sampling"))
+    return save_model_folder(out, pipe.net.uvit, pipe.net.text_encoder, ae, objective=pipe.objective,
+                             image_size=int(pipe.config["image_size"]), recipe=recipe, sampling=pipe.config.get("sampling"),
+                             schedule=pipe.schedule)

@@ -189,6 +189,6 @@ def sampling_defaults(cfg: TrainConfig) -> dict | None:
     default sampler (None when unset: uniform)."""
     if not cfg.default_time_grid:
         return None
-    from ..pipeline import DEFAULT_SAMPLER  # torch: only at export time
+    from ..samplers.registry import DEFAULT_SAMPLER  # torch: only at export time
 
     return {"time_grid": {DEFAULT_SAMPLER[cfg.objective]: cfg.default_time_grid}}

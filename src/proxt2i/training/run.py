@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
-from ..models.uvit import prox_output_scale
+from ..models.precond import prox_output_scale
 from ..schedule import VPSchedule
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .draws import draw_t_lam
@@ -181,10 +181,11 @@ def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, voca
 def init_from_model(net, name_or_path: str) -> dict | None:
     """Copy a trained model's U-ViT and embedded text-encoder weights into `net` (fine-tuning); returns
     that model's recipe. Architecture, vocabulary and objective must match; a mismatch is one clear error."""
-    from ..pipeline import load_pipeline
+    from ..models.io import load_model_folder
     from ..shipped import resolve_model
 
-    cfg, src, _ = load_pipeline(resolve_model(name_or_path))
+    model = load_model_folder(resolve_model(name_or_path))
+    cfg, src = model.config, model.net
     if cfg.get("objective") != ("prox" if net.uvit.lam_embed is not None else "score"):
         raise UsageError(f"init={name_or_path!r} is a {cfg.get('objective')} model; initialise from a model with this config's objective")
     if getattr(net.text_encoder, "vocab", None) not in (None, getattr(src.text_encoder, "vocab", None)):
@@ -235,7 +236,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     from accelerate import Accelerator
     from tqdm import tqdm
 
-    from ..pipeline import save_pipeline
+    from ..models.io import save_model_folder
 
     torch.set_num_threads(max(1, cfg.threads))
     acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
@@ -313,7 +314,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                 target = conditional_mean_noise(y, x0, t, lam, schedule)
             elif cfg.prox_target == "total-noise":  # compare in backbone space: undo the exact output scale
                 target = total_noise(y, x0, t, lam, schedule)
-                pred = pred / prox_output_scale(t, lam).view(-1, *[1] * (pred.dim() - 1))
+                pred = pred / prox_output_scale(t, lam, schedule).view(-1, *[1] * (pred.dim() - 1))
             loss = proximal_matching_objective(pred, target, phase, zeta).mean()
         else:
             t = (torch.rand(x0.shape[0], generator=g) * (1 - 1e-3) + 1e-3).to(acc.device)
@@ -365,8 +366,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                   "images_seen": cfg.steps * cfg.batch * acc.num_processes, "processes": acc.num_processes,
                   "wall_seconds": round(wall_before + time.time() - t_start, 1),  # over all resumed sessions
                   "rank_weight_checksums": rank_checksums, "init_recipe": init_recipe}
-        save_pipeline(final, ema.uvit, ema.text_encoder, autoencoder, objective=cfg.objective,
-                      image_size=cfg.image_size, recipe=recipe, sampling=sampling_defaults(cfg))
+        save_model_folder(final, ema.uvit, ema.text_encoder, autoencoder, objective=cfg.objective,
+                          image_size=cfg.image_size, recipe=recipe, sampling=sampling_defaults(cfg), schedule=schedule)
         if writer is not None:
             writer.close()
     acc.wait_for_everyone()
@@ -388,7 +389,8 @@ def _tensorboard(out: Path):
 @torch.no_grad()
 def _sample_grid(ema, autoencoder, cfg: TrainConfig, latent_size: int, path: Path) -> None:
     """A 2x4 grid of fixed prompts sampled with PDA-hybrid (prox) or Euler-Maruyama (score), 4 steps."""
-    from ..pipeline import sample_latents, save_grid
+    from ..imaging import save_grid
+    from ..pipeline import sample_latents
 
     prompts = ["a smiling person with long red hair", "a person with glasses and a beard", "a sad person wearing a cap",
                "a surprised person with blond hair", "a person with short black hair, blue background",

@@ -1,0 +1,148 @@
+"""The model folder: one on-disk format for shipped, trained and user models (never pickles).
+
+    config.json               {"format": "proxt2i-model", "version": 1, "objective": "prox"|"score",
+                               "uvit": {...}, "text_encoder": {...}, "autoencoder": {...},
+                               "schedule": {"type": "vp", ...}, "image_size": S, "recipe": {...},
+                               "sampling": {"time_grid": {SAMPLER: GRID}}}   (sampling: optional)
+    uvit.safetensors          U-ViT weights (EMA), float16
+    text_encoder.safetensors  embedded text encoder weights (absent for frozen Hugging Face encoders)
+    autoencoder.safetensors   small VAE weights (absent for identity / diffusers VAEs)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import UsageError, read_json
+from ..schedule import Schedule, VPSchedule, schedule_from_config, schedule_to_config
+
+FORMAT, VERSION = "proxt2i-model", 1
+CONFIG_KEYS = {"format", "version", "objective", "uvit", "text_encoder", "autoencoder", "schedule", "image_size", "recipe", "sampling"}
+
+
+@dataclass
+class ModelFolder:
+    """A loaded model folder: its config, the network (TextConditionedUViT, eval mode), the autoencoder
+    (eval mode), the forward process it was trained on, and where it came from."""
+
+    config: dict
+    net: torch.nn.Module
+    autoencoder: torch.nn.Module
+    schedule: Schedule
+    path: Path
+
+    @property
+    def objective(self) -> str:
+        return self.config["objective"]
+
+
+def default_time_grid(config: dict, sampler: str) -> str:
+    """The time grid `sampler` walks by default on this model: config.json "sampling": {"time_grid":
+    {SAMPLER: GRID}}, else uniform. A property of the trained model (the shipped prox model: quadratic)."""
+    return config.get("sampling", {}).get("time_grid", {}).get(sampler, "uniform")
+
+
+def save_model_folder(path, uvit, text_encoder, autoencoder, objective: str, image_size: int, recipe: dict | None = None,
+                      sampling: dict | None = None, schedule: Schedule | None = None) -> Path:
+    """Write a model folder atomically (a temporary folder renamed into place). sampling: the model's
+    sampling defaults, e.g. {"time_grid": {"pda-hybrid": "quadratic"}} (omitted: uniform grids)."""
+    from safetensors.torch import save_file
+
+    from .text import SAVED_TEXT_ENCODERS
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        config = {"format": FORMAT, "version": VERSION, "objective": objective, "uvit": uvit.config.to_dict(),
+                  "text_encoder": text_encoder.config(), "autoencoder": autoencoder.config(),
+                  "schedule": schedule_to_config(schedule or VPSchedule()), "image_size": image_size, "recipe": recipe or {}}
+        if sampling:
+            config["sampling"] = sampling
+        save_file(_half(uvit), tmp / "uvit.safetensors")
+        if config["text_encoder"]["type"] in SAVED_TEXT_ENCODERS:
+            save_file(_half(text_encoder), tmp / "text_encoder.safetensors")
+        if config["autoencoder"]["type"] == "small_vae":
+            save_file(_half(autoencoder), tmp / "autoencoder.safetensors")
+        (tmp / "config.json").write_text(json.dumps(config, indent=1))
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _half(module: torch.nn.Module) -> dict:
+    """State dict with floating tensors stored as float16 (half the size; loading casts back to float32).
+    Training checkpoints stay float32: only exported model folders are halved."""
+    return {k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous() for k, v in module.state_dict().items()}
+
+
+def read_model_config(path: Path) -> dict:
+    """config.json of a model folder, checked for format, version and known keys."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UsageError(f"model folder {str(path)!r} not found; give a folder with config.json and uvit.safetensors, "
+                         f"or a shipped name (see `proxt2i models`)")
+    cfg_path = path / "config.json"
+    if not cfg_path.exists():
+        raise UsageError(f"{str(path)!r} has no config.json; is it a proxt2i model folder?")
+    cfg = read_json(cfg_path, "model config")
+    if cfg.get("format") != FORMAT or cfg.get("version") != VERSION:
+        raise UsageError(f"{cfg_path} is not a proxt2i model config (format {FORMAT!r} version {VERSION} expected)")
+    unknown = set(cfg) - CONFIG_KEYS
+    if unknown:
+        raise UsageError(f"{cfg_path} has unknown keys {sorted(unknown)}; valid keys: {sorted(CONFIG_KEYS)}")
+    return cfg
+
+
+def load_weights(module: torch.nn.Module, file: Path) -> None:
+    """Load a safetensors file into module; a missing, corrupt or mismatched file is one UsageError."""
+    from safetensors.torch import load_file
+
+    if not file.exists():
+        raise UsageError(f"missing weights file {file}; the model folder is incomplete")
+    try:
+        state = load_file(file)
+    except Exception as err:  # safetensors raises its own error type for truncated / corrupt files
+        raise UsageError(f"weights file {file} is corrupt or truncated ({str(err).splitlines()[0]})") from None
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise UsageError(f"weights in {file} do not match config.json ({str(err).splitlines()[0]})") from None
+
+
+def load_model_folder(path) -> ModelFolder:
+    """A model folder's config, network (TextConditionedUViT, eval mode), autoencoder and schedule."""
+    from .autoencoder import autoencoder_from_config
+    from .conditional import TextConditionedUViT
+    from .text import SAVED_TEXT_ENCODERS, text_encoder_from_config
+    from .uvit import UViT, UViTConfig
+
+    path = Path(path)
+    cfg = read_model_config(path)
+    schedule = schedule_from_config(cfg.get("schedule"), str(path / "config.json"))
+    uvit = UViT(UViTConfig.from_dict(cfg["uvit"]))
+    load_weights(uvit, path / "uvit.safetensors")
+    text = text_encoder_from_config(cfg["text_encoder"])
+    if cfg["text_encoder"]["type"] in SAVED_TEXT_ENCODERS:
+        load_weights(text, path / "text_encoder.safetensors")
+    ae = autoencoder_from_config(cfg["autoencoder"])
+    if cfg["autoencoder"]["type"] == "small_vae":
+        load_weights(ae, path / "autoencoder.safetensors")
+    return ModelFolder(cfg, TextConditionedUViT(uvit, text, schedule).eval(), ae.eval(), schedule, path)
