@@ -205,3 +205,29 @@ def test_training_with_a_frozen_local_clip_text_encoder(tmp_path):
     assert not (out / "final" / "text_encoder.safetensors").exists()  # frozen weights stay in the user's folder
     images = ProxT2IPipeline.from_pretrained(out / "final")(["a smiling woman"], num_steps=2, output_type="tensor")
     assert images.shape == (1, 3, 32, 32)
+
+
+def test_export_never_replaces_what_is_not_a_model_folder(tiny_run, tmp_path, capsys):
+    """A user's folder, a file or a training run at --out is refused (and left as it was); a model folder is
+    replaced only with --overwrite."""
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("keep me")
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("keep me too")
+    run_files = sorted(p.relative_to(tiny_run) for p in tiny_run.rglob("*"))
+    for target in (user, a_file, tiny_run):
+        capsys.readouterr()
+        assert main(["export", str(tiny_run), "--out", str(target), "--overwrite"]) == 2
+        assert "not a proxt2i model folder" in capsys.readouterr().err
+    assert (user / "notes.txt").read_text() == "keep me" and a_file.read_text() == "keep me too"
+    assert sorted(p.relative_to(tiny_run) for p in tiny_run.rglob("*")) == run_files
+    model = tmp_path / "model"
+    assert main(["export", str(tiny_run), "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["export", str(tiny_run), "--out", str(model), "--weights", "raw"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert json.loads((model / "config.json").read_text())["recipe"]["weights"] == "ema"
+    assert main(["export", str(tiny_run), "--out", str(model), "--weights", "raw", "--overwrite"]) == 0
+    assert json.loads((model / "config.json").read_text())["recipe"]["weights"] == "raw"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporaries left behind

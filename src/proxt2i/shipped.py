@@ -21,7 +21,7 @@ def _rebuild(kind: str) -> str:
             f"proxt2i train synthfaces-{kind} init={runs}/final steps=7000 lr_warmup=100 seed=1 out={runs}-more && "
             f"proxt2i train synthfaces-{kind} init={runs}-more/final steps=9000 lr_warmup=100 lr_decay=linear seed=2 out={runs}-cool && "
             f"proxt2i train synthfaces-{kind} init={runs}-cool/final steps=11000 lr_warmup=100 lr_decay=linear seed=4 out={runs}-stage4 && "
-            f"proxt2i export {runs}-stage4/final --autoencoder {VAE_NAME} --out src/proxt2i/assets/models/synthfaces-{kind}")
+            f"proxt2i export {runs}-stage4/final --autoencoder {VAE_NAME} --overwrite --out src/proxt2i/assets/models/synthfaces-{kind}")
 
 
 VAE_NAME = "synthfaces-vae"
@@ -31,7 +31,7 @@ VAE_REBUILD = ("proxt2i train-vae --out runs/vae --steps 3000 --size 32 --batch 
 GRPO_REBUILD = ("proxt2i finetune grpo --model synthfaces-prox --reward alignment-prob --prompts synthfaces-heldout --steps 150 "
                 "--lr 5e-5 --kl 0.03 --prompts-per-step 8 --inner-epochs 2 --eval-every 25 --eval-num 256 --threads 2 "
                 "--out runs/synthfaces-prox-grpo && proxt2i export runs/synthfaces-prox-grpo/final "
-                "--out src/proxt2i/assets/models/synthfaces-prox-grpo")
+                "--overwrite --out src/proxt2i/assets/models/synthfaces-prox-grpo")
 SHIPPED: dict[str, dict] = {
     "synthfaces-prox": {
         "about": "conditional proximal U-ViT (tiny) on SynthFaces, 32 px through the embedded VAE; the pretrained base",

@@ -20,6 +20,7 @@ def register(sub) -> None:
     p.add_argument("checkpoint", metavar="SOURCE", help="checkpoint folder, training run folder, model folder or shipped model name")
     p.add_argument("--out", required=True, help="model folder to write")
     p.add_argument("--weights", choices=tuple(WEIGHTS), default="ema", help="EMA weights (default, as OUT/final) or raw weights")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it is a model folder (anything else is never replaced)")
     p.add_argument("--autoencoder", metavar="VAE", default=None,
                    help="VAE folder (or synthfaces-vae) whose decoder the model gets; its encoder must be the model's")
     p.set_defaults(func=run)
@@ -28,6 +29,6 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..training.export import export_model
 
-    out = export_model(args.checkpoint, args.out, weights=args.weights, autoencoder=args.autoencoder)
+    out = export_model(args.checkpoint, args.out, weights=args.weights, autoencoder=args.autoencoder, overwrite=args.overwrite)
     print(f"model written to {out}")
     return 0

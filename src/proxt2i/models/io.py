@@ -49,15 +49,36 @@ def default_time_grid(config: dict, sampler: str) -> str:
     return config.get("sampling", {}).get("time_grid", {}).get(sampler, "uniform")
 
 
+def is_model_folder(path: Path) -> bool:
+    """Whether `path` is a folder whose config.json declares this format."""
+    try:
+        return (path / "config.json").is_file() and json.loads((path / "config.json").read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_replaceable(path: Path, overwrite: bool) -> None:
+    """Refuse to write a model folder over anything but nothing, an empty folder, or (with overwrite) a model
+    folder: a user's files or a training run are never replaced."""
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return
+    if not is_model_folder(path):
+        raise UsageError(f"{path} exists and is not a proxt2i model folder; refusing to replace it (choose another --out)")
+    if not overwrite:
+        raise UsageError(f"model folder {path} exists; pass --overwrite to replace it")
+
+
 def save_model_folder(path, uvit, text_encoder, autoencoder, objective: str, image_size: int, recipe: dict | None = None,
-                      sampling: dict | None = None, schedule: Schedule | None = None) -> Path:
+                      sampling: dict | None = None, schedule: Schedule | None = None, overwrite: bool = False) -> Path:
     """Write a model folder atomically (a temporary folder renamed into place). sampling: the model's
-    sampling defaults, e.g. {"time_grid": {"pda-hybrid": "quadratic"}} (omitted: uniform grids)."""
+    sampling defaults, e.g. {"time_grid": {"pda-hybrid": "quadratic"}} (omitted: uniform grids).
+    An existing target must be a model folder and `overwrite` given (check_replaceable)."""
     from safetensors.torch import save_file
 
     from .text import SAVED_TEXT_ENCODERS
 
     path = Path(path)
+    check_replaceable(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
     try:

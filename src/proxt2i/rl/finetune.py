@@ -383,7 +383,7 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
                   "final_eval": result, "wall_seconds": round(time.time() - t_start, 1), "base_model": cfg.model,
                   "base_recipe": base_recipe}
         save_model_folder(final, ema.uvit, ema.text_encoder, autoencoder, objective=objective, image_size=pipe.image_size, recipe=recipe,
-                          sampling=sampling, schedule=pipe.schedule)
+                          sampling=sampling, schedule=pipe.schedule, overwrite=True)
     acc.wait_for_everyone()
     return final
 

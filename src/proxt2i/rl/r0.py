@@ -223,6 +223,6 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
                   "finetune": {"algorithm": "r0", "chain": "pda-hybrid", "chain_time_grid": grid, **config}, "steps_done": cfg.steps, "final_eval": result,
                   "wall_seconds": round(time.time() - t_start, 1), "base_model": cfg.model, "base_recipe": pipe.config.get("recipe", {})}
         save_model_folder(final, ema.uvit, ema.text_encoder, autoencoder, objective="prox", image_size=pipe.image_size, recipe=recipe,
-                          sampling=sampling, schedule=pipe.schedule)
+                          sampling=sampling, schedule=pipe.schedule, overwrite=True)
     acc.wait_for_everyone()
     return final

@@ -27,8 +27,9 @@ def find_checkpoint(path: str | Path) -> Path:
     return newest
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, weights: str = "ema") -> Path:
-    """Write the checkpoint's `weights` ("ema" or "raw") as a model folder at `out` (atomically); returns `out`."""
+def export_checkpoint(checkpoint: str | Path, out: str | Path, weights: str = "ema", overwrite: bool = False) -> Path:
+    """Write the checkpoint's `weights` ("ema" or "raw") as a model folder at `out` (atomically); returns `out`.
+    An existing `out` must be a model folder and `overwrite` given."""
     from ..models.io import save_model_folder
     from .presets import config_from_dict, sampling_defaults
     from .recipe import checkpoint_init_recipe
@@ -53,7 +54,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, weights: str = "e
               "wall_seconds": state.get("wall_seconds"),
               "init_recipe": checkpoint_init_recipe(state, cfg.init)}
     return save_model_folder(out, net.uvit, net.text_encoder, autoencoder, objective=cfg.objective,
-                             image_size=cfg.image_size, recipe=recipe, sampling=sampling_defaults(cfg))
+                             image_size=cfg.image_size, recipe=recipe, sampling=sampling_defaults(cfg), overwrite=overwrite)
 
 
 def check_same_latent_space(current, replacement, what: str) -> None:
@@ -72,22 +73,26 @@ def check_same_latent_space(current, replacement, what: str) -> None:
                          "to something else; train a decoder for this model with `proxt2i train-vae --init VAE --decoder-only`")
 
 
-def export_model(source: str | Path, out: str | Path, weights: str = "ema", autoencoder: str | None = None) -> Path:
+def export_model(source: str | Path, out: str | Path, weights: str = "ema", autoencoder: str | None = None,
+                 overwrite: bool = False) -> Path:
     """A model folder at `out` from a training checkpoint or run (`weights` EMA or raw), or from a model
     folder or shipped name (copied). autoencoder: a VAE folder whose decoder replaces the model's (its encoder
-    must be the model's: check_same_latent_space); the recipe records it. Written atomically; returns `out`."""
-    from ..models.io import load_model_folder, save_model_folder
+    must be the model's: check_same_latent_space); the recipe records it. Written atomically; returns `out`.
+    An existing `out` must be a model folder and `overwrite` given (models.io.check_replaceable)."""
+    from ..models.io import check_replaceable, load_model_folder, save_model_folder
     from ..shipped import SHIPPED, resolve_model
     from .vae import load_autoencoder_dir, resolve_vae_dir, vae_recipe
 
+    check_replaceable(Path(out), overwrite)  # before any work
     path = Path(source)
     if str(source) not in SHIPPED and not (path / "uvit.safetensors").exists():
         if autoencoder is None:
-            return export_checkpoint(source, out, weights)
+            return export_checkpoint(source, out, weights, overwrite)
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:  # the checkpoint as a folder first, then its decoder replaced
-            return export_model(export_checkpoint(source, Path(tmp) / "model", weights), out, autoencoder=autoencoder)
+            return export_model(export_checkpoint(source, Path(tmp) / "model", weights), out, autoencoder=autoencoder,
+                                overwrite=overwrite)
     pipe = load_model_folder(resolve_model(str(source)))
     recipe, ae = dict(pipe.config.get("recipe", {})), pipe.autoencoder
     if autoencoder is not None:
@@ -97,4 +102,4 @@ def export_model(source: str | Path, out: str | Path, weights: str = "ema", auto
         recipe["autoencoder"] = {"from": str(autoencoder), "recipe": vae_recipe(vae_dir)}
     return save_model_folder(out, pipe.net.uvit, pipe.net.text_encoder, ae, objective=pipe.objective,
                              image_size=int(pipe.config["image_size"]), recipe=recipe, sampling=pipe.config.get("sampling"),
-                             schedule=pipe.schedule)
+                             schedule=pipe.schedule, overwrite=overwrite)

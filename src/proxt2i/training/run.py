@@ -367,7 +367,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                   "wall_seconds": round(wall_before + time.time() - t_start, 1),  # over all resumed sessions
                   "rank_weight_checksums": rank_checksums, "init_recipe": init_recipe}
         save_model_folder(final, ema.uvit, ema.text_encoder, autoencoder, objective=cfg.objective,
-                          image_size=cfg.image_size, recipe=recipe, sampling=sampling_defaults(cfg), schedule=schedule)
+                          image_size=cfg.image_size, recipe=recipe, sampling=sampling_defaults(cfg), schedule=schedule,
+                          overwrite=True)  # the run's own output: a rerun rewrites it
         if writer is not None:
             writer.close()
     acc.wait_for_everyone()
