@@ -21,7 +21,7 @@ from proxt2i.pipeline import ProxT2IPipeline, guided_callable
 from proxt2i.rl.finetune import load_prompt_source, step_prompts
 from proxt2i.rl.grpo import group_advantages
 from proxt2i.rl.policy import rollout, same_kernels_with_and_without_grad, step_log_prob
-from proxt2i.rl.rewards import combine_rewards
+from proxt2i.rewards import combine_rewards
 from proxt2i.shipped import resolve_model
 
 
