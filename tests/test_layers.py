@@ -13,7 +13,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "proxt2i"
 
 # Top-level module or package of proxt2i -> rank, lowest first. The one copy of the table.
 RANKS = {
-    "errors": 0, "atomic": 0, "shipped": 0, "imaging": 0, "config": 0, "extras": 0,
+    "errors": -1,  # under the base: every layer, the base included, raises UsageError
+    "atomic": 0, "shipped": 0, "imaging": 0, "config": 0, "extras": 0,
     "schedule": 1,
     "parameterization": 2,
     "samplers": 3,
@@ -61,8 +62,8 @@ def _targets(node: ast.AST, package: tuple) -> list:
             return []
         resolved = tuple(parts[1:])
     names = [alias.name for alias in node.names]
-    if not resolved:  # `from .. import shipped`: each name is a top-level module
-        return [(name, []) for name in names]
+    if not resolved:  # `from .. import shipped`: each name is a top-level module, or root metadata (__version__)
+        return [(name, []) for name in names if not name.startswith("__")]
     return [(resolved[0], names)]
 
 
@@ -122,8 +123,9 @@ def test_imports_follow_the_layers():
     [
         ("models/text.py", "def f():\n    from ..evaluation.nets import TextTower\n",
          "src/proxt2i/models/text.py:2 imports evaluation (rank 4 -> rank 6)"),
-        ("data/curate.py", "from ..models.hf import _hf_call\n",
-         "src/proxt2i/data/curate.py:1 imports private models._hf_call"),
+        ("curate/scorers.py", "from ..models.hf import _hf_call\n",
+         "src/proxt2i/curate/scorers.py:1 imports private models._hf_call"),
+        ("shipped.py", "from .atomic import atomic_write_text\n", "src/proxt2i/shipped.py:1 imports atomic (rank 0 -> rank 0)"),
         ("rl/grpo.py", "from .. import training\nx = training._seed\n",
          "src/proxt2i/rl/grpo.py:2 uses private training._seed"),
         ("rl/grpo.py", "from ..curate import pick\n", "src/proxt2i/rl/grpo.py:1 imports curate (rank 10 -> rank 10)"),
@@ -141,6 +143,8 @@ def test_checker_reports_a_violation(rel_path, source, expected):
         ("data/indexed.py", "from .readers import _decode\n"),  # same package: private is fine
         ("rl/grpo.py", "from ..training.run import ema_update\nfrom .. import schedule\n"),
         ("__main__.py", "from .cli import main\n"),
+        ("cli/info.py", "from .. import __version__\n"),
+        ("shipped.py", "from .errors import UsageError\n"),
         ("models/text.py", "import torch\nfrom torch import _C\n"),
     ],
 )
