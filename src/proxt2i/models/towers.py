@@ -2,7 +2,7 @@
 by the attribute recogniser and the contrastive image tower, and a small transformer text tower (the
 evaluator's, reused frozen as a text encoder by models/text.py).
 
-Images enter as float [B, 3, H, W] in [0, 1] at the evaluator resolution (see `preprocess.py`);
+Images enter as float [B, 3, H, W] in [0, 1] at the evaluator resolution (see `evaluation/preprocess.py`);
 the encoder maps them to [-1, 1] itself.
 """
 
