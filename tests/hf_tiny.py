@@ -36,7 +36,7 @@ def save_preprocessor(path, resize=40, crop=32):
 def save_mlp(file, in_dim):
     from safetensors.torch import save_file
 
-    from proxt2i.rl.rewards import RewardMLP
+    from proxt2i.rewards import RewardMLP
 
     torch.manual_seed(1)
     save_file({k: v.contiguous() for k, v in RewardMLP(in_dim).state_dict().items()}, file)

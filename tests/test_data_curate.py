@@ -9,7 +9,7 @@ from PIL import Image
 
 from hf_tiny import save_aesthetic, save_blip_captioner
 from proxt2i.cli import main
-from proxt2i.data.curate import CurateConfig, curate, load_aesthetic_scorer, load_captioner, shape_reason
+from proxt2i.curate import CurateConfig, curate, load_aesthetic_scorer, load_captioner, shape_reason
 from proxt2i.data.readers import read_records
 from proxt2i.errors import UsageError
 

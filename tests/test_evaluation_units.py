@@ -10,7 +10,7 @@ from proxt2i.evaluation.contrastive import ContrastiveConfig, ContrastiveModel, 
 from proxt2i.evaluation.preprocess import to_model_input
 from proxt2i.evaluation.recogniser import Recogniser, RecogniserConfig
 from proxt2i.evaluation.stats import GaussianStats, frechet_distance, gaussian_stats, precision_recall
-from proxt2i.evaluation.tokenizer import Tokenizer, build_vocab, split_words
+from proxt2i.models.tokenizer import Tokenizer, build_vocab, split_words
 
 
 def test_frechet_identical_stats_is_zero():

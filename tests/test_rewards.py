@@ -8,7 +8,7 @@ import torch
 
 from hf_tiny import TINY, WORDS, save_aesthetic, save_mlp, save_preprocessor, save_tokenizer
 from proxt2i.errors import UsageError
-from proxt2i.rl.rewards import REWARDS, RewardMLP, combine_rewards, image_preprocessing, parse_reward_spec, to_model_pixels
+from proxt2i.rewards import REWARDS, RewardMLP, combine_rewards, image_preprocessing, parse_reward_spec, to_model_pixels
 
 PROMPTS = ["a smiling person with red hair", "a person wearing a cap"]
 
@@ -117,7 +117,7 @@ def test_aesthetic_reward_loads_and_scores(model_dirs):
     images = _images(seed=3)
     score = combine_rewards(f"aesthetic:{d}")(images, PROMPTS)
     vision = CLIPVisionModelWithProjection.from_pretrained(d).eval()
-    from proxt2i.rl.rewards import load_reward_mlp
+    from proxt2i.rewards import load_reward_mlp
 
     mlp = load_reward_mlp(d / "aesthetic_mlp.safetensors")
     with torch.no_grad():

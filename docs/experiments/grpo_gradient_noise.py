@@ -17,11 +17,12 @@ import time
 
 import torch
 
-from proxt2i.pipeline import ProxT2IPipeline, guided_callable
+from proxt2i.pipeline import ProxT2IPipeline
+from proxt2i.samplers.guidance import guided_model
 from proxt2i.rl.finetune import load_prompt_source, step_prompts
 from proxt2i.rl.grpo import group_advantages
 from proxt2i.rl.policy import rollout, same_kernels_with_and_without_grad, step_log_prob
-from proxt2i.rl.rewards import combine_rewards
+from proxt2i.rewards import combine_rewards
 from proxt2i.shipped import resolve_model
 
 
@@ -32,8 +33,8 @@ def batch_gradient(net, autoencoder, objective, latent_shape, reward, prompts, g
     rows = [p for p in prompts for _ in range(group)]
     g = torch.Generator().manual_seed(seed)
     x_T = torch.randn((len(rows), *latent_shape), generator=g)
-    fn = guided_callable(net, objective, rows, guidance)
-    traj = rollout(fn, x_T, num_steps, g, kind=kind, start_group=group if shared_start else 1)
+    fn = guided_model(net, objective, rows, guidance)
+    traj = rollout(fn, x_T, num_steps, g, sampler=kind, start_group=group if shared_start else 1)
     with torch.no_grad():
         r = reward.total(reward.terms(autoencoder.decode(traj.x0).clamp(0, 1), rows))
     adv = group_advantages(r, group)

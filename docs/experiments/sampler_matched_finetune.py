@@ -2,13 +2,15 @@
 or (b) 50% sampler-matched PDA-hybrid inputs; report 4-step alignment/FD on 64 held-in prompts."""
 import sys, json, time, torch
 torch.set_num_threads(1)
-from proxt2i.pipeline import load_pipeline, sample_latents
+from proxt2i.models.io import load_model_folder
+from proxt2i.pipeline import sample_latents
 from proxt2i.schedule import VPSchedule, uniform_grid, step_sizes
 from proxt2i.data.synthfaces import render_batch
 from proxt2i.evaluation.metrics import evaluate_images
 from proxt2i.evaluation import load_evaluator
 mode = sys.argv[1]; steps = int(sys.argv[2])
-cfg, net, ae = load_pipeline("src/proxt2i/assets/models/synthfaces-prox")
+model = load_model_folder("src/proxt2i/assets/models/synthfaces-prox")
+cfg, net, ae = model.config, model.net, model.autoencoder
 net.train(); opt = torch.optim.AdamW(net.parameters(), lr=2e-4)
 s = VPSchedule(); g = torch.Generator().manual_seed(1)
 cands = torch.tensor([2, 3, 4, 5, 10, 20, 50, 100, 1000]); w = cands.double() ** (1/3)

@@ -187,7 +187,7 @@ def run_bench(args) -> int:
 
 
 def run_curate(args) -> int:
-    from ..data.curate import DEFAULT_CAPTION_PROMPT, CurateConfig, curate
+    from ..curate import DEFAULT_CAPTION_PROMPT, CurateConfig, curate
 
     cfg = CurateConfig(min_side=args.min_side, min_aspect=args.aspect[0], max_aspect=args.aspect[1], aesthetic=args.aesthetic,
                        min_aesthetic=args.min_aesthetic, captioner=args.captioner,

@@ -10,7 +10,7 @@ COMMANDS = {"finetune": "reward fine-tuning of a model's sampler (GRPO, R0)"}
 
 def register(sub) -> None:
     from ..rl.finetune import FinetuneConfig
-    from ..rl.rewards import REWARDS
+    from ..rewards import REWARDS
 
     d = FinetuneConfig()
     p = sub.add_parser("finetune", help=COMMANDS["finetune"],
@@ -76,7 +76,7 @@ def r0_config(args):
 
 def run_r0(args) -> int:
     from ..rl.r0 import finetune_r0
-    from ..rl.rewards import parse_reward_spec
+    from ..rewards import parse_reward_spec
 
     parse_reward_spec(args.reward)
     cfg = r0_config(args)
@@ -138,7 +138,7 @@ def grpo_config(args):
 
 def run_grpo(args) -> int:
     from ..rl.finetune import finetune
-    from ..rl.rewards import parse_reward_spec
+    from ..rewards import parse_reward_spec
 
     parse_reward_spec(args.reward)
     cfg = grpo_config(args)

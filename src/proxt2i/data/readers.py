@@ -23,7 +23,8 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
 WDS_IMAGE_EXTS = tuple(e.lstrip(".") for e in IMAGE_EXTS)  # webdataset member extensions, in order of preference
 
 
-def _decode(data_or_path, where: str) -> np.ndarray:
+def decode_image(data_or_path, where: str) -> np.ndarray:
+    """A path or file-like image -> uint8 [H, W, 3] RGB; unreadable data is a UsageError naming `where`."""
     try:
         with Image.open(data_or_path) as im:
             return np.asarray(im.convert("RGB"))
@@ -81,7 +82,7 @@ def read_imagefolder_records(path, decode: bool = True) -> Iterator[dict]:
     A missing folder or metadata.jsonl raises at once; bad rows raise when reached."""
     rows = imagefolder_rows(path)
     if decode:
-        return ({**row, "image": _decode(row["image_path"], str(row["image_path"]))} for row in rows)
+        return ({**row, "image": decode_image(row["image_path"], str(row["image_path"]))} for row in rows)
     return ({**row, "image_bytes": row["image_path"].read_bytes(), "image_ext": row["image_path"].suffix.lower().lstrip(".")}
             for row in rows)
 
@@ -169,7 +170,7 @@ def _webdataset_rows(shards: list[Path], decode: bool) -> Iterator[dict]:
                     raise UsageError(f"{shard}: sample {key}.json is not valid JSON ({err.msg})") from None
             common = {**extra, "text": sample["txt"].decode("utf-8"), "key": key, "shard": str(shard)}
             if decode:
-                yield {**common, "image": _decode(io.BytesIO(sample[image_ext]), f"{shard}: sample {key}.{image_ext}")}
+                yield {**common, "image": decode_image(io.BytesIO(sample[image_ext]), f"{shard}: sample {key}.{image_ext}")}
             else:
                 yield {**common, "image_bytes": sample[image_ext], "image_ext": image_ext}
 

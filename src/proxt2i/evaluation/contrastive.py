@@ -1,7 +1,7 @@
 """A small CLIP-style image-text model for SynthFaces.
 
 Image tower: the evaluator's conv encoder + a linear projection. Text tower: a 2-layer transformer
-over word tokens (see `tokenizer.py`) + a linear projection of the masked-mean pooled state.
+over word tokens (see `models/tokenizer.py`) + a linear projection of the masked-mean pooled state.
 Trained with the symmetric InfoNCE loss (CLIP, Radford et al. 2021, Sec. 2.3) on rendered
 image / caption pairs. The text tower alone is the text encoder the generator conditions on.
 """
@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nets import ConvEncoder, TextTower
-from .tokenizer import Tokenizer
+from ..models.tokenizer import Tokenizer
+from ..models.towers import ConvEncoder, TextTower
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from safetensors.torch import load_file
 
 from ..atomic import atomic_save_safetensors, atomic_write_text
 from ..errors import UsageError, read_json
+from ..models.tokenizer import Tokenizer
 from .contrastive import ContrastiveConfig, ContrastiveModel
 from .preprocess import to_model_input
 from .recogniser import Recogniser, RecogniserConfig
-from .tokenizer import Tokenizer
 
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "assets" / "evaluator"
 FORMAT = "proxt2i-evaluator/1"

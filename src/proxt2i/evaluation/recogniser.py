@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .nets import ConvEncoder
+from ..models.towers import ConvEncoder
 
 
 @dataclass(frozen=True)

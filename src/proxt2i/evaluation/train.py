@@ -26,12 +26,12 @@ import torch
 
 from ..data.attributes import ATTRIBUTES
 from ..data.synthfaces import render_batch
+from ..models.tokenizer import build_vocab, split_words
 from .contrastive import ContrastiveConfig, ContrastiveModel, info_nce_loss
 from .evaluator import FORMAT, build_evaluator, save_config, save_reference, save_weights
 from .features import REFERENCE_NUM, REFERENCE_SEED, recognise, render, renderer_fingerprint
 from .preprocess import as_float_images, resize
 from .recogniser import Recogniser, RecogniserConfig, classification_loss
-from .tokenizer import build_vocab, split_words
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,16 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import UsageError
+from .hf import TEXT_ENCODER_FOLDER, require_model_dir
+from .tokenizer import Tokenizer
+from .towers import TextTower
 
 PAD, UNK = "[pad]", "[unk]"
 
@@ -88,15 +92,6 @@ class EmbeddedTextEncoder(nn.Module):
     forward = encode
 
 
-def _require_dir(path: str | Path, expected: str) -> Path:
-    p = Path(path)
-    if not p.is_dir():
-        raise UsageError(f"text encoder directory {str(p)!r} not found; expected a Hugging Face folder with {expected}")
-    if not (p / "config.json").exists():
-        raise UsageError(f"{str(p)!r} has no config.json; expected a Hugging Face folder with {expected}")
-    return p
-
-
 class HFTextEncoder(nn.Module):
     """A frozen Hugging Face text encoder (CLIP / MetaCLIP text or T5 encoder) from a local directory."""
 
@@ -105,7 +100,8 @@ class HFTextEncoder(nn.Module):
         from transformers import AutoTokenizer
 
         self.kind, self.path = kind, str(path)
-        p = _require_dir(path, "config.json, model weights (*.safetensors) and tokenizer files")
+        p = require_model_dir(str(Path(path)), ["config.json"], TEXT_ENCODER_FOLDER,
+                              expected="config.json, model weights (*.safetensors) and tokenizer files")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(p, local_files_only=True)
             if kind == "clip":
@@ -178,9 +174,6 @@ class ContrastiveTextEncoder(nn.Module):
 
     def __init__(self, vocab: list[str], dim: int = 128, depth: int = 2, heads: int = 4, max_length: int = 50):
         super().__init__()
-        from ..evaluation.nets import TextTower
-        from ..evaluation.tokenizer import Tokenizer
-
         self.vocab, self.dim, self.depth, self.heads, self.max_length = list(vocab), dim, depth, heads, max_length
         self.tokenizer = Tokenizer(tuple(vocab), max_length)
         self.tower = TextTower(len(vocab), dim, depth, heads, max_length)
@@ -204,16 +197,6 @@ class ContrastiveTextEncoder(nn.Module):
         return TextEncoding(tokens=tokens, mask=mask.to(dev), pooled=pooled)
 
 
-def synthfaces_contrastive_text_encoder() -> ContrastiveTextEncoder:
-    """The shipped evaluator's contrastive text tower as a frozen text encoder (a copy of its weights)."""
-    from ..evaluation.evaluator import load_evaluator
-
-    c = load_evaluator().contrastive
-    enc = ContrastiveTextEncoder(list(c.cfg.vocab), c.cfg.text_dim, c.cfg.text_depth, c.cfg.text_heads, c.cfg.max_len)
-    enc.tower.load_state_dict({k: v.detach().float().cpu() for k, v in c.text.state_dict().items()})
-    return enc.requires_grad_(False)
-
-
 def text_encoder_from_config(cfg: dict) -> nn.Module:
     """Build a text encoder from its config dict (the "text_encoder" entry of a model's config.json)."""
     kind = cfg.get("type")
@@ -228,13 +211,14 @@ def text_encoder_from_config(cfg: dict) -> nn.Module:
     raise UsageError(f"unknown text encoder type {kind!r}; choose one of: {', '.join(TEXT_ENCODERS)}")
 
 
-def load_text_encoder(spec: str) -> nn.Module:
-    """From a spec string: 'clip:/dir', 't5:/dir', 'clip:/dir+t5:/dir' (concatenated) or 'synthfaces-contrastive'."""
-    if spec == "synthfaces-contrastive":
-        return synthfaces_contrastive_text_encoder()
+def load_text_encoder(spec: str, load_part: Callable[[str], nn.Module] | None = None) -> nn.Module:
+    """From a spec string: 'clip:/dir', 't5:/dir' or 'clip:/dir+t5:/dir' (concatenated). load_part
+    (default: this function) loads each side of a '+', so that a caller can add its own names
+    (training.text adds 'synthfaces-contrastive')."""
     if "+" in spec:
         a, b = spec.split("+", 1)
-        return ConcatTextEncoder(load_text_encoder(a), load_text_encoder(b))
+        load_part = load_part or load_text_encoder
+        return ConcatTextEncoder(load_part(a), load_part(b))
     kind, _, path = spec.partition(":")
     if kind not in ("clip", "t5") or not path:
         raise UsageError(f"text encoder spec {spec!r} not understood; use 'clip:DIR', 't5:DIR' or 'clip:DIR+t5:DIR'")
@@ -244,21 +228,3 @@ def load_text_encoder(spec: str) -> nn.Module:
 TEXT_ENCODERS = {"embedded": EmbeddedTextEncoder, "clip": HFTextEncoder, "t5": HFTextEncoder, "concat": ConcatTextEncoder,
                  "contrastive": ContrastiveTextEncoder}
 SAVED_TEXT_ENCODERS = ("embedded", "contrastive")  # weights stored in the model folder (text_encoder.safetensors)
-
-
-def synthfaces_vocabulary(num_captions: int = 20000, seed: int = 0) -> list[str]:
-    """Every word of the SynthFaces caption language (sorted), gathered from generated captions and
-    the shipped prompt sets: the embedded encoder's vocabulary."""
-    import numpy as np
-
-    from ..data.synthfaces import caption, sample_attributes
-    from ..data.prompts import load_prompts
-
-    rng = np.random.default_rng(seed)
-    seen: set[str] = set()
-    for _ in range(num_captions):
-        seen.update(words(caption(sample_attributes(rng, split="full"), rng)[0]))
-    for name in ("heldin", "heldout"):
-        for p in load_prompts(name):
-            seen.update(words(p))
-    return sorted(seen)

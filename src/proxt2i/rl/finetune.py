@@ -39,7 +39,7 @@ START_NOISE = ("independent", "shared")
 @dataclass(frozen=True)
 class FinetuneConfig:
     model: str = "synthfaces-prox"  # shipped name or model folder (prox -> PDA-hybrid chain, score -> Euler-Maruyama)
-    reward: str = "alignment"  # NAME[:DIR][=WEIGHT],... (rewards.py)
+    reward: str = "alignment"  # NAME[:DIR][=WEIGHT],... (proxt2i.rewards)
     prompts: str = "synthfaces"  # FILE (one prompt per line) or a name in PROMPT_SOURCES
     steps: int = 100  # GRPO iterations (rollout batches)
     out: str = "runs/grpo"
@@ -273,7 +273,7 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
     from ..training.run import ema_update, step_generator
     from .diversity import DiversityMonitor, group_diversity, recogniser_features
     from .policy import rollout
-    from .rewards import combine_rewards, parse_reward_spec
+    from ..rewards import combine_rewards, parse_reward_spec
 
     torch.set_num_threads(cfg.threads)
     parse_reward_spec(cfg.reward)  # fail on a bad spec before loading anything

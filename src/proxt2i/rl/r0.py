@@ -35,7 +35,7 @@ from .finetune import RunLog, check_time_grid, evaluate_alignment, finetune_comm
 @dataclass(frozen=True)
 class R0Config:
     model: str = "synthfaces-prox"  # shipped name or prox model folder
-    reward: str = "clip"  # NAME[:DIR][=WEIGHT],... differentiable rewards (rewards.py)
+    reward: str = "clip"  # NAME[:DIR][=WEIGHT],... differentiable rewards (proxt2i.rewards)
     prompts: str = "synthfaces"  # FILE or a named source (finetune.PROMPT_SOURCES)
     steps: int = 200  # optimisation steps
     out: str = "runs/r0"
@@ -128,7 +128,7 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
     from ..training.checkpoint import save_checkpoint
     from ..training.run import ema_update, step_generator
     from .diversity import DiversityMonitor, group_diversity, recogniser_features
-    from .rewards import combine_rewards, parse_reward_spec
+    from ..rewards import combine_rewards, parse_reward_spec
 
     torch.set_num_threads(cfg.threads)
     weights = parse_reward_spec(cfg.reward)

@@ -151,14 +151,16 @@ def build_autoencoder(spec: str):
 
 def training_vocabulary(source: BatchSource) -> list[str]:
     """The embedded text encoder's words: SynthFaces' vocabulary, or every word of the dataset's captions."""
-    from ..models.text import synthfaces_vocabulary, words
+    from ..models.text import words
+    from .text import synthfaces_vocabulary
 
     return synthfaces_vocabulary() if source.records is None else sorted({w for t in source.captions_for_vocabulary() for w in words(t)})
 
 
 def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, vocab: list[str]):
     from ..models.conditional import TextConditionedUViT
-    from ..models.text import EmbeddedTextEncoder, load_text_encoder
+    from ..models.text import EmbeddedTextEncoder
+    from .text import load_text_encoder
     from ..models.uvit import UVIT_PRESETS, UViT, UViTConfig
 
     if cfg.model not in UVIT_PRESETS:

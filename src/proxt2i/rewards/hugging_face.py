@@ -1,18 +1,5 @@
-"""Rewards behind one protocol: reward(images float [B, 3, H, W] in [0, 1], prompts: list[str]) -> [B].
+"""Real preference models, loaded only from a local folder (local_files_only; nothing is downloaded).
 
-A registry (REWARDS) maps a name to a loader `loader(directory or None, device) -> reward`; the CLI
-syntax `NAME[:DIR][=WEIGHT],...` (e.g. `alignment=1.0,clip=0.5` or `pickscore:/models/pickscore`)
-is parsed by parse_reward_spec and built by combine_rewards into one weighted sum.
-
-Embedded (offline, the SynthFaces evaluator in proxt2i/assets/evaluator):
-  alignment      mean log p(prompted attribute | image) from the recogniser (<= 0; differentiable)
-  alignment-acc  fraction of the prompted attributes the recogniser reads back (the alignment metric, per image)
-  alignment-prob mean p(prompted attribute | image): the expected alignment-acc, in [0, 1]; unlike the
-                 log-probability it is not dominated by one confidently wrong attribute
-  clip           the contrastive model's image-text cosine, in [-1, 1]
-  brightness     mean pixel value in [0, 1]: deliberately hackable, for tests and reward-hacking demos
-
-Real preference models, loaded only from a local folder (local_files_only; nothing is downloaded):
   pickscore:DIR    transformers CLIPModel + tokenizer + preprocessor_config.json in DIR (PickScore_v1 with the
                    CLIP-ViT-H-14 processor files copied in); score = logit_scale.exp() * cos(image, text) (~20-23)
   clipscore:DIR    the same classes (e.g. openai/clip-vit-large-patch14); score = 100 * max(cos, 0)
@@ -42,105 +29,19 @@ normalised with its mean / std in torch, so rewards stay differentiable in the i
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import UsageError
+from ..models.hf import HF_TOKENIZER, HF_WEIGHTS, hf_call, require_model_dir
+from .protocol import check_images
 
-RewardFn = Callable[[torch.Tensor, Sequence[str]], torch.Tensor]
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGEREWARD_MEAN, IMAGEREWARD_STD = 0.16717362830052426, 1.0333394966054072  # ImageReward-v1.0's constants
-
-
-def check_images(images: torch.Tensor, prompts: Sequence[str]) -> None:
-    if not torch.is_tensor(images) or images.dim() != 4 or images.shape[1] != 3 or not images.is_floating_point():
-        raise UsageError(f"rewards take float images [B, 3, H, W] in [0, 1], got {getattr(images, 'shape', type(images).__name__)}")
-    if len(prompts) != images.shape[0]:
-        raise UsageError(f"got {images.shape[0]} images but {len(prompts)} prompts")
-
-
-# ---------------------------------------------------------------------------------------------- embedded
-def _evaluator():
-    from ..evaluation.evaluator import load_evaluator
-
-    return load_evaluator()
-
-
-def alignment(images, prompts):
-    from ..evaluation.metrics import alignment_reward
-
-    check_images(images, prompts)
-    return alignment_reward(images, list(prompts), _evaluator())
-
-
-def _per_family(images, prompts, score):
-    """mean over the prompted families of score(logits [B, V], target [B]) -> [B] (0 where none is prompted)."""
-    from ..evaluation.metrics import all_prompt_labels, label_matrix
-
-    check_images(images, prompts)
-    ev = _evaluator()
-    targets = label_matrix(ev, all_prompt_labels(ev, list(prompts)))
-    _, logits = ev.recogniser(ev.prepare(images).to(ev.device))
-    total = torch.zeros(len(prompts), device=ev.device)
-    asked = torch.zeros(len(prompts), device=ev.device)
-    for k, lg in logits.items():
-        t = targets[k].to(lg.device)
-        total = total + torch.where(t >= 0, score(lg, t.clamp_min(0)), torch.zeros_like(total))
-        asked = asked + (t >= 0).float()
-    return (total / asked.clamp_min(1.0)).to(images.device)
-
-
-def alignment_accuracy(images, prompts):
-    with torch.no_grad():
-        return _per_family(images, prompts, lambda lg, t: (lg.argmax(-1) == t).float())
-
-
-def alignment_probability(images, prompts):
-    return _per_family(images, prompts, lambda lg, t: lg.softmax(-1).gather(1, t[:, None])[:, 0])
-
-
-def clip(images, prompts):
-    from ..evaluation.metrics import clip_similarity
-
-    check_images(images, prompts)
-    return clip_similarity(images, list(prompts), _evaluator())
-
-
-def brightness(images, prompts):
-    check_images(images, prompts)
-    return images.float().mean(dim=(1, 2, 3))
-
-
-# ---------------------------------------------------------------------------------------------- real models
-def _require_dir(name: str, directory: Optional[str], needs: Sequence[str]) -> Path:
-    """The folder of a real reward model, with a clear message naming what it must contain."""
-    what = f"{name}:DIR with " + ", ".join(needs)
-    if not directory:
-        raise UsageError(f"reward {name!r} needs a local model folder: give {what}")
-    path = Path(directory)
-    if not path.is_dir():
-        raise UsageError(f"reward {name}: folder {directory!r} not found; expected {what}")
-    missing = [n for n in needs if not any((path / alt).exists() for alt in n.split(" or "))]
-    if missing:
-        raise UsageError(f"reward {name}: {directory!r} lacks {', '.join(missing)}; expected {what}")
-    return path
-
-
-HF_WEIGHTS = "model.safetensors or model.safetensors.index.json or pytorch_model.bin"
-HF_TOKENIZER = "tokenizer.json or vocab.json or vocab.txt"
-
-
-def _hf_call(what: str, fn):
-    try:
-        return fn()
-    except (OSError, ValueError) as err:
-        raise UsageError(f"could not load {what} ({str(err).splitlines()[0]})") from None
 
 
 def image_preprocessing(path: Path, default_size: int, mean=CLIP_MEAN, std=CLIP_STD) -> dict:
@@ -194,11 +95,11 @@ class CLIPReward(nn.Module):
         super().__init__()
         from transformers import AutoTokenizer, CLIPModel
 
-        path = _require_dir(kind, path, ["config.json", HF_WEIGHTS, HF_TOKENIZER])
+        path = require_model_dir(path, ["config.json", HF_WEIGHTS, HF_TOKENIZER], name=kind)
         self.kind = kind
-        self.model = _hf_call(f"{kind} model from {path}", lambda: CLIPModel.from_pretrained(path, local_files_only=True))
+        self.model = hf_call(f"{kind} model from {path}", lambda: CLIPModel.from_pretrained(path, local_files_only=True))
         self.model = self.model.to(device).eval().requires_grad_(False)
-        self.tokenizer = _hf_call(f"{kind} tokenizer from {path}", lambda: AutoTokenizer.from_pretrained(path, local_files_only=True))
+        self.tokenizer = hf_call(f"{kind} tokenizer from {path}", lambda: AutoTokenizer.from_pretrained(path, local_files_only=True))
         self.max_length = int(self.model.config.text_config.max_position_embeddings)
         self.prep = image_preprocessing(path, int(self.model.config.vision_config.image_size))
 
@@ -249,8 +150,8 @@ class AestheticReward(nn.Module):
         super().__init__()
         from transformers import CLIPVisionModelWithProjection
 
-        path = _require_dir("aesthetic", path, ["config.json", HF_WEIGHTS, "aesthetic_mlp.safetensors"])
-        self.model = _hf_call(f"aesthetic CLIP vision model from {path}",
+        path = require_model_dir(path, ["config.json", HF_WEIGHTS, "aesthetic_mlp.safetensors"], name="aesthetic")
+        self.model = hf_call(f"aesthetic CLIP vision model from {path}",
                               lambda: CLIPVisionModelWithProjection.from_pretrained(path, local_files_only=True))
         self.model = self.model.to(device).eval().requires_grad_(False)
         self.mlp = load_reward_mlp(path / "aesthetic_mlp.safetensors").to(device)
@@ -270,11 +171,11 @@ class ImageRewardModel(nn.Module):
         super().__init__()
         from transformers import AutoTokenizer, BlipForImageTextRetrieval
 
-        path = _require_dir("imagereward", path, ["config.json", HF_WEIGHTS, HF_TOKENIZER, "imagereward_mlp.safetensors"])
-        blip = _hf_call(f"imagereward BLIP model from {path}", lambda: BlipForImageTextRetrieval.from_pretrained(path, local_files_only=True))
+        path = require_model_dir(path, ["config.json", HF_WEIGHTS, HF_TOKENIZER, "imagereward_mlp.safetensors"], name="imagereward")
+        blip = hf_call(f"imagereward BLIP model from {path}", lambda: BlipForImageTextRetrieval.from_pretrained(path, local_files_only=True))
         self.vision, self.text = blip.vision_model.to(device).eval(), blip.text_encoder.to(device).eval()
         self.requires_grad_(False)
-        self.tokenizer = _hf_call(f"imagereward tokenizer from {path}", lambda: AutoTokenizer.from_pretrained(path, local_files_only=True))
+        self.tokenizer = hf_call(f"imagereward tokenizer from {path}", lambda: AutoTokenizer.from_pretrained(path, local_files_only=True))
         self.mlp = load_reward_mlp(path / "imagereward_mlp.safetensors").to(device)
         consts = json.loads((path / "imagereward.json").read_text()) if (path / "imagereward.json").exists() else {}
         self.mean, self.std = float(consts.get("mean", IMAGEREWARD_MEAN)), float(consts.get("std", IMAGEREWARD_STD))
@@ -290,86 +191,3 @@ class ImageRewardModel(nn.Module):
                         encoder_hidden_states=image_embeds,
                         encoder_attention_mask=torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=dev))
         return (self.mlp(out.last_hidden_state[:, 0].float())[:, 0] - self.mean) / self.std
-
-
-# ---------------------------------------------------------------------------------------------- registry
-def _embedded(fn: RewardFn, name: str):
-    def load(directory, device="cpu"):
-        if directory:
-            raise UsageError(f"reward {name!r} is embedded and takes no folder; write just {name}")
-        return fn
-
-    return load
-
-
-REWARDS: dict[str, Callable] = {
-    "alignment": _embedded(alignment, "alignment"),
-    "alignment-acc": _embedded(alignment_accuracy, "alignment-acc"),
-    "alignment-prob": _embedded(alignment_probability, "alignment-prob"),
-    "clip": _embedded(clip, "clip"),
-    "brightness": _embedded(brightness, "brightness"),
-    "pickscore": lambda d, device="cpu": CLIPReward(d, "pickscore", device),
-    "clipscore": lambda d, device="cpu": CLIPReward(d, "clipscore", device),
-    "hpsv2": lambda d, device="cpu": CLIPReward(d, "hpsv2", device),
-    "aesthetic": lambda d, device="cpu": AestheticReward(d, device),
-    "imagereward": lambda d, device="cpu": ImageRewardModel(d, device),
-}
-
-
-def parse_reward_spec(spec: str) -> dict[str, float]:
-    """'alignment=1.0,clip=0.5' or 'pickscore:/models/ps' -> {'alignment': 1.0, 'clip': 0.5} / {'pickscore:/models/ps': 1.0}.
-    Each item is NAME[:DIR][=WEIGHT] (weight 1 when omitted); names are checked against REWARDS."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise UsageError(f"empty reward; give NAME[=WEIGHT],... with NAME one of: {', '.join(REWARDS)}")
-    out: dict[str, float] = {}
-    for item in spec.split(","):
-        item = item.strip()
-        key, eq, raw = item.rpartition("=") if "=" in item else (item, "", "")
-        if not key:
-            raise UsageError(f"bad reward item {item!r}; write NAME[:DIR][=WEIGHT]")
-        weight = 1.0
-        if eq:
-            try:
-                weight = float(raw)
-            except ValueError:
-                raise UsageError(f"bad weight {raw!r} for reward {key!r}; write NAME=WEIGHT with a number") from None
-            if not math.isfinite(weight):
-                raise UsageError(f"reward weight for {key!r} must be finite, got {raw}")
-        name = key.split(":", 1)[0]
-        if name not in REWARDS:
-            raise UsageError(f"unknown reward {name!r}; choose from: {', '.join(REWARDS)} (real models as NAME:DIR)")
-        if key in out:
-            raise UsageError(f"reward {key!r} given twice")
-        out[key] = weight
-    return out
-
-
-class CombinedReward:
-    """sum_k w_k reward_k(images, prompts). terms(...) gives the unweighted parts for logging."""
-
-    def __init__(self, parts: dict[str, tuple[float, RewardFn]]):
-        self.parts = parts
-
-    def terms(self, images, prompts) -> dict[str, torch.Tensor]:
-        return {name: fn(images, prompts).float() for name, (_, fn) in self.parts.items()}
-
-    def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
-        return sum(self.parts[name][0] * v for name, v in terms.items())
-
-    def __call__(self, images, prompts) -> torch.Tensor:
-        return self.total(self.terms(images, prompts))
-
-
-def combine_rewards(weights: dict[str, float] | str, device="cpu") -> CombinedReward:
-    """Build the weighted sum from {NAME[:DIR]: weight} (or a spec string); loads each model now."""
-    if isinstance(weights, str):
-        weights = parse_reward_spec(weights)
-    if not weights:
-        raise UsageError(f"no reward given; choose from: {', '.join(REWARDS)}")
-    parts = {}
-    for key, w in weights.items():
-        name, _, directory = key.partition(":")
-        if name not in REWARDS:
-            raise UsageError(f"unknown reward {name!r}; choose from: {', '.join(REWARDS)} (real models as NAME:DIR)")
-        parts[key] = (float(w), REWARDS[name](directory or None, device))
-    return CombinedReward(parts)

@@ -1,7 +1,8 @@
-"""The evaluator's networks: a small conv encoder shared by the attribute recogniser and the
-contrastive image tower, and a small transformer text tower.
+"""Small networks of the SynthFaces evaluator and of the contrastive text encoder: a conv encoder shared
+by the attribute recogniser and the contrastive image tower, and a small transformer text tower (the
+evaluator's, reused frozen as a text encoder by models/text.py).
 
-Images enter as float [B, 3, H, W] in [0, 1] at the evaluator resolution (see `preprocess.py`);
+Images enter as float [B, 3, H, W] in [0, 1] at the evaluator resolution (see `evaluation/preprocess.py`);
 the encoder maps them to [-1, 1] itself.
 """
 
