@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from .readers import WDS_IMAGE_EXTS, _decode, imagefolder_rows, shard_paths
+from .readers import WDS_IMAGE_EXTS, decode_caption, decode_image, imagefolder_rows, shard_paths
 
 
 def _tar_samples(shard: Path):
@@ -35,7 +35,7 @@ def _tar_samples(shard: Path):
         for key, members in groups.items():
             if "txt" not in members:
                 raise UsageError(f"{shard}: sample {key} has no .txt caption")
-            yield key, members, tar.extractfile(members["txt"]).read().decode("utf-8")
+            yield key, members, decode_caption(tar.extractfile(members["txt"]).read(), f"{shard}: sample {key}.txt")
 
 
 class IndexedPairs(Sequence):
@@ -71,11 +71,11 @@ class IndexedPairs(Sequence):
         f, offset, length = self.where[i]
         path = self.files[f]
         if length < 0:
-            return _decode(path, str(path))
+            return decode_image(path, str(path))
         with open(path, "rb") as fh:
             fh.seek(offset)
             data = fh.read(length)
-        return _decode(io.BytesIO(data), f"{path}: sample {i}")
+        return decode_image(io.BytesIO(data), f"{path}: sample {i}")
 
     def __getitem__(self, i):
         if isinstance(i, slice):

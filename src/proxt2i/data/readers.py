@@ -23,12 +23,21 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
 WDS_IMAGE_EXTS = tuple(e.lstrip(".") for e in IMAGE_EXTS)  # webdataset member extensions, in order of preference
 
 
-def _decode(data_or_path, where: str) -> np.ndarray:
+def decode_image(data_or_path, where: str) -> np.ndarray:
+    """An image file (path or file object) -> uint8 [H, W, 3] RGB; an unreadable one is a UsageError naming `where`."""
     try:
         with Image.open(data_or_path) as im:
             return np.asarray(im.convert("RGB"))
     except (OSError, UnidentifiedImageError, ValueError) as err:
         raise UsageError(f"{where}: unreadable image ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+
+
+def decode_caption(data: bytes, where: str) -> str:
+    """A caption file's bytes -> text; bytes that are not UTF-8 are a UsageError naming `where`."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{where}: caption is not UTF-8 text ({err.reason} at byte {err.start})") from None
 
 
 def _existing_dir(path) -> Path:
@@ -81,7 +90,7 @@ def read_imagefolder_records(path, decode: bool = True) -> Iterator[dict]:
     A missing folder or metadata.jsonl raises at once; bad rows raise when reached."""
     rows = imagefolder_rows(path)
     if decode:
-        return ({**row, "image": _decode(row["image_path"], str(row["image_path"]))} for row in rows)
+        return ({**row, "image": decode_image(row["image_path"], str(row["image_path"]))} for row in rows)
     return ({**row, "image_bytes": row["image_path"].read_bytes(), "image_ext": row["image_path"].suffix.lower().lstrip(".")}
             for row in rows)
 
@@ -167,9 +176,9 @@ def _webdataset_rows(shards: list[Path], decode: bool) -> Iterator[dict]:
                     extra = json.loads(sample["json"])
                 except json.JSONDecodeError as err:
                     raise UsageError(f"{shard}: sample {key}.json is not valid JSON ({err.msg})") from None
-            common = {**extra, "text": sample["txt"].decode("utf-8"), "key": key, "shard": str(shard)}
+            common = {**extra, "text": decode_caption(sample["txt"], f"{shard}: sample {key}.txt"), "key": key, "shard": str(shard)}
             if decode:
-                yield {**common, "image": _decode(io.BytesIO(sample[image_ext]), f"{shard}: sample {key}.{image_ext}")}
+                yield {**common, "image": decode_image(io.BytesIO(sample[image_ext]), f"{shard}: sample {key}.{image_ext}")}
             else:
                 yield {**common, "image_bytes": sample[image_ext], "image_ext": image_ext}
 
