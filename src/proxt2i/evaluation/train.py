@@ -26,12 +26,13 @@ import torch
 
 from ..data.attributes import ATTRIBUTES
 from ..data.synthfaces import render_batch
+from ..text_split import caption_words
 from .contrastive import ContrastiveConfig, ContrastiveModel, info_nce_loss
 from .evaluator import FORMAT, build_evaluator, save_config, save_reference, save_weights
 from .features import REFERENCE_NUM, REFERENCE_SEED, recognise, render, renderer_fingerprint
 from .preprocess import as_float_images, resize
 from .recogniser import Recogniser, RecogniserConfig, classification_loss
-from .tokenizer import build_vocab, split_words
+from .tokenizer import build_vocab
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def caption_vocab(cfg: EvaluatorTrainConfig) -> tuple[tuple[str, ...], int]:
     attribute value's words; max_len fits the longest caption with <bos> and a margin of 8."""
     _, _, captions = render_batch(cfg.seed, 0, cfg.vocab_renders, 32, split="train")
     values = [v.replace("_", " ") for vs in ATTRIBUTES.values() for v in vs]
-    longest = max(len(split_words(c)) for c in captions)
+    longest = max(len(caption_words(c)) for c in captions)
     return build_vocab(captions + values), longest + 1 + 8
 
 

@@ -28,9 +28,10 @@ def build_autoencoder(spec: str):
 
 def training_vocabulary(source: BatchSource) -> list[str]:
     """The embedded text encoder's words: SynthFaces' vocabulary, or every word of the dataset's captions."""
-    from ..models.text import synthfaces_vocabulary, words
+    from ..models.text import synthfaces_vocabulary
+    from ..text_split import embedded_words
 
-    return synthfaces_vocabulary() if source.records is None else sorted({w for t in source.captions_for_vocabulary() for w in words(t)})
+    return synthfaces_vocabulary() if source.records is None else sorted({w for t in source.captions_for_vocabulary() for w in embedded_words(t)})
 
 
 def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, vocab: list[str]):
