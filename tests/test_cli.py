@@ -34,3 +34,28 @@ def test_every_command_is_listed_and_parses_with_the_partial_parser(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["no-such-command"])
     assert exit_.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error, code", [(None, 0), ("usage", 2), ("missing", 2), ("bug", None)])
+def test_only_user_errors_are_one_line(monkeypatch, capsys, error, code):
+    import argparse
+
+    import proxt2i.cli as cli
+    from proxt2i.errors import UsageError
+
+    raised = {"usage": UsageError("bad input, do this"), "missing": FileNotFoundError("no such file: x"), "bug": ValueError("internal")}
+
+    def run(args):
+        if error:
+            raise raised[error]
+
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(func=run)
+    monkeypatch.setattr(cli, "build_parser", lambda command: parser)
+    if code is None:  # an internal bug stays a traceback, even when it is a ValueError
+        with pytest.raises(ValueError, match="internal"):
+            cli.main([])
+        return
+    assert cli.main([]) == code
+    err = capsys.readouterr().err
+    assert err == ("" if code == 0 else f"proxt2i: error: {raised[error]}\n")

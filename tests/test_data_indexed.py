@@ -9,7 +9,8 @@ from proxt2i.data.indexed import IndexedPairs
 from proxt2i.data.readers import read_pairs, shard_paths
 from proxt2i.errors import UsageError
 from proxt2i.training.presets import resolve_config
-from proxt2i.training.run import BatchSource, _resize
+from proxt2i.imaging import resize_and_centre_crop
+from proxt2i.training.data import BatchSource
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +68,13 @@ def test_resize_keeps_proportions():
     img = np.zeros((32, 64, 3), np.uint8)  # wide: blue left and right quarters, a red middle
     img[:, :16, 2] = img[:, 48:, 2] = 255
     img[:, 16:48, 0] = 255
-    out = _resize(img, 16)
+    out = resize_and_centre_crop(img, 16)
     assert out.shape == (16, 16, 3)
     assert out[..., 0].min() > 200 and out[..., 2].max() < 60  # the centre crop: red, no blue (bicubic edges aside)
     square = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
     from PIL import Image
 
-    assert np.array_equal(_resize(square, 32), np.asarray(Image.fromarray(square).resize((32, 32), Image.BICUBIC)))
+    assert np.array_equal(resize_and_centre_crop(square, 32), np.asarray(Image.fromarray(square).resize((32, 32), Image.BICUBIC)))
 
 
 def test_prefetching_workers_give_the_same_batches(datasets):

@@ -8,10 +8,10 @@ from proxt2i.models.autoencoder import (
     IdentityAutoencoder,
     SmallVAE,
     autoencoder_from_config,
-    cache_latents,
     calibrate_latent_scale,
     vae_loss,
 )
+from proxt2i.training.data import latent_cache
 
 
 def test_identity_round_trip():
@@ -57,7 +57,7 @@ def test_diffusers_kl_from_local_dir(tmp_path):
     raw = kl.encode(x * 2 - 1).latent_dist.mean
     assert torch.allclose(z, (raw - 0.0609) * 1.5305, atol=1e-5)
     assert ae.decode(z).shape == x.shape
-    cache = cache_latents(ae, x, tmp_path / "lat.safetensors")
+    cache = latent_cache(tmp_path / "lat.safetensors", ae, lambda: [x])
     assert torch.equal(load_file(tmp_path / "lat.safetensors")["latents"], cache)
 
 

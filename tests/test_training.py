@@ -11,7 +11,9 @@ from proxt2i.cli import main
 from proxt2i.errors import UsageError
 from proxt2i.training.presets import resolve_config
 from proxt2i.training.recipe import recipe_stages
-from proxt2i.training.run import ema_decay, lr_at, train
+from proxt2i.training.ema import ema_decay
+from proxt2i.training.run import train
+from proxt2i.training.schedules import lr_at
 
 
 def test_overrides_and_errors(tmp_path):

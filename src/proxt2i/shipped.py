@@ -12,9 +12,8 @@ from .errors import UsageError
 ASSETS = Path(__file__).parent / "assets" / "models"
 
 # Both are trained in four runs (5000 steps; 7000 more from those weights with a fresh warm-up and seed; 9000
-# more with the learning rate decayed linearly to 0; 11000 more, warmed up again and decayed to 0), each added
-# once the previous one had been measured, and carry the shipped VAE's fine-tuned decoder (proxt2i export
-# --autoencoder); `proxt2i models` lists the stages.
+# more with the learning rate decayed linearly to 0; 11000 more, warmed up again and decayed to 0) and carry
+# the shipped VAE's fine-tuned decoder (proxt2i export --autoencoder); `proxt2i models` lists the stages.
 def _rebuild(kind: str) -> str:
     runs = f"runs/synthfaces-{kind}"
     return (f"{VAE_REBUILD.format(path='src/proxt2i/assets/models/' + VAE_NAME)} && proxt2i train synthfaces-{kind} && "

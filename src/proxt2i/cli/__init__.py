@@ -1,8 +1,9 @@
 """The `proxt2i` command: a thin layer over the library. Each subcommand lives in its own module
 exposing `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
 
-Bad input raises UsageError (or ValueError / FileNotFoundError); main prints it as one line
-`proxt2i: error: ...` and exits with status 2.
+Bad input raises UsageError (proxt2i.errors), or one of the filesystem errors in USER_ERRORS for a
+path that does not exist or has the wrong kind; main prints it as one line `proxt2i: error: ...` and
+exits with status 2. Any other exception, a plain ValueError included, is a bug: it stays a traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import UsageError
 from . import bench as bench_cmd
 from . import data as data_cmd
 from . import generate as generate_cmd
@@ -24,6 +26,9 @@ from . import export as export_cmd
 
 # Plain list of subcommand modules, in the order `--help` shows them.
 COMMAND_MODULES = [generate_cmd, models_cmd, train_cmd, export_cmd, train_vae_cmd, evaluate_cmd, bench_cmd, finetune_cmd, data_cmd, toy_cmd, info_cmd]
+
+# The exceptions that mean "the input was bad", reported as one line with exit status 2.
+USER_ERRORS = (UsageError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
 def build_parser(command: str | None = "") -> argparse.ArgumentParser:
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as err:
+    except USER_ERRORS as err:
         print(f"proxt2i: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

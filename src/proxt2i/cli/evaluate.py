@@ -92,7 +92,7 @@ def run_train(args) -> int:
     from dataclasses import replace
 
     from ..errors import UsageError
-    from ..evaluation.train import TrainConfig, train_evaluator
+    from ..evaluation.train import EvaluatorTrainConfig, train_evaluator
 
     overrides = {"seed": args.seed, "threads": args.threads}
     for key in ("recogniser_steps", "contrastive_steps", "batch_size"):
@@ -100,7 +100,7 @@ def run_train(args) -> int:
             if getattr(args, key) < 1:
                 raise UsageError(f"--{key.replace('_', '-')} must be >= 1")
             overrides[key] = getattr(args, key)
-    cfg = replace(TrainConfig(), **overrides)
+    cfg = replace(EvaluatorTrainConfig(), **overrides)
     print(json.dumps({"train_config": cfg.__dict__}))
     config = train_evaluator(args.out, cfg, log=lambda s: print(s, flush=True))
     print(json.dumps(config["measured"]["min_accuracy"]))

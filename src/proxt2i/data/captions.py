@@ -17,11 +17,10 @@ Grammar of the parser (words lower-cased, hyphens and punctuation split off):
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from ..errors import UsageError
+from ..text_split import prompt_words
 from .attributes import ATTRIBUTES, FAMILIES, check_attributes
 
 # ---------------------------------------------------------------- vocabulary
@@ -112,11 +111,6 @@ MODIFIER_PHRASES = {tuple(w.split()) for words in MODIFIERS.values() for w in wo
 MAX_PHRASE = max(len(p) for p in (*PHRASES, *MODIFIER_PHRASES))
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-case words; hyphens split words ("red-haired" -> "red", "haired"); punctuation dropped."""
-    return re.findall(r"[a-z0-9']+", text.lower().replace("-", " ").replace("'s", ""))
-
-
 # ---------------------------------------------------------------- parser
 
 def parse_prompt(prompt: str) -> dict[str, str]:
@@ -124,7 +118,7 @@ def parse_prompt(prompt: str) -> dict[str, str]:
 
     Raises UsageError naming the unknown words, a modifier that describes nothing it can
     ("round glasses"), or a family named with two different values."""
-    tokens = tokenize(prompt)
+    tokens = prompt_words(prompt)
     out: dict[str, str] = {}
     unknown: list[str] = []
     problems: list[str] = []

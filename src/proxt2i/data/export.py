@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
 from pathlib import Path
 from typing import Callable
@@ -27,13 +26,11 @@ from .attributes import attributes_to_labels
 from .synthfaces import check_range, render_item
 
 FORMATS = ("imagefolder", "webdataset")
-FILE_MODE = 0o644  # atomic_path's temp files are 0600; datasets are meant to be shared
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data)
-        os.chmod(tmp, FILE_MODE)
 
 
 def _check_export(num: int, size: int, seed: int, split: str) -> None:
@@ -95,7 +92,6 @@ def export_webdataset(out, num: int, size: int, seed: int = 0, split: str = "tra
                 add_tar_member(tar, f"{key}.json", json.dumps(meta).encode())
                 if progress:
                     progress(1)
-            os.chmod(tmp, FILE_MODE)
         shards.append(path)
     return shards
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from .readers import WDS_IMAGE_EXTS, decode_image, imagefolder_rows, shard_paths
+from .readers import WDS_IMAGE_EXTS, decode_caption, decode_image, imagefolder_rows, shard_paths
 
 
 def _tar_samples(shard: Path):
@@ -35,7 +35,7 @@ def _tar_samples(shard: Path):
         for key, members in groups.items():
             if "txt" not in members:
                 raise UsageError(f"{shard}: sample {key} has no .txt caption")
-            yield key, members, tar.extractfile(members["txt"]).read().decode("utf-8")
+            yield key, members, decode_caption(tar.extractfile(members["txt"]).read(), f"{shard}: sample {key}.txt")
 
 
 class IndexedPairs(Sequence):

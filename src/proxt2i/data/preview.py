@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 
 import numpy as np
@@ -32,4 +31,3 @@ def save_grid(path, seed: int = 0, rows: int = 4, cols: int = 6, size: int = 96,
     rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
     plt.close(fig)
     atomic_save_image(Image.fromarray(rgb).quantize(256, method=Image.Quantize.MEDIANCUT), path)
-    os.chmod(path, 0o644)  # atomic temp files are 0600

@@ -10,7 +10,6 @@ checks that the committed files still equal it.
 
 from __future__ import annotations
 
-import os
 from importlib import resources
 from pathlib import Path
 
@@ -58,7 +57,6 @@ def write_prompt_files(out_dir: str | Path | None = None) -> list[Path]:
     for name in PROMPT_SETS:
         path = prompt_file(name) if out_dir is None else Path(out_dir) / f"{name}.txt"
         atomic_write_text(path, "\n".join(make_prompts(name)) + "\n")
-        os.chmod(path, 0o644)  # atomic temp files are 0600
         paths.append(path)
     return paths
 

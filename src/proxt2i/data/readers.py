@@ -24,12 +24,20 @@ WDS_IMAGE_EXTS = tuple(e.lstrip(".") for e in IMAGE_EXTS)  # webdataset member e
 
 
 def decode_image(data_or_path, where: str) -> np.ndarray:
-    """A path or file-like image -> uint8 [H, W, 3] RGB; unreadable data is a UsageError naming `where`."""
+    """An image file (path or file object) -> uint8 [H, W, 3] RGB; an unreadable one is a UsageError naming `where`."""
     try:
         with Image.open(data_or_path) as im:
             return np.asarray(im.convert("RGB"))
     except (OSError, UnidentifiedImageError, ValueError) as err:
         raise UsageError(f"{where}: unreadable image ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+
+
+def decode_caption(data: bytes, where: str) -> str:
+    """A caption file's bytes -> text; bytes that are not UTF-8 are a UsageError naming `where`."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{where}: caption is not UTF-8 text ({err.reason} at byte {err.start})") from None
 
 
 def _existing_dir(path) -> Path:
@@ -168,7 +176,7 @@ def _webdataset_rows(shards: list[Path], decode: bool) -> Iterator[dict]:
                     extra = json.loads(sample["json"])
                 except json.JSONDecodeError as err:
                     raise UsageError(f"{shard}: sample {key}.json is not valid JSON ({err.msg})") from None
-            common = {**extra, "text": sample["txt"].decode("utf-8"), "key": key, "shard": str(shard)}
+            common = {**extra, "text": decode_caption(sample["txt"], f"{shard}: sample {key}.txt"), "key": key, "shard": str(shard)}
             if decode:
                 yield {**common, "image": decode_image(io.BytesIO(sample[image_ext]), f"{shard}: sample {key}.{image_ext}")}
             else:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
+from ..imaging import to_float_images
 from .attributes import (
     ATTRIBUTES,
     FAMILIES,
@@ -118,5 +119,5 @@ class SynthFacesStream(torch.utils.data.IterableDataset):
         stop = None if self.num is None else self.start + self.num
         while stop is None or index < stop:
             image, attrs, text = render_item(self.seed, self.split, index, self.size)
-            yield {"image": torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0), "text": text, "attrs": attrs, "index": index}
+            yield {"image": to_float_images(image), "text": text, "attrs": attrs, "index": index}
             index += workers

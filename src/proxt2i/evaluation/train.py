@@ -26,7 +26,8 @@ import torch
 
 from ..data.attributes import ATTRIBUTES
 from ..data.synthfaces import render_batch
-from ..models.tokenizer import build_vocab, split_words
+from ..models.tokenizer import build_vocab
+from ..text_split import caption_words
 from .contrastive import ContrastiveConfig, ContrastiveModel, info_nce_loss
 from .evaluator import FORMAT, build_evaluator, save_config, save_reference, save_weights
 from .features import REFERENCE_NUM, REFERENCE_SEED, recognise, render, renderer_fingerprint
@@ -35,7 +36,8 @@ from .recogniser import Recogniser, RecogniserConfig, classification_loss
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class EvaluatorTrainConfig:
+    """The evaluator's training recipe (`proxt2i evaluator train`); the diffusion trainer's is training.presets.TrainConfig."""
     seed: int = 0
     recogniser_steps: int = 2500
     contrastive_steps: int = 2500
@@ -53,7 +55,7 @@ class TrainConfig:
     threads: int = 1
 
 
-def learning_rate(step: int, total: int, cfg: TrainConfig) -> float:
+def learning_rate(step: int, total: int, cfg: EvaluatorTrainConfig) -> float:
     """Linear warm-up over warmup_steps, then cosine decay to 0 at `total`."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
@@ -93,7 +95,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
-def training_batch(cfg: TrainConfig, step: int, heldout_fraction: float) -> tuple:
+def training_batch(cfg: EvaluatorTrainConfig, step: int, heldout_fraction: float) -> tuple:
     """Batch `step`: (uint8 [B, R, R, 3], attrs, captions), train-split renders then held-out ones."""
     h = round(heldout_fraction * cfg.batch_size)
     m = cfg.batch_size - h
@@ -104,7 +106,7 @@ def training_batch(cfg: TrainConfig, step: int, heldout_fraction: float) -> tupl
     return images, attrs, captions
 
 
-def train_loop(model, loss_fn, steps: int, cfg: TrainConfig, tokenizer=None, heldout_fraction: float = 0.0, log=print, name: str = "") -> dict:
+def train_loop(model, loss_fn, steps: int, cfg: EvaluatorTrainConfig, tokenizer=None, heldout_fraction: float = 0.0, log=print, name: str = "") -> dict:
     """Train `model` for `steps` batches of fresh renders; loss_fn(model, tokenizer, x, attrs,
     captions) -> [B]. Returns {"wall_s", "cpu_s"} (cpu_s: this process's CPU time, all threads)."""
     torch.manual_seed(cfg.seed)
@@ -135,16 +137,16 @@ def train_loop(model, loss_fn, steps: int, cfg: TrainConfig, tokenizer=None, hel
     return {"wall_s": round(time.time() - start, 1), "cpu_s": round(time.process_time() - cpu_start, 1)}
 
 
-def caption_vocab(cfg: TrainConfig) -> tuple[tuple[str, ...], int]:
+def caption_vocab(cfg: EvaluatorTrainConfig) -> tuple[tuple[str, ...], int]:
     """(vocabulary, max_len): words of the first vocab_renders training captions plus every
     attribute value's words; max_len fits the longest caption with <bos> and a margin of 8."""
     _, _, captions = render_batch(cfg.seed, 0, cfg.vocab_renders, 32, split="train")
     values = [v.replace("_", " ") for vs in ATTRIBUTES.values() for v in vs]
-    longest = max(len(split_words(c)) for c in captions)
+    longest = max(len(caption_words(c)) for c in captions)
     return build_vocab(captions + values), longest + 1 + 8
 
 
-def train_evaluator(out: str | Path, cfg: TrainConfig = TrainConfig(), log=print) -> dict:
+def train_evaluator(out: str | Path, cfg: EvaluatorTrainConfig = EvaluatorTrainConfig(), log=print) -> dict:
     """Train both models, then write out/{recogniser,contrastive,reference}.safetensors and
     config.json (each atomically; config.json last). Returns the config written."""
     from .check import check_evaluator

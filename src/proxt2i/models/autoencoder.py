@@ -158,12 +158,3 @@ def autoencoder_from_config(cfg: dict) -> nn.Module:
 
 AUTOENCODERS = {"identity": IdentityAutoencoder, "small_vae": SmallVAE, "diffusers_kl": DiffusersKL}
 
-
-@torch.no_grad()
-def cache_latents(autoencoder: nn.Module, images: torch.Tensor, path, batch_size: int = 256) -> torch.Tensor:
-    """Encode images [N, 3, H, W] in [0, 1] once and save the latents [N, C, h, w] to a safetensors file."""
-    from ..atomic import atomic_save_safetensors
-
-    lat = torch.cat([autoencoder.encode(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
-    atomic_save_safetensors({"latents": lat}, path)
-    return lat

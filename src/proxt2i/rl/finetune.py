@@ -270,7 +270,8 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
     from ..samplers.registry import DEFAULT_SAMPLER
     from ..shipped import resolve_model
     from ..training.checkpoint import latest_checkpoint, save_checkpoint
-    from ..training.run import ema_update, step_generator
+    from ..training.ema import ema_update
+    from ..training.seeding import step_generator
     from .diversity import DiversityMonitor, group_diversity, recogniser_features
     from .policy import rollout
     from ..rewards import combine_rewards, parse_reward_spec

@@ -126,7 +126,8 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
     from ..samplers.guidance import guided_model
     from ..shipped import resolve_model
     from ..training.checkpoint import save_checkpoint
-    from ..training.run import ema_update, step_generator
+    from ..training.ema import ema_update
+    from ..training.seeding import step_generator
     from .diversity import DiversityMonitor, group_diversity, recogniser_features
     from ..rewards import combine_rewards, parse_reward_spec
 

@@ -33,7 +33,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, weights: str = "e
     from ..models.io import save_model_folder
     from .presets import config_from_dict, sampling_defaults
     from .recipe import checkpoint_init_recipe
-    from .run import BatchSource, build_autoencoder, build_network, training_vocabulary
+    from .data import BatchSource
+    from .factories import build_autoencoder, build_network, training_vocabulary
 
     if weights not in WEIGHTS:
         raise UsageError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")

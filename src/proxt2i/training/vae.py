@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_save_safetensors, atomic_write_json
-from ..errors import UsageError
+from ..errors import UsageError, read_json
+from ..imaging import to_float_images
 from ..models.autoencoder import SmallVAE, calibrate_latent_scale, vae_loss
 
 
@@ -21,7 +22,7 @@ def synthfaces_images(seed: int, start: int, count: int, size: int) -> torch.Ten
     from ..data.synthfaces import render_batch
 
     images, _, _ = render_batch(seed, start, count, size, split="train")
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    return to_float_images(images)
 
 
 def resolve_vae_dir(name_or_path: str) -> Path:
@@ -94,10 +95,8 @@ def train_small_vae(out: str | Path, steps: int = 3000, size: int = 32, batch: i
 
 def vae_recipe(path: Path) -> dict:
     """The recipe recorded in a VAE folder's config.json ({} when there is none)."""
-    import json
-
     f = Path(path) / "config.json"
-    return json.loads(f.read_text()).get("recipe", {}) if f.exists() else {}
+    return read_json(f, "VAE config").get("recipe", {}) if f.exists() else {}
 
 
 def save_autoencoder(out: str | Path, vae: SmallVAE, recipe: dict | None = None) -> None:
@@ -109,8 +108,6 @@ def save_autoencoder(out: str | Path, vae: SmallVAE, recipe: dict | None = None)
 
 def load_autoencoder_dir(path: str | Path) -> SmallVAE:
     """Load a SmallVAE saved by train_small_vae / save_autoencoder."""
-    import json
-
     from safetensors.torch import load_file
 
     from ..models.autoencoder import autoencoder_from_config
@@ -118,7 +115,7 @@ def load_autoencoder_dir(path: str | Path) -> SmallVAE:
     p = Path(path)
     if not (p / "config.json").exists() or not (p / "autoencoder.safetensors").exists():
         raise UsageError(f"{str(p)!r} is not a VAE folder: expected config.json and autoencoder.safetensors (build one with `proxt2i train-vae`)")
-    vae = autoencoder_from_config(json.loads((p / "config.json").read_text())["autoencoder"])
+    vae = autoencoder_from_config(read_json(p / "config.json", "VAE config")["autoencoder"])
     try:
         vae.load_state_dict(load_file(p / "autoencoder.safetensors"))
     except Exception as err:  # safetensors raises its own error types for corrupt files

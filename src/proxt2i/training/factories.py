@@ -1,0 +1,81 @@
+"""Component factories of a training run: the autoencoder, the text-conditioned network and its
+vocabulary, and weights copied from a trained model (fine-tuning)."""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import UsageError
+from .data import BatchSource
+from .presets import TrainConfig
+
+
+def build_autoencoder(spec: str):
+    """'identity', 'shipped' (the embedded SynthFaces VAE), 'diffusers:DIR' or a VAE folder."""
+    from ..models.autoencoder import DiffusersKL, IdentityAutoencoder
+    from .vae import load_autoencoder_dir
+
+    if spec == "identity":
+        return IdentityAutoencoder()
+    if spec == "shipped":
+        from ..shipped import shipped_vae_dir
+
+        return load_autoencoder_dir(shipped_vae_dir())
+    if spec.startswith("diffusers:"):
+        return DiffusersKL(spec.split(":", 1)[1])
+    return load_autoencoder_dir(spec)
+
+
+def training_vocabulary(source: BatchSource) -> list[str]:
+    """The embedded text encoder's words: SynthFaces' vocabulary, or every word of the dataset's captions."""
+    from ..text_split import embedded_words
+    from .text import synthfaces_vocabulary
+
+    return synthfaces_vocabulary() if source.records is None else sorted({w for t in source.captions_for_vocabulary() for w in embedded_words(t)})
+
+
+def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, vocab: list[str]):
+    """The TextConditionedUViT of cfg for latents [latent_channels, latent_size, latent_size]."""
+    from ..models.conditional import TextConditionedUViT
+    from ..models.text import EmbeddedTextEncoder
+    from ..models.uvit import UVIT_PRESETS, UViT, UViTConfig
+    from .text import load_text_encoder
+
+    if cfg.model not in UVIT_PRESETS:
+        raise UsageError(f"unknown model preset {cfg.model!r}; choose one of: {', '.join(UVIT_PRESETS)}")
+    if cfg.text_encoder == "embedded":
+        text = EmbeddedTextEncoder(vocab, dim=cfg.text_dim, depth=cfg.text_depth, heads=4 if cfg.text_dim % 4 == 0 else 1, max_length=48)
+    else:  # frozen Hugging Face encoder(s) from local folders (the paper: MetaCLIP + T5, concatenated)
+        text = load_text_encoder(cfg.text_encoder)
+    base = UVIT_PRESETS[cfg.model].to_dict()
+    base.update(in_channels=latent_channels, image_size=latent_size, text_dim=text.dim, max_text_len=text.max_length,
+                use_lam=cfg.objective == "prox", precondition=cfg.precondition and cfg.objective == "prox")
+    for key in ("width", "depth", "patch_size"):
+        if getattr(cfg, key) > 0:
+            base[key] = getattr(cfg, key)
+    if base["width"] % base["heads"]:
+        base["heads"] = math.gcd(base["width"], base["heads"]) or 1
+    return TextConditionedUViT(UViT(UViTConfig.from_dict(base)), text)
+
+
+def init_from_model(net, name_or_path: str) -> dict | None:
+    """Copy a trained model's U-ViT and embedded text-encoder weights into `net` (fine-tuning); returns
+    that model's recipe. Architecture, vocabulary and objective must match; a mismatch is one clear error."""
+    from ..models.io import load_model_folder
+    from ..shipped import resolve_model
+
+    model = load_model_folder(resolve_model(name_or_path))
+    cfg, src = model.config, model.net
+    if cfg.get("objective") != ("prox" if net.uvit.lam_embed is not None else "score"):
+        raise UsageError(f"init={name_or_path!r} is a {cfg.get('objective')} model; initialise from a model with this config's objective")
+    if getattr(net.text_encoder, "vocab", None) not in (None, getattr(src.text_encoder, "vocab", None)):
+        raise UsageError(f"init={name_or_path!r} has a different text vocabulary from this config's data")
+    try:
+        net.uvit.load_state_dict({k: v.float() for k, v in src.uvit.state_dict().items()})
+        if list(net.text_encoder.state_dict()):
+            net.text_encoder.load_state_dict({k: v.float() for k, v in src.text_encoder.state_dict().items()})
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[-1].strip()
+        raise UsageError(f"init={name_or_path!r} does not match this config's network ({first}); "
+                         "use a model trained with the same width, depth, patch size, text encoder and objective") from None
+    return cfg.get("recipe") or None
