@@ -10,7 +10,8 @@ from proxt2i.evaluation.contrastive import ContrastiveConfig, ContrastiveModel, 
 from proxt2i.evaluation.preprocess import to_model_input
 from proxt2i.evaluation.recogniser import Recogniser, RecogniserConfig
 from proxt2i.evaluation.stats import GaussianStats, frechet_distance, gaussian_stats, precision_recall
-from proxt2i.models.tokenizer import Tokenizer, build_vocab, split_words
+from proxt2i.models.tokenizer import Tokenizer, build_vocab
+from proxt2i.text_split import caption_words
 
 
 def test_frechet_identical_stats_is_zero():
@@ -55,7 +56,7 @@ def test_within_prompt_diversity_groups_by_prompt():
 def test_tokenizer_words_unknown_and_padding():
     vocab = build_vocab(["A smiling man, with glasses.", "a sad woman"])
     tok = Tokenizer(vocab, max_len=6)
-    assert split_words("A smiling, bald man.") == ["a", "smiling", "bald", "man"]
+    assert caption_words("A smiling, bald man.") == ["a", "smiling", "bald", "man"]
     ids, mask = tok(["a smiling zebra", ""])
     assert ids.shape == (2, 6) and mask.dtype == torch.bool
     assert ids[0, :4].tolist() == [2, vocab.index("a"), vocab.index("smiling"), 1]  # <bos> ... <unk>

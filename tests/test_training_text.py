@@ -9,7 +9,7 @@ from proxt2i.training.text import load_text_encoder, synthfaces_vocabulary
 
 def test_synthfaces_vocabulary_covers_prompt_sets():
     from proxt2i.data.prompts import load_prompts
-    from proxt2i.models.text import words
+    from proxt2i.text_split import embedded_words as words
 
     vocab = set(synthfaces_vocabulary(num_captions=2000))
     assert all(w in vocab for p in load_prompts("heldout") for w in words(p))

@@ -129,7 +129,6 @@ def compare_steps(pipe, prompts: list[str], args) -> int:
 
 def save_steps_figure(columns, prompts: list[str], steps: list[int], path: Path) -> None:
     """columns[j]: images [P, 3, S, S] at steps[j]; one PNG with captions on the left, written atomically."""
-    import os
     import textwrap
 
     import matplotlib
@@ -159,4 +158,3 @@ def save_steps_figure(columns, prompts: list[str], steps: list[int], path: Path)
     rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
     plt.close(fig)
     atomic_save_image(Image.fromarray(rgb), path)
-    os.chmod(path, 0o644)

@@ -6,6 +6,7 @@ from typing import Callable, Sequence
 
 from PIL import Image
 
+from ..extras import require
 from .config import DEFAULT_CAPTION_PROMPT
 
 
@@ -15,18 +16,14 @@ def load_aesthetic_scorer(folder: str, device: str = "cpu") -> Callable[[Sequenc
     import numpy as np
     import torch
 
+    from ..imaging import resize_and_centre_crop, to_float_images
     from ..rewards import AestheticReward
 
     model = AestheticReward(folder, device)
     resize, crop = model.prep["resize"], model.prep["crop"]
 
     def square(im: Image.Image) -> "torch.Tensor":
-        r = resize / min(im.size)
-        w, h = max(crop, round(im.width * r)), max(crop, round(im.height * r))
-        im = im.resize((w, h), Image.BICUBIC)
-        left, top = (w - crop) // 2, (h - crop) // 2
-        im = im.crop((left, top, left + crop, top + crop))
-        return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        return to_float_images(np.asarray(resize_and_centre_crop(im, resize, crop)))
 
     @torch.no_grad()
     def score(images):
@@ -42,7 +39,8 @@ def load_captioner(folder: str, prompt: str = DEFAULT_CAPTION_PROMPT, max_new_to
     deterministic). Chat models (a processor with a chat template, e.g. Qwen2.5-VL) get `prompt` as a user
     turn; others (BLIP) get it as the text the caption continues, and it is stripped from the output."""
     import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    transformers = require("transformers", "hf", "recaptioning")
+    AutoModelForImageTextToText, AutoProcessor = transformers.AutoModelForImageTextToText, transformers.AutoProcessor
 
     from ..models.hf import HF_WEIGHTS, hf_call, require_model_dir
 

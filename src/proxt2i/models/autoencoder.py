@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import UsageError
+from ..extras import require
 
 
 class IdentityAutoencoder(nn.Module):
@@ -115,7 +116,7 @@ class DiffusersKL(nn.Module):
 
     def __init__(self, path: str | Path):
         super().__init__()
-        from diffusers import AutoencoderKL
+        AutoencoderKL = require("diffusers", "hf", "a diffusers VAE (autoencoder=diffusers:DIR)").AutoencoderKL
 
         p = Path(path)
         expected = "config.json and diffusion_pytorch_model.safetensors"

@@ -15,7 +15,6 @@ Hugging Face models load with local_files_only=True: nothing is downloaded.
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import UsageError
+from ..extras import require
+from ..text_split import caption_words, embedded_words
 from .hf import TEXT_ENCODER_FOLDER, require_model_dir
 from .tokenizer import Tokenizer
 from .towers import TextTower
@@ -38,11 +39,6 @@ class TextEncoding:
     tokens: torch.Tensor  # [B, L, D]
     mask: torch.Tensor  # [B, L] bool, True for real tokens
     pooled: torch.Tensor  # [B, D]
-
-
-def words(text: str) -> list[str]:
-    """Lower-case word tokens (letters, digits, hyphens)."""
-    return re.findall(r"[a-z0-9][a-z0-9\-]*", text.lower())
 
 
 def warn_truncated(prompt: str, limit: int) -> None:
@@ -70,7 +66,7 @@ class EmbeddedTextEncoder(nn.Module):
     def token_ids(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         ids = torch.zeros(len(prompts), self.max_length, dtype=torch.long)
         for i, p in enumerate(prompts):
-            toks = [self.index.get(w, 1) for w in words(p)]
+            toks = [self.index.get(w, 1) for w in embedded_words(p)]
             if len(toks) > self.max_length:
                 warn_truncated(p, self.max_length)
                 toks = toks[: self.max_length]
@@ -97,7 +93,8 @@ class HFTextEncoder(nn.Module):
 
     def __init__(self, kind: str, path: str | Path, max_length: int | None = None):
         super().__init__()
-        from transformers import AutoTokenizer
+        transformers = require("transformers", "hf", "a Hugging Face text encoder")
+        AutoTokenizer = transformers.AutoTokenizer
 
         self.kind, self.path = kind, str(path)
         p = require_model_dir(str(Path(path)), ["config.json"], TEXT_ENCODER_FOLDER,
@@ -105,11 +102,11 @@ class HFTextEncoder(nn.Module):
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(p, local_files_only=True)
             if kind == "clip":
-                from transformers import CLIPTextModel
+                CLIPTextModel = transformers.CLIPTextModel
 
                 self.model = CLIPTextModel.from_pretrained(p, local_files_only=True, use_safetensors=True)
             elif kind == "t5":
-                from transformers import T5EncoderModel
+                T5EncoderModel = transformers.T5EncoderModel
 
                 self.model = T5EncoderModel.from_pretrained(p, local_files_only=True, use_safetensors=True)
             else:
@@ -189,7 +186,7 @@ class ContrastiveTextEncoder(nn.Module):
     def encode(self, prompts: list[str]) -> TextEncoding:
         ids, mask = self.tokenizer(list(prompts))
         for p, used in zip(prompts, mask.sum(1).tolist()):
-            if used == self.max_length and len(words(p)) + 1 > self.max_length:  # <bos> + words did not fit
+            if used == self.max_length and len(caption_words(p)) + 1 > self.max_length:  # <bos> + the tokenizer's words did not fit
                 warn_truncated(p, self.max_length)
         dev = self.tower.pos.device
         with torch.no_grad():

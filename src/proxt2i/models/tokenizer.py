@@ -7,25 +7,20 @@ the vocabulary become <unk>; sequences are truncated / padded to a fixed length 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 
+from ..text_split import caption_words  # the evaluator's rule
+
 PAD, UNK, BOS = "<pad>", "<unk>", "<bos>"
 SPECIALS = (PAD, UNK, BOS)  # ids 0, 1, 2
-WORD_RE = re.compile(r"[a-z0-9']+")
-
-
-def split_words(text: str) -> list[str]:
-    """'A red-haired, bald man.' -> ['a', 'red', 'haired', 'bald', 'man']."""
-    return WORD_RE.findall(text.lower().replace("-", " "))
 
 
 def build_vocab(texts: Iterable[str]) -> tuple[str, ...]:
     """Specials, then every word seen in `texts`, sorted (deterministic for a given word set)."""
-    words = {w for t in texts for w in split_words(t)}
+    words = {w for t in texts for w in caption_words(t)}
     return SPECIALS + tuple(sorted(words - set(SPECIALS)))
 
 
@@ -43,11 +38,11 @@ class Tokenizer:
         """Token ids of one text, <bos> first, truncated to max_len."""
         index = self._index
         unk = index[UNK]
-        return ([index[BOS]] + [index.get(w, unk) for w in split_words(text)])[: self.max_len]
+        return ([index[BOS]] + [index.get(w, unk) for w in caption_words(text)])[: self.max_len]
 
     def unknown_words(self, text: str) -> list[str]:
         """The words of `text` that map to <unk>."""
-        return [w for w in split_words(text) if w not in self._index]
+        return [w for w in caption_words(text) if w not in self._index]
 
     def __call__(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """texts -> (ids int64 [B, max_len], mask bool [B, max_len]); True marks real tokens."""

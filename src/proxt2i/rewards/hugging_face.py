@@ -28,14 +28,15 @@ normalised with its mean / std in torch, so rewards stay differentiable in the i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import UsageError
+from ..errors import UsageError, read_json
+from ..extras import require
+from ..imaging import resize_and_centre_crop_tensor
 from ..models.hf import HF_TOKENIZER, HF_WEIGHTS, hf_call, require_model_dir
 from .protocol import check_images
 
@@ -50,7 +51,7 @@ def image_preprocessing(path: Path, default_size: int, mean=CLIP_MEAN, std=CLIP_
     cfg = {}
     f = path / "preprocessor_config.json"
     if f.exists():
-        cfg = json.loads(f.read_text())
+        cfg = read_json(f, "preprocessor config")
 
     def side(v, fallback):
         if isinstance(v, dict):
@@ -65,12 +66,7 @@ def image_preprocessing(path: Path, default_size: int, mean=CLIP_MEAN, std=CLIP_
 def to_model_pixels(images: torch.Tensor, prep: dict) -> torch.Tensor:
     """[B, 3, H, W] in [0, 1] -> normalised [B, 3, crop, crop]: shortest side to `resize` (bicubic,
     antialiased), centre crop, (x - mean) / std. Differentiable."""
-    h, w = images.shape[-2:]
-    r = prep["resize"] / min(h, w)
-    size = (max(prep["crop"], round(h * r)), max(prep["crop"], round(w * r)))
-    x = F.interpolate(images.float(), size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
-    top, left = (size[0] - prep["crop"]) // 2, (size[1] - prep["crop"]) // 2
-    x = x[..., top : top + prep["crop"], left : left + prep["crop"]]
+    x = resize_and_centre_crop_tensor(images.float(), prep["resize"], prep["crop"], mode="bicubic").clamp(0, 1)
     mean = torch.tensor(prep["mean"], device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(prep["std"], device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
@@ -93,7 +89,8 @@ class CLIPReward(nn.Module):
 
     def __init__(self, path, kind: str, device="cpu"):
         super().__init__()
-        from transformers import AutoTokenizer, CLIPModel
+        transformers = require("transformers", "hf", "the clip reward")
+        AutoTokenizer, CLIPModel = transformers.AutoTokenizer, transformers.CLIPModel
 
         path = require_model_dir(path, ["config.json", HF_WEIGHTS, HF_TOKENIZER], name=kind)
         self.kind = kind
@@ -148,7 +145,7 @@ class AestheticReward(nn.Module):
 
     def __init__(self, path, device="cpu"):
         super().__init__()
-        from transformers import CLIPVisionModelWithProjection
+        CLIPVisionModelWithProjection = require("transformers", "hf", "the aesthetic predictor").CLIPVisionModelWithProjection
 
         path = require_model_dir(path, ["config.json", HF_WEIGHTS, "aesthetic_mlp.safetensors"], name="aesthetic")
         self.model = hf_call(f"aesthetic CLIP vision model from {path}",
@@ -169,7 +166,8 @@ class ImageRewardModel(nn.Module):
 
     def __init__(self, path, device="cpu"):
         super().__init__()
-        from transformers import AutoTokenizer, BlipForImageTextRetrieval
+        transformers = require("transformers", "hf", "the imagereward reward")
+        AutoTokenizer, BlipForImageTextRetrieval = transformers.AutoTokenizer, transformers.BlipForImageTextRetrieval
 
         path = require_model_dir(path, ["config.json", HF_WEIGHTS, HF_TOKENIZER, "imagereward_mlp.safetensors"], name="imagereward")
         blip = hf_call(f"imagereward BLIP model from {path}", lambda: BlipForImageTextRetrieval.from_pretrained(path, local_files_only=True))
@@ -177,7 +175,7 @@ class ImageRewardModel(nn.Module):
         self.requires_grad_(False)
         self.tokenizer = hf_call(f"imagereward tokenizer from {path}", lambda: AutoTokenizer.from_pretrained(path, local_files_only=True))
         self.mlp = load_reward_mlp(path / "imagereward_mlp.safetensors").to(device)
-        consts = json.loads((path / "imagereward.json").read_text()) if (path / "imagereward.json").exists() else {}
+        consts = read_json(path / "imagereward.json", "ImageReward constants") if (path / "imagereward.json").exists() else {}
         self.mean, self.std = float(consts.get("mean", IMAGEREWARD_MEAN)), float(consts.get("std", IMAGEREWARD_STD))
         self.prep = image_preprocessing(path, int(blip.config.vision_config.image_size))
         self.max_length = 35  # ImageReward's tokenizer length

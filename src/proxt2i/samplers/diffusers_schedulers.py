@@ -30,6 +30,7 @@ from typing import Callable, Optional
 import torch
 
 from ..errors import UsageError
+from ..extras import require
 from ..parameterization import EpsFn, ScoreFn, eps_from_score_model
 from ..schedule import Schedule, VPSchedule, check_num_steps
 from .common import as_grid, batch_randn, checked_output
@@ -39,31 +40,27 @@ TIMESTEP_SPACING = "trailing"
 SPACINGS = ("trailing", "leading", "linspace")
 
 
-def _ddim(**kw):
-    from diffusers import DDIMScheduler
+def _diffusers():
+    return require("diffusers", "hf", "the diffusers samplers (ddim, dpm-solver++, unipc, euler-diffusers)")
 
-    return DDIMScheduler(clip_sample=False, set_alpha_to_one=True, steps_offset=0, **kw)
+
+def _ddim(**kw):
+    return _diffusers().DDIMScheduler(clip_sample=False, set_alpha_to_one=True, steps_offset=0, **kw)
 
 
 def _dpm(algorithm_type: str) -> Callable:
     def make(**kw):
-        from diffusers import DPMSolverMultistepScheduler
-
-        return DPMSolverMultistepScheduler(algorithm_type=algorithm_type, solver_order=2, final_sigmas_type="zero", **kw)
+        return _diffusers().DPMSolverMultistepScheduler(algorithm_type=algorithm_type, solver_order=2, final_sigmas_type="zero", **kw)
 
     return make
 
 
 def _unipc(**kw):
-    from diffusers import UniPCMultistepScheduler
-
-    return UniPCMultistepScheduler(solver_order=2, final_sigmas_type="zero", **kw)
+    return _diffusers().UniPCMultistepScheduler(solver_order=2, final_sigmas_type="zero", **kw)
 
 
 def _euler(**kw):
-    from diffusers import EulerDiscreteScheduler
-
-    return EulerDiscreteScheduler(final_sigmas_type="zero", **kw)
+    return _diffusers().EulerDiscreteScheduler(final_sigmas_type="zero", **kw)
 
 
 # scheduler name -> constructor (keyword arguments: the shared noise-schedule configuration)

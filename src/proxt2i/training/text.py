@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch.nn as nn
 
 from ..models import text as model_text
-from ..models.text import ContrastiveTextEncoder, words
+from ..models.text import ContrastiveTextEncoder
+from ..text_split import embedded_words
 
 SYNTHFACES_CONTRASTIVE = "synthfaces-contrastive"
 
@@ -43,8 +44,8 @@ def synthfaces_vocabulary(num_captions: int = 20000, seed: int = 0) -> list[str]
     rng = np.random.default_rng(seed)
     seen: set[str] = set()
     for _ in range(num_captions):
-        seen.update(words(caption(sample_attributes(rng, split="full"), rng)[0]))
+        seen.update(embedded_words(caption(sample_attributes(rng, split="full"), rng)[0]))
     for name in ("heldin", "heldout"):
         for p in load_prompts(name):
-            seen.update(words(p))
+            seen.update(embedded_words(p))
     return sorted(seen)
