@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import option, to_command
 from ..data.attributes import ATTRIBUTES
+from ..errors import UsageError
 from ..data.synthfaces import render_batch
 from .contrastive import ContrastiveConfig, ContrastiveModel, info_nce_loss
 from .evaluator import FORMAT, build_evaluator, save_config, save_reference, save_weights
@@ -35,25 +37,39 @@ from .tokenizer import build_vocab, split_words
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    seed: int = 0
-    recogniser_steps: int = 2500
-    contrastive_steps: int = 2500
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_steps: int = 100
-    grad_clip: float = 1.0
-    resolution: int = 64
-    resize_prob: float = 0.35  # fraction of each batch downscaled to 32-63 px and back
-    recogniser_heldout_fraction: float = 0.25  # of each recogniser batch from split "heldout"
-    vocab_renders: int = 16384  # captions read to build the word vocabulary
-    reference_num: int = REFERENCE_NUM
-    check_num: int = 1024
-    threads: int = 1
+class EvaluatorTrainConfig:
+    """`proxt2i evaluator train`: the recipe of both evaluator models (a run is a pure function of it)."""
+
+    seed: int = option(0, "data and init seed")
+    recogniser_steps: int = option(2500, "recogniser steps")
+    contrastive_steps: int = option(2500, "contrastive model steps")
+    batch_size: int = option(64, "images per step")
+    lr: float = option(2e-3, "peak learning rate")
+    weight_decay: float = option(0.05, "AdamW weight decay")
+    warmup_steps: int = option(100, "linear warm-up steps")
+    grad_clip: float = option(1.0, "gradient norm clip")
+    resolution: int = option(64, "render size in pixels")
+    resize_prob: float = option(0.35, "fraction of each batch downscaled to 32-63 px and back")
+    recogniser_heldout_fraction: float = option(0.25, 'of each recogniser batch from split "heldout"')
+    vocab_renders: int = option(16384, "captions read to build the word vocabulary")
+    reference_num: int = option(REFERENCE_NUM, "fresh renders for the reference statistics")
+    check_num: int = option(1024, "fresh renders per split for the final check")
+    threads: int = option(1, "torch CPU threads")
+
+    def __post_init__(self):
+        for key in ("recogniser_steps", "contrastive_steps", "batch_size", "warmup_steps", "threads"):
+            if getattr(self, key) < 1:
+                raise UsageError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")
+        for key in ("reference_num", "check_num"):
+            if getattr(self, key) < 2:
+                raise UsageError(f"--{key.replace('_', '-')} must be >= 2, got {getattr(self, key)}")
+        if not self.lr > 0:
+            raise UsageError(f"--lr must be > 0, got {self.lr}")
+        if not (0 <= self.resize_prob <= 1 and 0 <= self.recogniser_heldout_fraction < 1):
+            raise UsageError("--resize-prob must be in [0, 1] and --recogniser-heldout-fraction in [0, 1)")
 
 
-def learning_rate(step: int, total: int, cfg: TrainConfig) -> float:
+def learning_rate(step: int, total: int, cfg: EvaluatorTrainConfig) -> float:
     """Linear warm-up over warmup_steps, then cosine decay to 0 at `total`."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
@@ -93,7 +109,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
-def training_batch(cfg: TrainConfig, step: int, heldout_fraction: float) -> tuple:
+def training_batch(cfg: EvaluatorTrainConfig, step: int, heldout_fraction: float) -> tuple:
     """Batch `step`: (uint8 [B, R, R, 3], attrs, captions), train-split renders then held-out ones."""
     h = round(heldout_fraction * cfg.batch_size)
     m = cfg.batch_size - h
@@ -104,7 +120,7 @@ def training_batch(cfg: TrainConfig, step: int, heldout_fraction: float) -> tupl
     return images, attrs, captions
 
 
-def train_loop(model, loss_fn, steps: int, cfg: TrainConfig, tokenizer=None, heldout_fraction: float = 0.0, log=print, name: str = "") -> dict:
+def train_loop(model, loss_fn, steps: int, cfg: EvaluatorTrainConfig, tokenizer=None, heldout_fraction: float = 0.0, log=print, name: str = "") -> dict:
     """Train `model` for `steps` batches of fresh renders; loss_fn(model, tokenizer, x, attrs,
     captions) -> [B]. Returns {"wall_s", "cpu_s"} (cpu_s: this process's CPU time, all threads)."""
     torch.manual_seed(cfg.seed)
@@ -135,7 +151,7 @@ def train_loop(model, loss_fn, steps: int, cfg: TrainConfig, tokenizer=None, hel
     return {"wall_s": round(time.time() - start, 1), "cpu_s": round(time.process_time() - cpu_start, 1)}
 
 
-def caption_vocab(cfg: TrainConfig) -> tuple[tuple[str, ...], int]:
+def caption_vocab(cfg: EvaluatorTrainConfig) -> tuple[tuple[str, ...], int]:
     """(vocabulary, max_len): words of the first vocab_renders training captions plus every
     attribute value's words; max_len fits the longest caption with <bos> and a margin of 8."""
     _, _, captions = render_batch(cfg.seed, 0, cfg.vocab_renders, 32, split="train")
@@ -144,7 +160,7 @@ def caption_vocab(cfg: TrainConfig) -> tuple[tuple[str, ...], int]:
     return build_vocab(captions + values), longest + 1 + 8
 
 
-def train_evaluator(out: str | Path, cfg: TrainConfig = TrainConfig(), log=print) -> dict:
+def train_evaluator(out: str | Path, cfg: EvaluatorTrainConfig = EvaluatorTrainConfig(), log=print) -> dict:
     """Train both models, then write out/{recogniser,contrastive,reference}.safetensors and
     config.json (each atomically; config.json last). Returns the config written."""
     from .check import check_evaluator
@@ -185,7 +201,7 @@ def train_evaluator(out: str | Path, cfg: TrainConfig = TrainConfig(), log=print
     ev = build_evaluator(config, out)
     measured = check_evaluator(ev, num=cfg.check_num)
     config["training"] = {
-        "command": f"proxt2i evaluator train --out DIR --recogniser-steps {cfg.recogniser_steps} --contrastive-steps {cfg.contrastive_steps} --batch-size {cfg.batch_size} --seed {cfg.seed}",
+        "command": to_command("proxt2i evaluator train --out DIR", cfg, keep=("seed", "recogniser_steps", "contrastive_steps", "batch_size")),
         "recipe": asdict(cfg),
         "params": {"recogniser": sum(p.numel() for p in recogniser.parameters()), "contrastive": sum(p.numel() for p in contrastive.parameters())},
         "time": {"recogniser": t_rec, "contrastive": t_con, "total_wall_s": round(time.time() - t0, 1)},

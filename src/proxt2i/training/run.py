@@ -24,7 +24,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .draws import draw_t_lam
 from .losses import (PMSchedule, conditional_mean_noise, denoising_score_matching_loss, loss_phase, noisy_pair, prox_pair,
                      proximal_matching_objective, total_noise)
-from .presets import TrainConfig, config_dict, sampling_defaults
+from .presets import TrainConfig, config_dict, sampling_defaults, train_command
 from .recipe import checkpoint_init_recipe
 
 
@@ -170,11 +170,12 @@ def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, voca
     base = UVIT_PRESETS[cfg.model].to_dict()
     base.update(in_channels=latent_channels, image_size=latent_size, text_dim=text.dim, max_text_len=text.max_length,
                 use_lam=cfg.objective == "prox", precondition=cfg.precondition and cfg.objective == "prox")
-    for key in ("width", "depth", "patch_size"):
-        if getattr(cfg, key) > 0:
+    for key in ("width", "depth", "patch_size", "heads"):
+        if getattr(cfg, key) is not None:
             base[key] = getattr(cfg, key)
-    if base["width"] % base["heads"]:
-        base["heads"] = math.gcd(base["width"], base["heads"]) or 1
+    if base["width"] % base["heads"]:  # an error, not a silent change of heads: the user sees the net they asked for
+        raise UsageError(f"width={base['width']} is not a multiple of heads={base['heads']} (the {cfg.model!r} preset's unless set); "
+                         f"set heads={math.gcd(base['width'], base['heads'])} or another divisor of {base['width']}")
     return TextConditionedUViT(UViT(UViTConfig.from_dict(base)), text)
 
 
@@ -361,7 +362,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     checksum = torch.tensor([float(sum(p.detach().double().sum() for p in acc.unwrap_model(net).parameters()))], device=acc.device)
     rank_checksums = acc.gather(checksum).cpu().tolist()
     if acc.is_main_process:
-        recipe = {"command": f"proxt2i train {cfg_name_hint(cfg)}", "config": config_dict(cfg), "steps": cfg.steps,
+        recipe = {"command": train_command(cfg), "config": config_dict(cfg), "steps": cfg.steps,
                   "images_seen": cfg.steps * cfg.batch * acc.num_processes, "processes": acc.num_processes,
                   "wall_seconds": round(wall_before + time.time() - t_start, 1),  # over all resumed sessions
                   "rank_weight_checksums": rank_checksums, "init_recipe": init_recipe}
@@ -371,10 +372,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             writer.close()
     acc.wait_for_everyone()
     return final
-
-
-def cfg_name_hint(cfg: TrainConfig) -> str:
-    return f"out={cfg.out} steps={cfg.steps} objective={cfg.objective}"
 
 
 def _tensorboard(out: Path):
