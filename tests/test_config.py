@@ -91,6 +91,7 @@ def _commands():
     from proxt2i.bench import PRESETS as BENCH_PRESETS, BenchConfig
     from proxt2i.cli.bench import bench_config
     from proxt2i.cli.finetune import grpo_config, r0_config
+    from proxt2i.data.curate import CurateConfig
     from proxt2i.evaluation.train import EvaluatorTrainConfig
     from proxt2i.rl.finetune import GRPORunConfig
     from proxt2i.rl.r0 import R0Config
@@ -102,6 +103,7 @@ def _commands():
         "bench": (["bench"], BenchConfig, bench_config),
         "train-vae": (["train-vae"], VAETrainConfig, lambda a: config.config_from_args(VAETrainConfig, a)),
         "evaluator": (["evaluator", "train", "--out", "d"], EvaluatorTrainConfig, lambda a: config.config_from_args(EvaluatorTrainConfig, a)),
+        "curate": (["data", "curate", "SRC", "--out", "d"], CurateConfig, lambda a: config.config_from_args(CurateConfig, a)),
     }, BENCH_PRESETS
 
 
@@ -132,6 +134,7 @@ CHANGED = {
                   evaluator="my evaluator"),
     "train-vae": dict(out="runs/v", init="synthfaces-vae", decoder_only=True, lr=5e-4, kl_weight=1e-3),
     "evaluator": dict(recogniser_steps=10, contrastive_steps=20, resize_prob=0.0, threads=2),
+    "curate": dict(min_side=64, min_aspect=0.25, aesthetic="models/aesthetic", limit=10, caption_prompt="say 'hi'", format="imagefolder"),
 }
 
 
@@ -166,10 +169,12 @@ def test_train_command_parses_back_to_the_same_config(preset):
 def test_print_config_prints_the_resolved_config_for_every_command(capsys):
     table, bench_presets = _commands()
     for name, (words, cls, _read) in table.items():
-        extra = ["--out", "runs/v"] if name == "train-vae" else []
-        assert main([*words, *extra, "--print-config", "seed=3"]) == 0, name
+        base = {"out": "runs/v"} if name == "train-vae" else {}
+        changed = {"min_side": 3} if name == "curate" else {"seed": 3}
+        key, value = next(iter(changed.items()))
+        assert main([*words, *(["--out", "runs/v"] if base else []), "--print-config", f"{key}={value}"]) == 0, name
         printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-        assert printed == config.config_dict(cls(**{"seed": 3, **({"out": "runs/v"} if extra else {})})), name
+        assert printed == config.config_dict(cls(**base, **changed)), name
     assert main(["bench", "--quick", "--print-config"]) == 0
     assert json.loads(capsys.readouterr().out) == config.config_dict(bench_presets["quick"])
     assert main(["train", "test-tiny", "--steps", "3", "--print-config"]) == 0
@@ -254,7 +259,7 @@ def _documented_commands():
         for line in text.splitlines():
             for m in re.finditer(r"proxt2i (?:train-vae|train|finetune (?:grpo|r0)|bench|evaluator train)\b[^`|#\n]*", line):
                 command = m.group(0).strip()
-                if "[" in command or "CONFIG" in command or ".json" in command or "..." in command:
+                if "[" in command or "CONFIG" in command or ".json" in command or "..." in command or "--help" in command:
                     continue
                 try:
                     words = shlex.split(command)

@@ -234,6 +234,8 @@ class _IntermixedParser(argparse.ArgumentParser):
     def parse_known_args(self, args=None, namespace=None):
         if self._inside:  # parse_known_intermixed_args calls this twice (optionals, then positionals)
             return super().parse_known_args(args, namespace)
+        for add in self.__dict__.pop("_deferred", []):  # add_config_arguments_lazily: now that this command runs
+            add()
         self._inside = True
         try:
             return self.parse_known_intermixed_args(args, namespace)
@@ -250,9 +252,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, presets: dict | N
     if type(parser) is argparse.ArgumentParser:
         parser.__class__ = _IntermixedParser  # a subcommand's parser is made by add_parser: its class is not ours to choose
     if settings:
+        first = dataclasses.fields(cls)[0]
+        example = f"{first.name}={_show(getattr(d, first.name))}"
         what = f"a preset ({', '.join(presets)}) or a recorded .json config" if presets else "a recorded .json config"
         parser.add_argument("settings", nargs="*", metavar=f"[{'PRESET' if presets else 'CONFIG.json'}] [key=value]",
-                            help=f"{what}, then key=value overrides of any option (e.g. steps=10)")
+                            help=f"{what}, then key=value overrides of any option (e.g. {example})")
     for f in dataclasses.fields(cls):
         tp = types_[f.name]
         inner, _ = _split_optional(tp)
@@ -270,6 +274,19 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, presets: dict | N
         else:
             parser.add_argument(*_flag_names(f), metavar=f.metadata.get("metavar") or _metavar(f.name, inner), **kw)
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+
+
+def add_config_arguments_lazily(parser: argparse.ArgumentParser, load_cls, **kwargs) -> None:
+    """add_config_arguments(parser, load_cls(), ...) when this parser first parses (its command runs or shows
+    --help), so that building the whole command line does not import the module that defines the class."""
+    if type(parser) is argparse.ArgumentParser:
+        parser.__class__ = _IntermixedParser
+    parser._deferred = [lambda: add_config_arguments(parser, load_cls(), **kwargs)]
+
+
+def flag_dest(name: str) -> str:
+    """The argparse dest of field `name`'s flag (for a command's own action that sets a field, e.g. --aspect)."""
+    return _DEST + name
 
 
 def flag_values(cls, args: argparse.Namespace) -> dict[str, str]:
