@@ -283,3 +283,14 @@ def test_every_documented_command_still_parses():
             _config_of(words[1:])
         except (UsageError, SystemExit) as err:
             raise AssertionError(f"{where}: {' '.join(words)}: {err}") from None
+
+
+def test_shipped_rebuild_commands_still_parse():
+    """`proxt2i models` prints how to rebuild each shipped model: every configured step of it still resolves."""
+    from proxt2i.shipped import SHIPPED
+
+    steps = [shlex.split(part) for info in SHIPPED.values() for part in info["rebuild"].split("&&")]
+    configured = [w for w in steps if w[1] in ("train", "train-vae", "finetune")]
+    assert len(configured) >= 8
+    for words in configured:
+        _config_of(words[1:])

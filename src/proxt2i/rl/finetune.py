@@ -122,7 +122,7 @@ def check_time_grid(name: str | None) -> None:
         grid_power(name)
 
 
-def finetune_grid(pipe, sampler: str, asked: str) -> tuple[str, dict | None]:
+def finetune_grid(pipe, sampler: str, asked: str | None) -> tuple[str, dict | None]:
     """The time grid a fine-tune trains and evaluates `sampler` on (`asked`, else the model's own default), and
     the sampling defaults of the fine-tuned model folder: the base model's, with that grid for `sampler`, so
     that the fine-tuned model samples by default on the grid it was tuned on."""
