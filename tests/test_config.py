@@ -84,6 +84,11 @@ def test_recorded_configs_map_legacy_sentinels_to_none(tmp_path):
     assert _parse([str(path), "fast=true"]) == Demo(count=9, fast=True)
     with pytest.raises(UsageError, match="unknown config keys"):
         config.config_from_dict(Demo, {"colour": "red"})
+    for bad, message in (({"count": "3"}, "bad value '3' for count (expected int)"), ({"fast": 1}, "for fast (expected bool)"),
+                         ({"sizes": [1, "a"]}, "for sizes (expected comma-separated ints)")):
+        with pytest.raises(UsageError, match=re.escape(message)):
+            config.config_from_dict(Demo, bad)
+    assert config.config_from_dict(Demo, {"rate": 1}).rate == 1.0
 
 
 def _commands():

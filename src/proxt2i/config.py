@@ -109,6 +109,21 @@ def _coerce(tp, raw: str, default):
     raise TypeError(f"config fields of type {tp!r} are not supported")  # a programming error, not the user's
 
 
+def _fits(tp, value, default) -> bool:
+    """Whether a recorded (JSON) value has the field's type (an int is a float; a bool is neither)."""
+    inner, optional = _split_optional(tp)
+    if value is None:
+        return optional
+    if inner is tuple or typing.get_origin(inner) is tuple:
+        kind = _element_type(inner, default)
+        return isinstance(value, tuple) and all(_fits(kind, v, None) for v in value)
+    if inner is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if inner is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, inner)
+
+
 # --- building and loading configs -----------------------------------------------------------------
 
 
@@ -138,7 +153,7 @@ def config_from_dict(cls, values: dict, base=None):
     """A config from a recorded dict (a run's config.json, a recipe): unknown keys are an error, JSON
     lists become tuples, and a field's legacy sentinel (e.g. width=0, time_grid="") reads as None."""
     names = _check_keys(cls, values)
-    fields_ = _fields(cls)
+    fields_, types_ = _fields(cls), field_types(cls)
     kw = {}
     for key, value in values.items():
         name = names[key]
@@ -147,7 +162,9 @@ def config_from_dict(cls, values: dict, base=None):
             value = None
         elif isinstance(value, list):
             value = tuple(value)
-        kw[name] = value
+        if not _fits(types_[name], value, fields_[name].default):
+            raise UsageError(f"bad value {value!r} for {name} (expected {_type_name(types_[name], fields_[name].default)})")
+        kw[name] = float(value) if _split_optional(types_[name])[0] is float and isinstance(value, int) else value
     return dataclasses.replace(base if base is not None else cls(), **kw)
 
 
