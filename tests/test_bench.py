@@ -115,7 +115,7 @@ def test_overhead(models, capsys, tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--samplers", "pda-hybrid,heun"], "unknown sampler 'heun'"),
     (["--steps", "0,4"], "step counts must be integers in 1..1000"),
-    (["--steps", "four"], "bad step count 'four'"),
+    (["--steps", "four"], "bad value 'four' for steps (expected comma-separated ints)"),
     (["--num-prompts", "1"], "--num-prompts must be"),
     (["--num-prompts", "257"], "--num-prompts must be an integer in 2..256"),
     (["--guidance", "-1"], "--guidance must be >= 0"),

@@ -262,11 +262,11 @@ def test_finetune_shared_start_noise_runs(prox_dir, tmp_path, capsys):
 
 
 def test_finetune_score_baseline_runs(tmp_path):
-    from proxt2i.rl.finetune import FinetuneConfig, finetune
+    from proxt2i.rl.finetune import GRPORunConfig, finetune_grpo
 
     score_dir = train(resolve_config("test-tiny", [f"out={tmp_path / 's'}", "steps=1", "objective=score"]), progress=False)
-    final = finetune(FinetuneConfig(model=str(score_dir), reward="brightness", prompts="heldin", steps=1, out=str(tmp_path / "ft"),
-                                    group=2, prompts_per_step=1, num_steps=3, eval_num=2, kl=0.01), progress=False)
+    final = finetune_grpo(GRPORunConfig(model=str(score_dir), reward="brightness", prompts="heldin", steps=1, out=str(tmp_path / "ft"),
+                                          group=2, prompts_per_step=1, num_steps=3, eval_num=2, kl=0.01), progress=False)
     cfg = json.loads((tmp_path / "ft" / "config.json").read_text())
     assert cfg["chain"] == "euler-maruyama-denoise" and (final / "uvit.safetensors").exists()
     row = json.loads((tmp_path / "ft" / "log.jsonl").read_text().splitlines()[0])
@@ -331,11 +331,11 @@ def test_recipe_command_reruns_the_same_config(algorithm, cfg):
 
     from proxt2i.cli import build_parser
     from proxt2i.cli.finetune import grpo_config, r0_config
-    from proxt2i.rl.finetune import FinetuneConfig, finetune_command
-    from proxt2i.rl.r0 import R0Config
+    from proxt2i.rl.finetune import GRPORunConfig, grpo_command
+    from proxt2i.rl.r0 import R0Config, r0_command
 
-    config = (FinetuneConfig if algorithm == "grpo" else R0Config)(**cfg)
-    argv = shlex.split(finetune_command(algorithm, config))
+    config = (GRPORunConfig if algorithm == "grpo" else R0Config)(**cfg)
+    argv = shlex.split((grpo_command if algorithm == "grpo" else r0_command)(config))
     assert argv[:3] == ["proxt2i", "finetune", algorithm]
     args = build_parser("finetune").parse_args(argv[1:])
     assert (grpo_config if algorithm == "grpo" else r0_config)(args) == config

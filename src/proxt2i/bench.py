@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .config import option
 from .errors import UsageError
 
 from .samplers.registry import SAMPLERS, get_sampler
@@ -35,9 +36,6 @@ ALL_SAMPLERS = tuple(SAMPLERS)  # prox samplers first, in registry order
 DEFAULT_STEPS = (1, 2, 3, 4, 6, 8, 10, 16, 25, 50)
 PROMPT_SETS = ("heldin", "heldout")
 DEFAULT_NUM_PROMPTS = 256  # per set: the whole shipped prompt files
-# --quick: a few minutes on 2 CPU cores with the shipped 32 px models
-QUICK = {"num_prompts": 32, "steps": (2, 4, 8, 16),
-         "samplers": ("pda-hybrid", "euler-maruyama-denoise", "ddim", "dpm-solver++-2m", "unipc")}
 
 # Quality levels, fixed before any measurement (docs/benchmark.md).
 ALIGNMENT_FRACTION = 0.95  # alignment target = 0.95 x the best score sampler's alignment at its largest step count
@@ -52,17 +50,19 @@ OVERHEAD_BATCHES = (1, 32)
 
 @dataclass(frozen=True)
 class BenchConfig:
-    prox_model: str = "synthfaces-prox"
-    score_model: str = "synthfaces-score"
-    samplers: tuple = ALL_SAMPLERS
-    steps: tuple = DEFAULT_STEPS
-    num_prompts: int = DEFAULT_NUM_PROMPTS
-    prompt_sets: tuple = PROMPT_SETS
-    guidance: float = 4.0
-    seed: int = 0
-    batch_size: int = 64
-    reference_num: int | None = None  # fresh renders behind FD; None = the evaluator default (2048)
-    evaluator: str | None = None  # evaluator folder; None = the shipped one
+    """`proxt2i bench`: which models and samplers are measured, at which step counts, on which prompts."""
+
+    prox_model: str = option("synthfaces-prox", "shipped name or folder of a prox model")
+    score_model: str = option("synthfaces-score", "shipped name or folder of a score model")
+    samplers: tuple[str, ...] = option(ALL_SAMPLERS, "comma-separated samplers")
+    steps: tuple[int, ...] = option(DEFAULT_STEPS, "comma-separated step counts")
+    num_prompts: int = option(DEFAULT_NUM_PROMPTS, "prompts per set, the first N of each file")
+    prompt_sets: tuple[str, ...] = option(PROMPT_SETS, "comma-separated prompt sets")
+    guidance: float = option(4.0, "classifier-free guidance scale w >= 0; 1 = off")
+    seed: int = option(0, "image i of a set uses seed + i, for every sampler")
+    batch_size: int = option(64, "prompts per network batch")
+    reference_num: int | None = option(None, "fresh renders behind FD; none = the evaluator default (2048)")
+    evaluator: str | None = option(None, "evaluator folder; none = the shipped one", metavar="DIR")
 
     def __post_init__(self):
         check_samplers(self.samplers)
@@ -100,19 +100,12 @@ def check_steps(steps) -> None:
             raise UsageError(f"step counts must be integers in 1..{MAX_STEPS}, got {n!r}")
 
 
-def parse_list(text: str, kind=str, what: str = "value") -> tuple:
-    """'2,4,8' -> (2, 4, 8): comma- or space-separated, duplicates dropped, order kept."""
-    out = []
-    for item in text.replace(",", " ").split():
-        try:
-            v = kind(item)
-        except ValueError:
-            raise UsageError(f"bad {what} {item!r} in {text!r}") from None
-        if v not in out:
-            out.append(v)
-    if not out:
-        raise UsageError(f"no {what}s in {text!r}")
-    return tuple(out)
+PRESETS: dict[str, BenchConfig] = {
+    "full": BenchConfig(),
+    # --quick: a few minutes on 2 CPU cores with the shipped 32 px models
+    "quick": BenchConfig(num_prompts=32, steps=(2, 4, 8, 16),
+                         samplers=("pda-hybrid", "euler-maruyama-denoise", "ddim", "dpm-solver++-2m", "unipc")),
+}
 
 
 def objective_of(sampler: str) -> str:

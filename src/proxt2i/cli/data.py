@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 # the subcommands this module adds, with their one-line help (cli/__init__ lists them without importing anything heavy)
@@ -9,6 +10,8 @@ COMMANDS = {"data": "SynthFaces: export the procedural face dataset, print promp
 
 
 def register(sub) -> None:
+    from ..config import add_config_arguments_lazily
+
     p = sub.add_parser(
         "data",
         help=COMMANDS["data"],
@@ -64,21 +67,9 @@ def register(sub) -> None:
                      "OUT/curation.json counts what each stage dropped (docs/synthfaces.md, 'Curating your own face data')."))
     a.add_argument("source", help="webdataset shards (a .tar, a folder of them, a glob or a {00000..00099} range; quote it) or an imagefolder")
     a.add_argument("--out", required=True, help="new output folder")
-    a.add_argument("--min-side", type=int, default=256, help="minimum short edge in px (default 256)")
-    a.add_argument("--aspect", type=float, nargs=2, metavar=("MIN", "MAX"), default=(9 / 16, 16 / 9),
-                   help="allowed width / height range (default 0.5625 1.7778, i.e. 9:16 to 16:9)")
-    a.add_argument("--aesthetic", metavar="DIR", default="", help="folder of the LAION aesthetic predictor (CLIPVisionModelWithProjection "
-                                                                  "+ aesthetic_mlp.safetensors); default: no aesthetic filter")
-    a.add_argument("--min-aesthetic", type=float, default=4.5, help="minimum aesthetic score with --aesthetic (default 4.5)")
-    a.add_argument("--captioner", metavar="DIR", default="", help="folder of a transformers image-text-to-text model and its processor; "
-                                                                  "default: keep the source captions")
-    a.add_argument("--caption-prompt", default=None, help="instruction given to the captioner (default: a face-attribute description)")
-    a.add_argument("--max-caption-tokens", type=int, default=77, help="new tokens per caption (default 77)")
-    a.add_argument("--format", choices=("webdataset", "imagefolder"), default="webdataset", help="output layout (default webdataset)")
-    a.add_argument("--shard-size", type=int, default=1000, help="samples per output shard (default 1000)")
-    a.add_argument("--batch-size", type=int, default=16, help="images per model batch (default 16)")
-    a.add_argument("--limit", type=int, default=0, help="read at most N source records (default 0 = all)")
-    a.add_argument("--device", default="cpu", help="torch device for the models (default cpu)")
+    add_config_arguments_lazily(a, _curate_config_class)  # curate/ imports torch: `data prompts` need not
+    a.add_argument("--aspect", type=str, nargs=2, metavar=("MIN", "MAX"), action=_Aspect, default=argparse.SUPPRESS,
+                   help="allowed width / height range: --min-aspect MIN --max-aspect MAX (default 0.5625 1.7778, i.e. 9:16 to 16:9)")
     a.add_argument("--json", action="store_true", help="print the report as one JSON object")
     a.set_defaults(func=run_curate)
 
@@ -186,13 +177,30 @@ def run_bench(args) -> int:
     return 0
 
 
-def run_curate(args) -> int:
-    from ..curate import DEFAULT_CAPTION_PROMPT, CurateConfig, curate
+def _curate_config_class():
+    from ..curate import CurateConfig
 
-    cfg = CurateConfig(min_side=args.min_side, min_aspect=args.aspect[0], max_aspect=args.aspect[1], aesthetic=args.aesthetic,
-                       min_aesthetic=args.min_aesthetic, captioner=args.captioner,
-                       caption_prompt=args.caption_prompt or DEFAULT_CAPTION_PROMPT, max_caption_tokens=args.max_caption_tokens,
-                       format=args.format, shard_size=args.shard_size, batch_size=args.batch_size, limit=args.limit, device=args.device)
+    return CurateConfig
+
+
+class _Aspect(argparse.Action):
+    """--aspect MIN MAX: both ends of the aspect range in one flag (what the paper's recipe gives)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from ..config import flag_dest
+
+        setattr(namespace, flag_dest("min_aspect"), values[0])
+        setattr(namespace, flag_dest("max_aspect"), values[1])
+
+
+def run_curate(args) -> int:
+    from ..config import config_from_args, print_config
+    from ..curate import CurateConfig, curate
+
+    cfg = config_from_args(CurateConfig, args)
+    if args.print_config:
+        print_config(cfg)
+        return 0
     report = curate(args.source, args.out, cfg, progress=not args.json)
     if args.json:
         print(json.dumps(report))

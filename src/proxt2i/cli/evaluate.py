@@ -10,6 +10,9 @@ COMMANDS = {"evaluate": "score generated images (alignment, Frechet distance, pr
 
 
 def register(sub) -> None:
+    from ..config import add_config_arguments
+    from ..evaluation.train import EvaluatorTrainConfig
+
     p = sub.add_parser(
         "evaluate",
         help=COMMANDS["evaluate"],
@@ -31,14 +34,11 @@ def register(sub) -> None:
     t = esub.add_parser(
         "train",
         help="train the recogniser and contrastive model on fresh renders",
-        description="Train both evaluator models on SynthFaces renders drawn on the fly, then write config.json and safetensors weights to --out.",
+        description="Train both evaluator models on SynthFaces renders drawn on the fly, then write config.json and safetensors weights to --out. "
+                    "Every option may also be given as key=value (e.g. recogniser_steps=100).",
     )
     t.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    t.add_argument("--recogniser-steps", type=int, default=None, help="recogniser steps (default 2500)")
-    t.add_argument("--contrastive-steps", type=int, default=None, help="contrastive model steps (default 2500)")
-    t.add_argument("--batch-size", type=int, default=None, help="images per step (default 64)")
-    t.add_argument("--seed", type=int, default=0, help="data and init seed (default 0)")
-    t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    add_config_arguments(t, EvaluatorTrainConfig)
     t.set_defaults(func=run_train)
     c = esub.add_parser(
         "check",
@@ -89,19 +89,14 @@ def run_evaluate(args) -> int:
 
 
 def run_train(args) -> int:
-    from dataclasses import replace
-
-    from ..errors import UsageError
+    from ..config import config_dict, config_from_args, print_config
     from ..evaluation.train import EvaluatorTrainConfig, train_evaluator
 
-    overrides = {"seed": args.seed, "threads": args.threads}
-    for key in ("recogniser_steps", "contrastive_steps", "batch_size"):
-        if getattr(args, key) is not None:
-            if getattr(args, key) < 1:
-                raise UsageError(f"--{key.replace('_', '-')} must be >= 1")
-            overrides[key] = getattr(args, key)
-    cfg = replace(EvaluatorTrainConfig(), **overrides)
-    print(json.dumps({"train_config": cfg.__dict__}))
+    cfg = config_from_args(EvaluatorTrainConfig, args)
+    if args.print_config:
+        print_config(cfg)
+        return 0
+    print(json.dumps({"train_config": config_dict(cfg)}))
     config = train_evaluator(args.out, cfg, log=lambda s: print(s, flush=True))
     print(json.dumps(config["measured"]["min_accuracy"]))
     return 0

@@ -1,4 +1,4 @@
-"""`proxt2i train CONFIG [key=value ...]`: proximal-matching or score-baseline training."""
+"""`proxt2i train CONFIG [key=value ...] [--option VALUE ...]`: proximal-matching or score-baseline training."""
 
 from __future__ import annotations
 
@@ -9,25 +9,28 @@ COMMANDS = {"train": "train a prox model (proximal matching) or the score baseli
 
 
 def register(sub) -> None:
-    from ..training.presets import PRESETS
+    from ..config import add_config_arguments
+    from ..training.presets import PRESETS, TrainConfig
 
     p = sub.add_parser(
         "train", help=COMMANDS["train"],
         description=("Train a text-conditioned U-ViT. CONFIG is a preset (" + ", ".join(PRESETS) + ") or a JSON file; "
-                     "override any field with key=value (e.g. steps=2000 batch=32 data=imagefolder:DIR). Rerunning the same "
-                     "command resumes from the newest checkpoint in out=. Multi-GPU: accelerate launch -m proxt2i train CONFIG ..."),
+                     "override any field with key=value (e.g. steps=2000 batch=32 data=imagefolder:DIR) or with its flag "
+                     "(--steps 2000). Rerunning the same command resumes from the newest checkpoint in out=. "
+                     "Multi-GPU: accelerate launch -m proxt2i train CONFIG ..."),
     )
     p.add_argument("config", help="preset name or .json file")
     p.add_argument("overrides", nargs="*", help="key=value overrides")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    add_config_arguments(p, TrainConfig, settings=False)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..training.presets import config_dict, resolve_config
+    from ..config import flag_values
+    from ..training.presets import TrainConfig, config_dict, resolve_config
 
-    cfg = resolve_config(args.config, args.overrides)
+    cfg = resolve_config(args.config, args.overrides, flag_values(TrainConfig, args))
     print(json.dumps(config_dict(cfg)))
     if args.print_config:
         return 0

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from ..config import option
 from ..errors import UsageError
 
 FORMATS = ("webdataset", "imagefolder")
@@ -15,21 +16,28 @@ DEFAULT_CAPTION_PROMPT = ("Describe this person's face in one detailed sentence:
 REPORT = "curation.json"
 
 
-@dataclass
+@dataclass(frozen=True)
 class CurateConfig:
-    min_side: int = 256            # px, the image's shorter edge
-    min_aspect: float = 9 / 16     # width / height
-    max_aspect: float = 16 / 9
-    aesthetic: str = ""            # folder of the LAION aesthetic predictor ("" = no aesthetic stage)
-    min_aesthetic: float = 4.5
-    captioner: str = ""            # folder of an image-text-to-text model ("" = keep the captions)
-    caption_prompt: str = DEFAULT_CAPTION_PROMPT
-    max_caption_tokens: int = 77
-    format: str = "webdataset"
-    shard_size: int = 1000
-    batch_size: int = 16
-    limit: int = 0                 # stop after this many input records (0 = all)
-    device: str = "cpu"
+    """`proxt2i data curate`: the stages' thresholds and models, the output layout (the paper's thresholds by default)."""
+
+    min_side: int = option(256, "minimum short edge in px")
+    min_aspect: float = option(9 / 16, "minimum width / height (--aspect MIN MAX sets both ends)")
+    max_aspect: float = option(16 / 9, "maximum width / height")
+    aesthetic: str | None = option(None, "folder of the LAION aesthetic predictor (CLIPVisionModelWithProjection + aesthetic_mlp.safetensors); "
+                                         "none = no aesthetic filter", legacy="", metavar="DIR")
+    min_aesthetic: float = option(4.5, "minimum aesthetic score with --aesthetic")
+    captioner: str | None = option(None, "folder of a transformers image-text-to-text model and its processor; none = keep the "
+                                         "source captions", legacy="", metavar="DIR")
+    caption_prompt: str = option(DEFAULT_CAPTION_PROMPT, "instruction given to the captioner")
+    max_caption_tokens: int = option(77, "new tokens per caption")
+    format: str = option("webdataset", "output layout: webdataset or imagefolder")
+    shard_size: int = option(1000, "samples per output shard")
+    batch_size: int = option(16, "images per model batch")
+    limit: int | None = option(None, "read at most N source records; none = all", legacy=0)
+    device: str = option("cpu", "torch device for the models")
+
+    def __post_init__(self):
+        self.check()
 
     def check(self) -> "CurateConfig":
         if self.min_side < 1:
@@ -41,8 +49,11 @@ class CurateConfig:
         for name in ("shard_size", "batch_size", "max_caption_tokens"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.limit < 0:
-            raise UsageError(f"--limit must be >= 0, got {self.limit}")
+        if self.limit is not None and self.limit < 1:
+            raise UsageError(f"--limit must be >= 1 (or none: all), got {self.limit}")
+        for name in ("aesthetic", "captioner"):
+            if getattr(self, name) == "":
+                raise UsageError(f"--{name} must name a folder (or be none)")
         return self
 
 

@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import option, to_command
 from ..data.attributes import ATTRIBUTES
+from ..errors import UsageError
 from ..data.synthfaces import render_batch
 from ..models.tokenizer import build_vocab
 from ..text_split import caption_words
@@ -37,22 +39,35 @@ from .recogniser import Recogniser, RecogniserConfig, classification_loss
 
 @dataclass(frozen=True)
 class EvaluatorTrainConfig:
-    """The evaluator's training recipe (`proxt2i evaluator train`); the diffusion trainer's is training.presets.TrainConfig."""
-    seed: int = 0
-    recogniser_steps: int = 2500
-    contrastive_steps: int = 2500
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_steps: int = 100
-    grad_clip: float = 1.0
-    resolution: int = 64
-    resize_prob: float = 0.35  # fraction of each batch downscaled to 32-63 px and back
-    recogniser_heldout_fraction: float = 0.25  # of each recogniser batch from split "heldout"
-    vocab_renders: int = 16384  # captions read to build the word vocabulary
-    reference_num: int = REFERENCE_NUM
-    check_num: int = 1024
-    threads: int = 1
+    """`proxt2i evaluator train`: the recipe of both evaluator models (a run is a pure function of it)."""
+
+    seed: int = option(0, "data and init seed")
+    recogniser_steps: int = option(2500, "recogniser steps")
+    contrastive_steps: int = option(2500, "contrastive model steps")
+    batch_size: int = option(64, "images per step")
+    lr: float = option(2e-3, "peak learning rate")
+    weight_decay: float = option(0.05, "AdamW weight decay")
+    warmup_steps: int = option(100, "linear warm-up steps")
+    grad_clip: float = option(1.0, "gradient norm clip")
+    resolution: int = option(64, "render size in pixels")
+    resize_prob: float = option(0.35, "fraction of each batch downscaled to 32-63 px and back")
+    recogniser_heldout_fraction: float = option(0.25, 'of each recogniser batch from split "heldout"')
+    vocab_renders: int = option(16384, "captions read to build the word vocabulary")
+    reference_num: int = option(REFERENCE_NUM, "fresh renders for the reference statistics")
+    check_num: int = option(1024, "fresh renders per split for the final check")
+    threads: int = option(1, "torch CPU threads")
+
+    def __post_init__(self):
+        for key in ("recogniser_steps", "contrastive_steps", "batch_size", "warmup_steps", "threads"):
+            if getattr(self, key) < 1:
+                raise UsageError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")
+        for key in ("reference_num", "check_num"):
+            if getattr(self, key) < 2:
+                raise UsageError(f"--{key.replace('_', '-')} must be >= 2, got {getattr(self, key)}")
+        if not self.lr > 0:
+            raise UsageError(f"--lr must be > 0, got {self.lr}")
+        if not (0 <= self.resize_prob <= 1 and 0 <= self.recogniser_heldout_fraction < 1):
+            raise UsageError("--resize-prob must be in [0, 1] and --recogniser-heldout-fraction in [0, 1)")
 
 
 def learning_rate(step: int, total: int, cfg: EvaluatorTrainConfig) -> float:
@@ -187,7 +202,7 @@ def train_evaluator(out: str | Path, cfg: EvaluatorTrainConfig = EvaluatorTrainC
     ev = build_evaluator(config, out)
     measured = check_evaluator(ev, num=cfg.check_num)
     config["training"] = {
-        "command": f"proxt2i evaluator train --out DIR --recogniser-steps {cfg.recogniser_steps} --contrastive-steps {cfg.contrastive_steps} --batch-size {cfg.batch_size} --seed {cfg.seed}",
+        "command": to_command("proxt2i evaluator train --out DIR", cfg, keep=("seed", "recogniser_steps", "contrastive_steps", "batch_size")),
         "recipe": asdict(cfg),
         "params": {"recogniser": sum(p.numel() for p in recogniser.parameters()), "contrastive": sum(p.numel() for p in contrastive.parameters())},
         "time": {"recogniser": t_rec, "contrastive": t_con, "total_wall_s": round(time.time() - t0, 1)},

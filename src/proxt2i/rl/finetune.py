@@ -7,7 +7,7 @@ noise and transition subset of step s come from generators seeded with (seed, ra
 checkpoint holds only model, EMA, optimizer, step and the diversity baseline; resume = rerun the command.
 
 OUT/
-  config.json        the resolved FinetuneConfig
+  config.json        the resolved GRPORunConfig
   log.jsonl          one JSON object per step (reward mean/std and terms, KL, clip fraction, diversity, ...)
                      and per evaluation ({"eval": ...})
   checkpoints/       atomic safetensors checkpoints (training/checkpoint.py)
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shlex
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import option, to_command
 from ..errors import UsageError
 from .grpo import GRPOConfig, group_advantages, grpo_update
 
@@ -34,40 +34,46 @@ from .grpo import GRPOConfig, group_advantages, grpo_update
 PROMPT_SOURCES = ("synthfaces", "synthfaces-heldout", "heldin", "heldout")
 FRESH_PROMPT_SEED, FRESH_PROMPT_COUNT = 31_337, 2048
 START_NOISE = ("independent", "shared")
+TIME_GRID_HELP = ("time grid the sampler is tuned and evaluated on: uniform, quadratic or power:R; none = the model's own, as "
+                  "`proxt2i generate` uses it (quadratic for the shipped prox model); the fine-tuned model keeps it as its default")
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
-    model: str = "synthfaces-prox"  # shipped name or model folder (prox -> PDA-hybrid chain, score -> Euler-Maruyama)
-    reward: str = "alignment"  # NAME[:DIR][=WEIGHT],... (proxt2i.rewards)
-    prompts: str = "synthfaces"  # FILE (one prompt per line) or a name in PROMPT_SOURCES
-    steps: int = 100  # GRPO iterations (rollout batches)
-    out: str = "runs/grpo"
-    group: int = 8  # G images per prompt
-    prompts_per_step: int = 4  # P prompts per rollout batch (batch = P * G)
-    num_steps: int = 4  # sampler steps
-    time_grid: str = ""  # uniform, quadratic, power:R; "" = the model's own grid for its sampler (config.json "sampling")
-    guidance: float = 4.0  # CFG scale in rollouts and evaluation
-    lr: float = 3e-5
-    kl: float = 0.0  # KL weight to the reference model
-    clip: float = 0.2  # PPO ratio clip
-    inner_epochs: int = 1
-    train_steps_per_update: int = 0  # transitions trained per update, random subset; 0 = all (num_steps - 1)
-    reduce: str = "sum"  # log-prob over dimensions: 'sum' (exact density) or 'mean' (Flow-GRPO)
-    start_noise: str = "independent"  # 'shared': a group's images share the chain's first state (DanceGRPO); 'independent'
-    adv_clip: float = 5.0
-    grad_clip: float = 1.0
-    weight_decay: float = 0.0
-    ema: float = 0.9  # EMA decay of the exported weights; 0 = export the raw weights
-    seed: int = 0
-    eval_every: int = 0  # evaluate every N steps (and at start and end); 0 = only at the end
-    eval_prompts: str = "heldout"  # prompt source of the evaluation
-    eval_num: int = 64  # evaluation prompts (one image each, seeds 0..eval_num-1)
-    diversity_threshold: float = 0.5
-    stop_on_collapse: bool = False
-    checkpoint_every: int = 10
-    keep_checkpoints: int = 2
-    threads: int = 1
+class GRPORunConfig:
+    """`proxt2i finetune grpo`: one GRPO fine-tuning run (rollouts, rewards, updates, evaluation, export)."""
+
+    model: str = option("synthfaces-prox", "shipped name or model folder (prox -> PDA-hybrid chain, score -> Euler-Maruyama)")
+    reward: str = option("alignment", "NAME[:DIR][=WEIGHT],... e.g. alignment=1.0,clip=0.5", metavar="SPEC")
+    prompts: str = option("synthfaces", f"training prompts: FILE (one per line) or one of {', '.join(PROMPT_SOURCES)}")
+    steps: int = option(100, "GRPO iterations (rollout batches)")
+    out: str = option("runs/grpo", "output folder")
+    group: int = option(8, "images per prompt G")
+    prompts_per_step: int = option(4, "prompts per rollout batch P (batch = P * G)")
+    num_steps: int = option(4, "sampler steps")
+    time_grid: str | None = option(None, TIME_GRID_HELP, legacy="", metavar="GRID")
+    guidance: float = option(4.0, "CFG scale in rollouts and evaluation")
+    lr: float = option(3e-5, "learning rate")
+    kl: float = option(0.0, "KL weight to the reference model")
+    clip: float = option(0.2, "PPO ratio clip range")
+    inner_epochs: int = option(1, "updates per rollout batch")
+    train_steps_per_update: int | None = option(None, "sampler transitions trained per update, a random subset; none = all num_steps - 1",
+                                                legacy=0)
+    reduce: str = option("sum", "log-prob over dimensions: sum (exact density) or mean (Flow-GRPO; use a small --clip)", flag="logprob")
+    start_noise: str = option("independent", "shared: the G images of a prompt start from one initial noise (DanceGRPO), so their "
+                                             "rewards differ only through the policy's own transitions; or independent")
+    adv_clip: float = option(5.0, "advantages clipped to +- this")
+    grad_clip: float = option(1.0, "gradient norm clip")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    ema: float = option(0.9, "EMA decay of the exported weights; 0 = export the raw weights")
+    seed: int = option(0, "seed")
+    eval_every: int = option(0, "evaluate alignment every N steps and at the start; 0 = only at the end")
+    eval_prompts: str = option("heldout", "evaluation prompts: FILE or a named set")
+    eval_num: int = option(64, "evaluation prompts used, one image each (seeds 0..eval_num-1)")
+    diversity_threshold: float = option(0.5, "warn when within-prompt diversity falls below this fraction of its start")
+    stop_on_collapse: bool = option(False, "stop (after a checkpoint) when the diversity warning fires")
+    checkpoint_every: int = option(10, "checkpoint every N steps")
+    keep_checkpoints: int = option(2, "newest checkpoints kept; raise it to export an earlier step later")
+    threads: int = option(1, "CPU threads")
 
     def __post_init__(self):
         checks = [
@@ -85,6 +91,8 @@ class FinetuneConfig:
             (self.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1, got {self.keep_checkpoints}"),
             (self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
             (self.start_noise in START_NOISE, f"--start-noise must be one of {', '.join(START_NOISE)}, got {self.start_noise!r}"),
+            (self.train_steps_per_update is None or self.train_steps_per_update >= 1,
+             f"--train-steps-per-update must be >= 1 (or none: all), got {self.train_steps_per_update}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -93,45 +101,32 @@ class FinetuneConfig:
         self.grpo()  # checks clip, kl, inner epochs, ...
 
     def grpo(self) -> GRPOConfig:
-        return GRPOConfig(clip=self.clip, kl=self.kl, inner_epochs=self.inner_epochs, train_transitions=self.train_steps_per_update,
+        return GRPOConfig(clip=self.clip, kl=self.kl, inner_epochs=self.inner_epochs, train_transitions=self.train_steps_per_update or 0,  # 0: all
                           reduce=self.reduce, adv_clip=self.adv_clip, grad_clip=self.grad_clip)
 
 
-# config fields whose command-line flag is named differently, and fields only the Python API sets
-FLAG_NAMES = {"reduce": "--logprob", "normalise_gradients": "--no-normalise"}
-API_ONLY = ("adv_clip", "grad_clip", "weight_decay")
+# always written, although they have defaults: a recipe's command reads as what was tuned, on what, where
+COMMAND_KEEPS = ("model", "reward", "out")
 
 
-def finetune_command(algorithm: str, cfg) -> str:
-    """The `proxt2i finetune ALGORITHM ...` command that reruns `cfg` (a FinetuneConfig or R0Config): model,
-    reward and out, and every option that differs from its default (fields in API_ONLY are left to the recipe)."""
-    default = type(cfg)()
-    parts = ["proxt2i", "finetune", algorithm]
-    for f in fields(cfg):
-        value = getattr(cfg, f.name)
-        if f.name in API_ONLY or (value == getattr(default, f.name) and f.name not in ("model", "reward", "out")):
-            continue
-        flag = FLAG_NAMES.get(f.name, "--" + f.name.replace("_", "-"))
-        if isinstance(value, bool):  # store_true flags; normalise_gradients is the one stored the other way round
-            parts += [flag] if value != (f.name == "normalise_gradients") else []
-        else:
-            parts += [flag, shlex.quote(repr(value) if isinstance(value, float) else str(value))]
-    return " ".join(parts)
+def grpo_command(cfg: GRPORunConfig) -> str:
+    """The `proxt2i finetune grpo ...` command that reruns `cfg`."""
+    return to_command("proxt2i finetune grpo", cfg, keep=COMMAND_KEEPS)
 
 
-def check_time_grid(name: str) -> None:
-    """"" (the model's own grid) or a grid name schedule.time_grid knows; else a UsageError."""
+def check_time_grid(name: str | None) -> None:
+    """None (the model's own grid) or a grid name schedule.time_grid knows; else a UsageError."""
     from ..schedule import grid_power
 
-    if name:
+    if name is not None:
         grid_power(name)
 
 
-def finetune_grid(pipe, sampler: str, asked: str) -> tuple[str, dict | None]:
+def finetune_grid(pipe, sampler: str, asked: str | None) -> tuple[str, dict | None]:
     """The time grid a fine-tune trains and evaluates `sampler` on (`asked`, else the model's own default), and
     the sampling defaults of the fine-tuned model folder: the base model's, with that grid for `sampler`, so
     that the fine-tuned model samples by default on the grid it was tuned on."""
-    grid = asked or pipe.time_grid_for(sampler)
+    grid = asked if asked is not None else pipe.time_grid_for(sampler)
     sampling = copy.deepcopy(pipe.config.get("sampling", {}))
     if grid != "uniform" or sampler in sampling.get("time_grid", {}):
         sampling.setdefault("time_grid", {})[sampler] = grid
@@ -252,7 +247,7 @@ def resume(out: Path, net, ema, opt, monitor, acc) -> int:
     return int(state["step"])
 
 
-def finetune(cfg: FinetuneConfig, progress: bool = True) -> Path:
+def finetune_grpo(cfg: GRPORunConfig, progress: bool = True) -> Path:
     """GRPO fine-tuning (or its resumption) of cfg.model; returns the exported model folder OUT/final."""
     from .policy import same_kernels_with_and_without_grad
 
@@ -260,7 +255,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> Path:
         return _finetune(cfg, progress)
 
 
-def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
+def _finetune(cfg: GRPORunConfig, progress: bool) -> Path:
     from accelerate import Accelerator
     from tqdm import tqdm
 
@@ -379,7 +374,7 @@ def _finetune(cfg: FinetuneConfig, progress: bool) -> Path:
         done = int(json.loads((last / "state.json").read_text())["step"]) if last is not None else start
         result = run_eval(done)
         base_recipe = pipe.config.get("recipe", {})
-        recipe = {"command": finetune_command("grpo", cfg),
+        recipe = {"command": grpo_command(cfg),
                   "finetune": {"algorithm": "grpo", "chain": kind, "chain_time_grid": grid, **config}, "steps_done": done, "stopped_on_collapse": stopped,
                   "final_eval": result, "wall_seconds": round(time.time() - t_start, 1), "base_model": cfg.model,
                   "base_recipe": base_recipe}

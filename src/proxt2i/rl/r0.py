@@ -28,36 +28,42 @@ from typing import Sequence
 
 import torch
 
+from ..config import option, to_command
 from ..errors import UsageError
-from .finetune import RunLog, check_time_grid, evaluate_alignment, finetune_command, finetune_grid, load_prompt_source, resume, step_prompts
+from .finetune import (COMMAND_KEEPS, PROMPT_SOURCES, TIME_GRID_HELP, RunLog, check_time_grid, evaluate_alignment, finetune_grid,
+                       load_prompt_source, resume, step_prompts)
 
 
 @dataclass(frozen=True)
 class R0Config:
-    model: str = "synthfaces-prox"  # shipped name or prox model folder
-    reward: str = "clip"  # NAME[:DIR][=WEIGHT],... differentiable rewards (proxt2i.rewards)
-    prompts: str = "synthfaces"  # FILE or a named source (finetune.PROMPT_SOURCES)
-    steps: int = 200  # optimisation steps
-    out: str = "runs/r0"
-    prompts_per_step: int = 8  # P prompts per step
-    group: int = 2  # images per prompt (the diversity monitor compares them)
-    num_steps: int = 4  # sampler steps the generator runs (and is evaluated at)
-    time_grid: str = ""  # uniform, quadratic, power:R; "" = the model's own PDA-hybrid grid (config.json "sampling")
-    guidance: float = 4.0
-    lr: float = 2e-5
-    reg: float = 1000.0  # weight of the relative L2 pull toward the pretrained weights
-    eta_min: float = 1.0  # per-step noise scale drawn from U[eta_min, 1] in training
-    normalise_gradients: bool = True  # unit-norm gradient per reward before the weighted sum
-    grad_clip: float = 1.0
-    ema: float = 0.9
-    seed: int = 0
-    eval_every: int = 0
-    eval_prompts: str = "heldout"
-    eval_num: int = 64
-    diversity_threshold: float = 0.5
-    checkpoint_every: int = 10
-    keep_checkpoints: int = 2
-    threads: int = 1
+    """`proxt2i finetune r0`: one R0 run (reward gradients through the few-step PDA-hybrid sampler)."""
+
+    model: str = option("synthfaces-prox", "shipped name or prox model folder")
+    reward: str = option("clip", "NAME[:DIR][=WEIGHT],... differentiable rewards; clip (the contrastive score) by default, so that "
+                                 "the recogniser-based alignment metric stays an independent check", metavar="SPEC")
+    prompts: str = option("synthfaces", f"training prompts: FILE (one per line) or one of {', '.join(PROMPT_SOURCES)}")
+    steps: int = option(200, "optimisation steps")
+    out: str = option("runs/r0", "output folder")
+    prompts_per_step: int = option(8, "prompts per step P")
+    group: int = option(2, "images per prompt, for the diversity monitor")
+    num_steps: int = option(4, "sampler steps the generator runs (and is evaluated at)")
+    time_grid: str | None = option(None, TIME_GRID_HELP, legacy="", metavar="GRID")
+    guidance: float = option(4.0, "CFG scale")
+    lr: float = option(2e-5, "learning rate")
+    reg: float = option(1000.0, "weight of ||theta - theta0||^2 / ||theta0||^2, the pull toward the pretrained weights")
+    eta_min: float = option(1.0, "per-step noise scale drawn from U[eta_min, 1] in training")
+    normalise_gradients: bool = option(True, "unit-norm gradient per reward before the weighted sum (--no-normalise: "
+                                             "sum the reward gradients as they are)", flag="normalise")
+    grad_clip: float = option(1.0, "gradient norm clip")
+    ema: float = option(0.9, "EMA decay of the exported weights; 0 = export the raw weights")
+    seed: int = option(0, "seed")
+    eval_every: int = option(0, "evaluate alignment every N steps and at the start; 0 = only at the end")
+    eval_prompts: str = option("heldout", "evaluation prompts: FILE or a named set")
+    eval_num: int = option(64, "evaluation prompts used, one image each")
+    diversity_threshold: float = option(0.5, "warn when within-prompt diversity falls below this fraction of its start")
+    checkpoint_every: int = option(10, "checkpoint every N steps")
+    keep_checkpoints: int = option(2, "newest checkpoints kept; raise it to export an earlier step later")
+    threads: int = option(1, "CPU threads")
 
     def __post_init__(self):
         checks = [
@@ -80,6 +86,11 @@ class R0Config:
             if not ok:
                 raise UsageError(msg)
         check_time_grid(self.time_grid)
+
+
+def r0_command(cfg: R0Config) -> str:
+    """The `proxt2i finetune r0 ...` command that reruns `cfg`."""
+    return to_command("proxt2i finetune r0", cfg, keep=COMMAND_KEEPS)
 
 
 def pda_hybrid_with_eta(prox, x_T: torch.Tensor, num_steps: int, etas: Sequence[float], generator=None,
@@ -220,7 +231,7 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
     final = out / "final"
     if acc.is_main_process:
         result = run_eval(cfg.steps)
-        recipe = {"command": finetune_command("r0", cfg),
+        recipe = {"command": r0_command(cfg),
                   "finetune": {"algorithm": "r0", "chain": "pda-hybrid", "chain_time_grid": grid, **config}, "steps_done": cfg.steps, "final_eval": result,
                   "wall_seconds": round(time.time() - t_start, 1), "base_model": cfg.model, "base_recipe": pipe.config.get("recipe", {})}
         save_model_folder(final, ema.uvit, ema.text_encoder, autoencoder, objective="prox", image_size=pipe.image_size, recipe=recipe,

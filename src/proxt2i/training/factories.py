@@ -50,11 +50,12 @@ def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, voca
     base = UVIT_PRESETS[cfg.model].to_dict()
     base.update(in_channels=latent_channels, image_size=latent_size, text_dim=text.dim, max_text_len=text.max_length,
                 use_lam=cfg.objective == "prox", precondition=cfg.precondition and cfg.objective == "prox")
-    for key in ("width", "depth", "patch_size"):
-        if getattr(cfg, key) > 0:
+    for key in ("width", "depth", "patch_size", "heads"):
+        if getattr(cfg, key) is not None:
             base[key] = getattr(cfg, key)
-    if base["width"] % base["heads"]:
-        base["heads"] = math.gcd(base["width"], base["heads"]) or 1
+    if base["width"] % base["heads"]:  # an error, not a silent change of heads: the user sees the net they asked for
+        raise UsageError(f"width={base['width']} is not a multiple of heads={base['heads']} (the {cfg.model!r} preset's unless set); "
+                         f"set heads={math.gcd(base['width'], base['heads'])} or another divisor of {base['width']}")
     return TextConditionedUViT(UViT(UViTConfig.from_dict(base)), text)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields
 
-from ..errors import UsageError, read_json
+from .. import config
+from ..config import option
+from ..errors import UsageError
 
 LR_DECAYS = ("constant", "linear", "cosine")
 
@@ -12,54 +14,56 @@ LR_DECAYS = ("constant", "linear", "cosine")
 @dataclass(frozen=True)
 class TrainConfig:
     # what is learned
-    objective: str = "prox"  # "prox" (proximal matching) or "score" (denoising score matching baseline)
-    model: str = "tiny"  # U-ViT preset (models.uvit.UVIT_PRESETS); in_channels / image_size follow the data
-    width: int = 0  # > 0 overrides the preset's width
-    depth: int = 0  # > 0 overrides the preset's depth (odd)
-    patch_size: int = 0  # > 0 overrides the preset's patch size
-    precondition: bool = False  # prox only: the backbone predicts y's total noise from y / sqrt(1 + lam) (models/uvit.py)
-    text_encoder: str = "embedded"  # "embedded" (trained with the model), or frozen local HF weights: "clip:DIR", "t5:DIR", "clip:DIR+t5:DIR"
-    text_dim: int = 128  # embedded text encoder width
-    text_depth: int = 2
+    objective: str = option("prox", '"prox" (proximal matching) or "score" (denoising score matching baseline)')
+    model: str = option("tiny", "U-ViT preset (models.uvit.UVIT_PRESETS); in_channels / image_size follow the data")
+    width: int | None = option(None, "U-ViT width; none = the model preset's", legacy=0)
+    depth: int | None = option(None, "U-ViT depth (odd); none = the model preset's", legacy=0)
+    patch_size: int | None = option(None, "U-ViT patch size; none = the model preset's", legacy=0)
+    heads: int | None = option(None, "attention heads (must divide width); none = the model preset's")
+    precondition: bool = option(False, "prox only: the backbone predicts y's total noise from y / sqrt(1 + lam) (models/uvit.py)")
+    text_encoder: str = option("embedded", '"embedded" (trained with the model), or frozen local HF weights: "clip:DIR", "t5:DIR", "clip:DIR+t5:DIR"')
+    text_dim: int = option(128, "embedded text encoder width")
+    text_depth: int = option(2, "embedded text encoder blocks")
     # data
-    data: str = "synthfaces"  # "synthfaces", "imagefolder:DIR" or "webdataset:SHARDS" (a .tar, a folder of them, a glob or {000..099} braces)
-    image_size: int = 32
-    autoencoder: str = "shipped"  # "shipped" (the embedded small VAE), "identity" (pixels), a VAE folder, or "diffusers:DIR"
-    text_dropout: float = 0.1  # probability of the empty prompt, for classifier-free guidance
-    cache_latents: bool = False  # imagefolder / webdataset only: encode every image once, reuse OUT/latents.safetensors
-    data_workers: int = 0  # threads reading and decoding the next batches ahead of the training step (0 = in the loop); same batches either way
-    init: str = ""  # start from a trained model's weights (shipped name or model folder; same architecture and objective)
+    data: str = option("synthfaces", '"synthfaces", "imagefolder:DIR" or "webdataset:SHARDS" (a .tar, a folder of them, a glob or {000..099} braces)')
+    image_size: int = option(32, "image size in pixels")
+    autoencoder: str = option("shipped", '"shipped" (the embedded small VAE), "identity" (pixels), a VAE folder, or "diffusers:DIR"')
+    text_dropout: float = option(0.1, "probability of the empty prompt, for classifier-free guidance")
+    cache_latents: bool = option(False, "imagefolder / webdataset only: encode every image once, reuse OUT/latents.safetensors")
+    data_workers: int = option(0, "threads reading and decoding the next batches ahead of the training step (0 = in the loop); same batches either way")
+    init: str | None = option(None, legacy="", help="start from a trained model's weights (shipped name or model folder; same architecture and objective)")
     # optimisation
-    steps: int = 20000
-    batch: int = 64  # per process
-    lr: float = 3e-4
-    lr_warmup: int = 500
-    lr_decay: str = "constant"  # after warm-up: "constant", or "linear" / "cosine" down to 0 at the last step (a cool-down)
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    ema: float = 0.999
-    ema_warmup: bool = True  # decay min(ema, (1 + step) / (10 + step)): early EMA weights are not dominated by the random init
-    mixed_precision: str = "no"  # "no", "bf16", "fp16" (accelerate)
+    steps: int = option(20000, "optimiser steps")
+    batch: int = option(64, "per process")
+    lr: float = option(3e-4, "peak learning rate")
+    lr_warmup: int = option(500, "linear warm-up steps")
+    lr_decay: str = option("constant", 'after warm-up: "constant", or "linear" / "cosine" down to 0 at the last step (a cool-down)')
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    grad_clip: float = option(1.0, "gradient norm clip")
+    ema: float = option(0.999, "EMA decay of the exported weights")
+    ema_warmup: bool = option(True, "decay min(ema, (1 + step) / (10 + step)): early EMA weights are not dominated by the random init")
+    mixed_precision: str = option("no", '"no", "bf16", "fp16" (accelerate)')
     # proximal matching (ProxDM): L1 warm-up fraction, then PM with zeta halved in stages
-    pm_warmup_fraction: float = 0.2
-    zeta_start: float = 2.0
-    zeta_decay: float = 0.5
-    zeta_stages: int = 2
-    step_candidates: tuple = (5, 10, 20, 50, 100, 1000)
-    prox_target: str = "sample"  # "sample": the drawn n (ProxDM); "conditional-mean": E[n | y, x0] (losses.conditional_mean_noise);
-    # "total-noise" (precondition only): the backbone output against y's unit noise (losses.total_noise)
-    candidate_power: float = 1.0 / 3.0  # step count N drawn with weight N^power (ProxDM: 1/3; 0 = uniform over candidates)
-    candidate_grids: str = "uniform"  # comma-separated time grids the draws lie on (uniform, quadratic, power:R), one per draw at random
-    default_time_grid: str = ""  # written to the exported model: the grid its default sampler walks (empty = uniform)
-    mode: str = "hybrid"  # the discretization lam follows
+    pm_warmup_fraction: float = option(0.2, "fraction of the steps trained with the L1 loss first")
+    zeta_start: float = option(2.0, "proximal-matching zeta of the first stage")
+    zeta_decay: float = option(0.5, "zeta factor from one stage to the next")
+    zeta_stages: int = option(2, "proximal-matching stages")
+    step_candidates: tuple[int, ...] = option((5, 10, 20, 50, 100, 1000), "comma-separated step counts N the training draws lie on")
+    prox_target: str = option("sample", '"sample": the drawn n (ProxDM); "conditional-mean": E[n | y, x0] (losses.conditional_mean_noise); '
+                                        '"total-noise" (precondition only): the backbone output against y\'s unit noise (losses.total_noise)')
+    candidate_power: float = option(1.0 / 3.0, "step count N drawn with weight N^power (ProxDM: 1/3; 0 = uniform over candidates)")
+    candidate_grids: str = option("uniform", "comma-separated time grids the draws lie on (uniform, quadratic, power:R), one per draw at random")
+    default_time_grid: str | None = option(None, "written to the exported model: the grid its default sampler walks (none = uniform)",
+                                           legacy="")
+    mode: str = option("hybrid", "the discretization lam follows: hybrid or backward")
     # bookkeeping
-    seed: int = 0
-    out: str = "runs/synthfaces-prox"
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    sample_every: int = 1000
-    log_every: int = 25
-    threads: int = 1  # CPU threads per process: small ops run fastest single-threaded on shared CPUs
+    seed: int = option(0, "seed")
+    out: str = option("runs/synthfaces-prox", "output folder (rerunning the command resumes there)")
+    checkpoint_every: int = option(500, "checkpoint every N steps")
+    keep_checkpoints: int = option(2, "newest checkpoints kept")
+    sample_every: int = option(1000, "write a sample grid every N steps; 0 = never")
+    log_every: int = option(25, "log every N steps")
+    threads: int = option(1, "CPU threads per process: small ops run fastest single-threaded on shared CPUs")
 
     def __post_init__(self):
         checks = [
@@ -77,6 +81,7 @@ class TrainConfig:
             (self.mixed_precision in ("no", "bf16", "fp16"), f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}"),
             (not self.precondition or self.objective == "prox", "precondition applies to objective=prox only"),
             (16 <= self.image_size <= 1024, f"image_size must be in 16..1024, got {self.image_size}"),
+            (self.init != "", "init must name a model (or be none)"),
             (self.data_workers >= 0, f"data_workers must be >= 0, got {self.data_workers}"),
             (not self.cache_latents or self.data != "synthfaces",
              "cache_latents needs data=imagefolder:DIR or webdataset:SHARDS (SynthFaces renders fresh images every step)"),
@@ -84,7 +89,10 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise UsageError(msg)
-        if self.default_time_grid and not _is_grid(self.default_time_grid):
+        for key in ("width", "depth", "patch_size", "heads"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise UsageError(f"{key} must be >= 1 (or none: the model preset's), got {getattr(self, key)}")
+        if self.default_time_grid is not None and not _is_grid(self.default_time_grid):
             raise UsageError(f"default_time_grid: unknown time grid {self.default_time_grid!r}; use uniform, quadratic or power:R (R > 0)")
         for kind in self.candidate_grids.split(","):
             if not _is_grid(kind):
@@ -127,67 +135,33 @@ PRESETS: dict[str, TrainConfig] = {
 }
 
 
-def _coerce(name: str, kind, raw: str):
-    try:
-        if kind is bool or kind == "bool":
-            if raw.lower() not in ("true", "false", "1", "0"):
-                raise ValueError
-            return raw.lower() in ("true", "1")
-        if kind is int or kind == "int":
-            return int(raw)
-        if kind is float or kind == "float":
-            return float(raw)
-        if kind is tuple or kind == "tuple":
-            return tuple(int(v) for v in raw.split(","))
-        return raw
-    except ValueError:
-        raise UsageError(f"bad value {raw!r} for {name} (expected {getattr(kind, '__name__', kind)})") from None
-
-
-def resolve_config(name_or_path: str, overrides: list[str] = ()) -> TrainConfig:
-    """A preset name or a JSON file, then `key=value` overrides. Unknown keys are one clear error."""
-    if name_or_path in PRESETS:
-        cfg = PRESETS[name_or_path]
-    elif name_or_path.endswith(".json"):
-        cfg = config_from_dict(read_json(name_or_path, "config file"))
-    else:
-        raise UsageError(f"unknown config {name_or_path!r}; use a preset ({', '.join(PRESETS)}) or a .json file")
-    kv = {}
-    for item in overrides:
-        if "=" not in item:
-            raise UsageError(f"override {item!r} must look like key=value")
-        k, v = item.split("=", 1)
-        kv[k.strip()] = v
-    return _apply(cfg, kv, from_strings=True)
+def resolve_config(name_or_path: str, overrides: list[str] = (), flags: dict[str, str] | None = None) -> TrainConfig:
+    """A preset name or a JSON file, then flags (field -> raw string), then `key=value` overrides."""
+    if name_or_path is None or "=" in name_or_path:
+        raise UsageError(f"train needs a preset ({', '.join(PRESETS)}) or a .json config first, got {name_or_path!r}")
+    return config.resolve_config(TrainConfig, [name_or_path, *overrides], PRESETS, flags)
 
 
 def config_from_dict(values: dict) -> TrainConfig:
-    """A TrainConfig from a saved config dict (a run's config.json or a checkpoint's state.json["config"])."""
-    return _apply(TrainConfig(), values)
-
-
-def _apply(cfg: TrainConfig, values: dict, from_strings: bool = False) -> TrainConfig:
-    types = {f.name: f.type for f in fields(TrainConfig)}
-    unknown = sorted(set(values) - set(types))
-    if unknown:
-        raise UsageError(f"unknown config keys {unknown}; valid keys: {', '.join(sorted(types))}")
-    if from_strings:
-        values = {k: _coerce(k, types[k], v) for k, v in values.items()}
-    elif "step_candidates" in values:
-        values = {**values, "step_candidates": tuple(values["step_candidates"])}
-    return replace(cfg, **values)
+    """A TrainConfig from a saved config dict (a run's config.json or a checkpoint's state.json["config"]);
+    the legacy sentinels of older runs (width=0, init="", default_time_grid="") read as None."""
+    return config.config_from_dict(TrainConfig, values)
 
 
 def config_dict(cfg: TrainConfig) -> dict:
-    d = asdict(cfg)
-    d["step_candidates"] = list(cfg.step_candidates)
-    return d
+    return config.config_dict(cfg)
+
+
+def train_command(cfg: TrainConfig) -> str:
+    """The `proxt2i train PRESET key=value ...` command that rebuilds `cfg`: the preset it differs least from."""
+    name = min(PRESETS, key=lambda n: sum(getattr(cfg, f.name) != getattr(PRESETS[n], f.name) for f in fields(TrainConfig)))
+    return config.to_command("proxt2i train", cfg, positional=[name], base=PRESETS[name], overrides=True)
 
 
 def sampling_defaults(cfg: TrainConfig) -> dict | None:
     """The "sampling" entry of an exported model's config.json: cfg.default_time_grid for the objective's
     default sampler (None when unset: uniform)."""
-    if not cfg.default_time_grid:
+    if cfg.default_time_grid is None:
         return None
     from ..samplers.registry import DEFAULT_SAMPLER  # torch: only at export time
 

@@ -29,7 +29,7 @@ from .ema import ema_decay, ema_update
 from .factories import build_autoencoder, build_network, init_from_model, training_vocabulary
 from .losses import (PMSchedule, conditional_mean_noise, denoising_score_matching_loss, loss_phase, noisy_pair, prox_pair,
                      proximal_matching_objective, total_noise)
-from .presets import TrainConfig, config_dict, sampling_defaults
+from .presets import TrainConfig, config_dict, sampling_defaults, train_command
 from .recipe import checkpoint_init_recipe
 from .schedules import lr_at
 from .seeding import step_generator
@@ -168,7 +168,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     checksum = torch.tensor([float(sum(p.detach().double().sum() for p in acc.unwrap_model(net).parameters()))], device=acc.device)
     rank_checksums = acc.gather(checksum).cpu().tolist()
     if acc.is_main_process:
-        recipe = {"command": f"proxt2i train {cfg_name_hint(cfg)}", "config": config_dict(cfg), "steps": cfg.steps,
+        recipe = {"command": train_command(cfg), "config": config_dict(cfg), "steps": cfg.steps,
                   "images_seen": cfg.steps * cfg.batch * acc.num_processes, "processes": acc.num_processes,
                   "wall_seconds": round(wall_before + time.time() - t_start, 1),  # over all resumed sessions
                   "rank_weight_checksums": rank_checksums, "init_recipe": init_recipe}
@@ -179,10 +179,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             writer.close()
     acc.wait_for_everyone()
     return final
-
-
-def cfg_name_hint(cfg: TrainConfig) -> str:
-    return f"out={cfg.out} steps={cfg.steps} objective={cfg.objective}"
 
 
 def _tensorboard(out: Path):

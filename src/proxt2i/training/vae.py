@@ -7,11 +7,13 @@ renders so that latents have unit variance. Saved as DIR/config.json + DIR/autoe
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..atomic import atomic_save_safetensors, atomic_write_json
+from ..config import option, to_command
 from ..errors import UsageError, read_json
 from ..imaging import to_float_images
 from ..models.autoencoder import SmallVAE, calibrate_latent_scale, vae_loss
@@ -32,20 +34,64 @@ def resolve_vae_dir(name_or_path: str) -> Path:
     return shipped_vae_dir() if name_or_path == VAE_NAME else Path(name_or_path)
 
 
+@dataclass(frozen=True)
+class VAETrainConfig:
+    """`proxt2i train-vae`: one training run of the embedded small VAE on SynthFaces renders."""
+
+    out: str | None = option(None, "output folder", required=True, metavar="DIR")
+    steps: int = option(3000, "optimiser steps")
+    size: int = option(32, "image size in pixels (a multiple of 4 in 16..256)")
+    batch: int = option(32, "batch size")
+    seed: int = option(0, "seed")
+    latent_channels: int = option(4, "latent channels (4: the shipped VAE); more keeps finer detail, measure it with "
+                                     "`proxt2i evaluator check --autoencoder DIR`")
+    lr: float = option(1e-3, "peak learning rate")
+    width: int = option(64, "convolution width")
+    kl_weight: float = option(1e-4, "weight of the KL term")
+    init: str | None = option(None, "start from this VAE folder (or synthfaces-vae) instead of random weights", legacy="", metavar="VAE")
+    decoder_only: bool = option(False, "with --init: train the decoder alone; the encoder and the latent scale stay as they are, so "
+                                       "models trained in that latent space keep working and decode sharper (put it into a model "
+                                       "with `proxt2i export MODEL --autoencoder DIR --out NEW`)")
+    threads: int = option(1, "CPU threads for torch (1: small convs on a shared machine run fastest single-threaded)")
+
+    def __post_init__(self):
+        checks = [
+            (self.steps >= 1 and self.batch >= 1, f"steps and batch must be >= 1, got steps={self.steps}, batch={self.batch}"),
+            (self.size % 4 == 0 and 16 <= self.size <= 256, f"size must be a multiple of 4 in 16..256, got {self.size}"),
+            (1 <= self.latent_channels <= 64, f"--latent-channels must be in 1..64, got {self.latent_channels}"),
+            (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+            (self.width >= 1, f"--width must be >= 1, got {self.width}"),
+            (self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
+            (self.init != "", "--init must name a VAE folder (or be none)"),
+            (not self.decoder_only or self.init is not None,
+             "--decoder-only needs --init VAE (the VAE whose latent space the decoder is trained for)"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise UsageError(msg)
+
+
+# always in the recorded command, although they have defaults: what was trained, where, how long
+VAE_COMMAND_KEEPS = ("out", "steps", "size", "batch", "seed")
+
+
 def train_small_vae(out: str | Path, steps: int = 3000, size: int = 32, batch: int = 32, lr: float = 1e-3,
                     width: int = 64, latent_channels: int = 4, kl_weight: float = 1e-4, seed: int = 0,
-                    init: str = "", decoder_only: bool = False, progress: bool = True) -> dict:
+                    init: str | None = None, decoder_only: bool = False, progress: bool = True) -> dict:
     """Train a SmallVAE and save it to `out`. Returns the recipe and final metrics (JSON-ready).
 
     init: start from a VAE folder (or "synthfaces-vae"). decoder_only (needs init): train the decoder
     alone; the encoder, and the latent shift and scale, stay exactly as they were, so every latent (and
     every generator trained in that latent space) keeps its meaning while decoded images get sharper."""
-    if steps < 1 or batch < 1:
-        raise UsageError(f"steps and batch must be >= 1, got steps={steps}, batch={batch}")
-    if size % 4 or not 16 <= size <= 256:
-        raise UsageError(f"size must be a multiple of 4 in 16..256, got {size}")
-    if decoder_only and not init:
-        raise UsageError("--decoder-only needs --init VAE (the VAE whose latent space the decoder is trained for)")
+    cfg = VAETrainConfig(out=str(out), steps=steps, size=size, batch=batch, seed=seed, latent_channels=latent_channels, lr=lr,
+                         width=width, kl_weight=kl_weight, init=init or None, decoder_only=decoder_only)
+    return train_vae(cfg, progress=progress)
+
+
+def train_vae(cfg: VAETrainConfig, progress: bool = True) -> dict:
+    """Train a SmallVAE as `cfg` says and save it to cfg.out; returns the recipe and final metrics."""
+    out, steps, size, batch, seed, lr, kl_weight = cfg.out, cfg.steps, cfg.size, cfg.batch, cfg.seed, cfg.lr, cfg.kl_weight
+    latent_channels, width, init, decoder_only = cfg.latent_channels, cfg.width, cfg.init, cfg.decoder_only
     from tqdm import tqdm
 
     torch.manual_seed(seed)
@@ -80,10 +126,7 @@ def train_small_vae(out: str | Path, steps: int = 3000, size: int = 32, batch: i
         rec = vae.decode(vae.encode(held))
         l1 = float((rec - held).abs().mean())
         psnr = float(-10 * torch.log10(((rec.clamp(0, 1) - held) ** 2).mean()))
-    flags = f" --latent-channels {latent_channels}" if latent_channels != 4 and not init else ""
-    flags += f" --lr {lr:g}" if lr != 1e-3 else ""
-    flags += (f" --init {init}" + (" --decoder-only" if decoder_only else "")) if init else ""
-    recipe = {"command": f"proxt2i train-vae --out {out} --steps {steps} --size {size} --batch {batch} --seed {seed}{flags}",
+    recipe = {"command": to_command("proxt2i train-vae", cfg, keep=VAE_COMMAND_KEEPS),
               "steps": steps, "latent_channels": latent_channels, "batch": batch, "size": size, "lr": lr, "kl_weight": kl_weight,
               "images_seen": steps * batch, "wall_seconds": round(time.time() - start, 1),
               "heldout_l1": round(l1, 4), "heldout_psnr_db": round(psnr, 2)}
