@@ -98,7 +98,7 @@ def _commands():
     from proxt2i.cli.finetune import grpo_config, r0_config
     from proxt2i.curate import CurateConfig
     from proxt2i.evaluation.train import EvaluatorTrainConfig
-    from proxt2i.rl.finetune import GRPORunConfig
+    from proxt2i.rl.grpo import GRPORunConfig
     from proxt2i.rl.r0 import R0Config
     from proxt2i.training.vae import VAETrainConfig
 
@@ -187,7 +187,7 @@ def test_print_config_prints_the_resolved_config_for_every_command(capsys):
 
 
 def test_sentinel_values_are_errors_not_defaults():
-    from proxt2i.rl.finetune import GRPORunConfig
+    from proxt2i.rl.grpo import GRPORunConfig
     from proxt2i.training.presets import resolve_config
 
     for bad in ("width=0", "depth=-1", "patch_size=0", "heads=0"):
@@ -207,7 +207,7 @@ def _shipped_recipes():
 
 
 def test_shipped_recipes_load_with_their_legacy_sentinels():
-    from proxt2i.rl.finetune import GRPORunConfig
+    from proxt2i.rl.grpo import GRPORunConfig
     from proxt2i.training.presets import config_from_dict
     from proxt2i.training.recipe import recipe_stages
 

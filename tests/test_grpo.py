@@ -262,7 +262,7 @@ def test_finetune_shared_start_noise_runs(prox_dir, tmp_path, capsys):
 
 
 def test_finetune_score_baseline_runs(tmp_path):
-    from proxt2i.rl.finetune import GRPORunConfig, finetune_grpo
+    from proxt2i.rl.grpo import GRPORunConfig, finetune_grpo
 
     score_dir = train(resolve_config("test-tiny", [f"out={tmp_path / 's'}", "steps=1", "objective=score"]), progress=False)
     final = finetune_grpo(GRPORunConfig(model=str(score_dir), reward="brightness", prompts="heldin", steps=1, out=str(tmp_path / "ft"),
@@ -331,7 +331,7 @@ def test_recipe_command_reruns_the_same_config(algorithm, cfg):
 
     from proxt2i.cli import build_parser
     from proxt2i.cli.finetune import grpo_config, r0_config
-    from proxt2i.rl.finetune import GRPORunConfig, grpo_command
+    from proxt2i.rl.grpo import GRPORunConfig, grpo_command
     from proxt2i.rl.r0 import R0Config, r0_command
 
     config = (GRPORunConfig if algorithm == "grpo" else R0Config)(**cfg)

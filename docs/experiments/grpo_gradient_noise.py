@@ -19,7 +19,7 @@ import torch
 
 from proxt2i.pipeline import ProxT2IPipeline
 from proxt2i.samplers.guidance import guided_model
-from proxt2i.rl.finetune import load_prompt_source, step_prompts
+from proxt2i.rl.prompts import load_prompt_source, step_prompts
 from proxt2i.rl.grpo import group_advantages
 from proxt2i.rl.policy import rollout, same_kernels_with_and_without_grad, step_log_prob
 from proxt2i.rewards import combine_rewards

@@ -1,6 +1,6 @@
 """`proxt2i finetune grpo|r0 [PRESET] [key=value ...] [--option VALUE ...]`: reward fine-tuning.
 
-Every option is a field of the algorithm's config dataclass (rl.finetune.GRPORunConfig, rl.r0.R0Config),
+Every option is a field of the algorithm's config dataclass (rl.grpo.GRPORunConfig, rl.r0.R0Config),
 given as a flag (--steps 20) or as key=value (steps=20); proxt2i.config generates both."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ COMMANDS = {"finetune": "reward fine-tuning of a model's sampler (GRPO, R0)"}
 
 def register(sub) -> None:
     from ..config import add_config_arguments
-    from ..rl.finetune import GRPORunConfig
+    from ..rl.grpo import GRPORunConfig
     from ..rewards import REWARDS
 
     p = sub.add_parser("finetune", help=COMMANDS["finetune"],
@@ -53,7 +53,7 @@ def _register_r0(algos) -> None:
 def grpo_config(args):
     """The GRPORunConfig of parsed `finetune grpo` arguments."""
     from ..config import config_from_args
-    from ..rl.finetune import GRPORunConfig
+    from ..rl.grpo import GRPORunConfig
 
     return config_from_args(GRPORunConfig, args)
 
@@ -67,7 +67,7 @@ def r0_config(args):
 
 
 def run_grpo(args) -> int:
-    from ..rl.finetune import finetune_grpo
+    from ..rl.grpo import finetune_grpo
 
     return _run("grpo", grpo_config(args), finetune_grpo, args)
 

@@ -11,17 +11,25 @@ Several inner epochs reuse one rollout batch (then rho != 1 and clipping acts); 
 a random subset of the transitions. log p may be the exact density ('sum') or Flow-GRPO's
 per-dimension average ('mean', pair it with a small clip range, e.g. 1e-4); the KL uses the same
 reduction so its weight means the same thing relative to the surrogate.
+
+finetune_grpo runs it: one explicit step (rollout -> reward -> advantages -> update) inside the frame of
+run.py. Prox models are trained as the PDA-hybrid auxiliary-variable chain, score models (the baseline)
+as the Euler-Maruyama chain with a noise-free last step (samplers/chains.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional
 
 import torch
 
+from ..config import option, to_command
 from ..errors import UsageError
 from .policy import Trajectory, pick_transitions, step_log_prob
+from .prompts import PROMPT_SOURCES
+from .run import COMMAND_KEEPS, TIME_GRID_HELP, FineTuneRun, StepResult, check_time_grid
 
 
 @dataclass(frozen=True)
@@ -125,3 +133,128 @@ def grpo_update(policy_fn: Callable, traj: Trajectory, adv: torch.Tensor, optimi
     if ref_fn is None:
         out["kl"] = None
     return out
+
+
+# ---------------------------------------------------------------------------------------------- the run
+START_NOISE = ("independent", "shared")
+
+
+@dataclass(frozen=True)
+class GRPORunConfig:
+    """`proxt2i finetune grpo`: one GRPO fine-tuning run (rollouts, rewards, updates, evaluation, export)."""
+
+    model: str = option("synthfaces-prox", "shipped name or model folder (prox -> PDA-hybrid chain, score -> Euler-Maruyama)")
+    reward: str = option("alignment", "NAME[:DIR][=WEIGHT],... e.g. alignment=1.0,clip=0.5", metavar="SPEC")
+    prompts: str = option("synthfaces", f"training prompts: FILE (one per line) or one of {', '.join(PROMPT_SOURCES)}")
+    steps: int = option(100, "GRPO iterations (rollout batches)")
+    out: str = option("runs/grpo", "output folder")
+    group: int = option(8, "images per prompt G")
+    prompts_per_step: int = option(4, "prompts per rollout batch P (batch = P * G)")
+    num_steps: int = option(4, "sampler steps")
+    time_grid: str | None = option(None, TIME_GRID_HELP, legacy="", metavar="GRID")
+    guidance: float = option(4.0, "CFG scale in rollouts and evaluation")
+    lr: float = option(3e-5, "learning rate")
+    kl: float = option(0.0, "KL weight to the reference model")
+    clip: float = option(0.2, "PPO ratio clip range")
+    inner_epochs: int = option(1, "updates per rollout batch")
+    train_steps_per_update: int | None = option(None, "sampler transitions trained per update, a random subset; none = all num_steps - 1",
+                                                legacy=0)
+    reduce: str = option("sum", "log-prob over dimensions: sum (exact density) or mean (Flow-GRPO; use a small --clip)", flag="logprob")
+    start_noise: str = option("independent", "shared: the G images of a prompt start from one initial noise (DanceGRPO), so their "
+                                             "rewards differ only through the policy's own transitions; or independent")
+    adv_clip: float = option(5.0, "advantages clipped to +- this")
+    grad_clip: float = option(1.0, "gradient norm clip")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    ema: float = option(0.9, "EMA decay of the exported weights; 0 = export the raw weights")
+    seed: int = option(0, "seed")
+    eval_every: int = option(0, "evaluate alignment every N steps and at the start; 0 = only at the end")
+    eval_prompts: str = option("heldout", "evaluation prompts: FILE or a named set")
+    eval_num: int = option(64, "evaluation prompts used, one image each (seeds 0..eval_num-1)")
+    diversity_threshold: float = option(0.5, "warn when within-prompt diversity falls below this fraction of its start")
+    stop_on_collapse: bool = option(False, "stop (after a checkpoint) when the diversity warning fires")
+    checkpoint_every: int = option(10, "checkpoint every N steps")
+    keep_checkpoints: int = option(2, "newest checkpoints kept; raise it to export an earlier step later")
+    threads: int = option(1, "CPU threads")
+
+    def __post_init__(self):
+        checks = [
+            (self.steps >= 1, f"--steps must be >= 1, got {self.steps}"),
+            (self.group >= 2, f"--group must be >= 2 (advantages compare images of one prompt), got {self.group}"),
+            (self.prompts_per_step >= 1, f"--prompts-per-step must be >= 1, got {self.prompts_per_step}"),
+            (2 <= self.num_steps <= 1000, f"--num-steps must be in 2..1000, got {self.num_steps}"),
+            (self.guidance >= 0, f"--guidance must be >= 0, got {self.guidance}"),
+            (self.lr >= 0, f"--lr must be >= 0, got {self.lr}"),
+            (0 <= self.ema < 1, f"--ema must be in [0, 1), got {self.ema}"),
+            (self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}"),
+            (self.eval_num >= 1, f"--eval-num must be >= 1, got {self.eval_num}"),
+            (0 <= self.diversity_threshold <= 1, f"--diversity-threshold must be in [0, 1], got {self.diversity_threshold}"),
+            (self.checkpoint_every >= 1, f"--checkpoint-every must be >= 1, got {self.checkpoint_every}"),
+            (self.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1, got {self.keep_checkpoints}"),
+            (self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
+            (self.start_noise in START_NOISE, f"--start-noise must be one of {', '.join(START_NOISE)}, got {self.start_noise!r}"),
+            (self.train_steps_per_update is None or self.train_steps_per_update >= 1,
+             f"--train-steps-per-update must be >= 1 (or none: all), got {self.train_steps_per_update}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise UsageError(msg)
+        check_time_grid(self.time_grid)
+        self.grpo()  # checks clip, kl, inner epochs, ...
+
+    def grpo(self) -> GRPOConfig:
+        return GRPOConfig(clip=self.clip, kl=self.kl, inner_epochs=self.inner_epochs, train_transitions=self.train_steps_per_update or 0,  # 0: all
+                          reduce=self.reduce, adv_clip=self.adv_clip, grad_clip=self.grad_clip)
+
+
+
+
+def grpo_command(cfg: GRPORunConfig) -> str:
+    """The `proxt2i finetune grpo ...` command that reruns `cfg`."""
+    return to_command("proxt2i finetune grpo", cfg, keep=COMMAND_KEEPS)
+
+
+def grpo_command(cfg: GRPORunConfig) -> str:
+    """The `proxt2i finetune grpo ...` command that reruns `cfg`."""
+    return to_command("proxt2i finetune grpo", cfg, keep=COMMAND_KEEPS)
+
+
+def finetune_grpo(cfg: GRPORunConfig, progress: bool = True) -> Path:
+    """GRPO fine-tuning (or its resumption) of cfg.model; returns the exported model folder OUT/final."""
+    import copy
+
+    from ..rewards import parse_reward_spec
+    from ..training.seeding import step_generator
+    from .policy import rollout, same_kernels_with_and_without_grad
+
+    weights = parse_reward_spec(cfg.reward)  # fail on a bad spec before loading anything
+    grpo_cfg = cfg.grpo()
+    with same_kernels_with_and_without_grad():
+        run = FineTuneRun(cfg, "grpo", "raise --kl or lower --lr", weight_decay=cfg.weight_decay).start(weights)
+        ref = copy.deepcopy(run.net).requires_grad_(False) if cfg.kl > 0 else None  # the pretrained policy
+
+        def step(i: int, g: torch.Generator, prompts: list[str], x_T: torch.Tensor) -> StepResult:
+            # --- rollout
+            policy_fn = run.guided(run.net, prompts)
+            traj = rollout(policy_fn, x_T, cfg.num_steps, g, sampler=run.sampler, schedule=run.schedule, reduce=cfg.reduce,
+                           start_group=cfg.group if cfg.start_noise == "shared" else 1, grid=run.grid)
+            # --- reward and group advantages
+            with torch.no_grad():
+                images = run.autoencoder.decode(traj.x0).clamp(0, 1)
+                terms = run.reward.terms(images, prompts)
+                rewards = run.reward.total(terms)
+            adv = group_advantages(rewards, cfg.group, grpo_cfg.adv_eps, grpo_cfg.adv_clip).to(run.acc.device)
+            # --- policy update (inner epochs over the same batch)
+            ref_fn = run.guided(ref, prompts) if ref is not None else None
+            stats = grpo_update(policy_fn, traj, adv, run.opt, run.params, grpo_cfg, ref_fn=ref_fn,
+                                generator=step_generator(cfg.seed + 1, run.acc.process_index, i),
+                                backward=run.acc.backward, clip_grad=run.acc.clip_grad_norm_)
+            row = {"reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
+                   "terms": {k: float(v.mean()) for k, v in terms.items()}, "kl": stats["kl"], "clip_fraction": stats["clip_fraction"],
+                   "ratio_mean": stats["ratio_mean"], "ratio_max_dev": stats["ratio_max_dev"], "loss": stats["loss"],
+                   "grad_norm": stats["grad_norm"]}
+            kl = "-" if row["kl"] is None else f"{row['kl']:.4g}"
+            return StepResult(images, row, f"reward {row['reward_mean']:.4f} +- {row['reward_std']:.4f} kl {kl} "
+                                           f"clip {row['clip_fraction']:.3f}")
+
+        run.loop(step, progress)
+        return run.export(grpo_command(cfg))

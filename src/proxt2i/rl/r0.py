@@ -20,9 +20,7 @@ OUT/ has the layout of `proxt2i finetune grpo` (config.json, log.jsonl, checkpoi
 
 from __future__ import annotations
 
-import copy
-import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -30,8 +28,8 @@ import torch
 
 from ..config import option, to_command
 from ..errors import UsageError
-from .finetune import (COMMAND_KEEPS, PROMPT_SOURCES, TIME_GRID_HELP, RunLog, check_time_grid, evaluate_alignment, finetune_grid,
-                       load_prompt_source, resume, step_prompts)
+from .prompts import PROMPT_SOURCES
+from .run import COMMAND_KEEPS, TIME_GRID_HELP, FineTuneRun, StepResult, check_time_grid
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,7 @@ class R0Config:
     eval_prompts: str = option("heldout", "evaluation prompts: FILE or a named set")
     eval_num: int = option(64, "evaluation prompts used, one image each")
     diversity_threshold: float = option(0.5, "warn when within-prompt diversity falls below this fraction of its start")
+    stop_on_collapse: bool = option(False, "stop (after a checkpoint) when the diversity warning fires")
     checkpoint_every: int = option(10, "checkpoint every N steps")
     keep_checkpoints: int = option(2, "newest checkpoints kept; raise it to export an earlier step later")
     threads: int = option(1, "CPU threads")
@@ -78,6 +77,7 @@ class R0Config:
             (0 <= self.ema < 1, f"--ema must be in [0, 1), got {self.ema}"),
             (self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}"),
             (self.eval_num >= 1, f"--eval-num must be >= 1, got {self.eval_num}"),
+            (0 <= self.diversity_threshold <= 1, f"--diversity-threshold must be in [0, 1], got {self.diversity_threshold}"),
             (self.checkpoint_every >= 1, f"--checkpoint-every must be >= 1, got {self.checkpoint_every}"),
             (self.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1, got {self.keep_checkpoints}"),
             (self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
@@ -129,112 +129,36 @@ def weight_pull(params: list[torch.Tensor], params0: list[torch.Tensor]) -> torc
 
 def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
     """R0 fine-tuning (or its resumption) of cfg.model; returns the exported model folder OUT/final."""
-    from accelerate import Accelerator
-    from tqdm import tqdm
+    from ..rewards import parse_reward_spec
 
-    from ..models.io import save_model_folder
-    from ..pipeline import ProxT2IPipeline
-    from ..samplers.guidance import guided_model
-    from ..shipped import resolve_model
-    from ..training.checkpoint import save_checkpoint
-    from ..training.ema import ema_update
-    from ..training.seeding import step_generator
-    from .diversity import DiversityMonitor, group_diversity, recogniser_features
-    from ..rewards import combine_rewards, parse_reward_spec
-
-    torch.set_num_threads(cfg.threads)
     weights = parse_reward_spec(cfg.reward)
     if "alignment-acc" in weights:  # the one embedded reward without a gradient: fail before writing anything
         raise UsageError("reward 'alignment-acc' is not differentiable in the images; R0 needs differentiable rewards "
                          "(alignment, alignment-prob, clip, brightness, or a real model); use GRPO for this one")
-    train_prompts = load_prompt_source(cfg.prompts)
-    eval_prompts = load_prompt_source(cfg.eval_prompts)[: cfg.eval_num]
-    acc = Accelerator(cpu=not torch.cuda.is_available())
-    out = Path(cfg.out)
+    run = FineTuneRun(cfg, "r0", "raise --reg or lower --lr", prox_only=True).start(weights)
+    params0 = [p.detach().clone() for p in run.params]  # the pretrained weights the pull is toward
+    reward_weights = {k: w for k, (w, _) in run.reward.parts.items()}
 
-    reward = combine_rewards(weights, device=acc.device)
-    model_path = resolve_model(cfg.model)
-    pipe = ProxT2IPipeline.from_pretrained(model_path)
-    if pipe.objective != "prox":
-        raise UsageError(f"R0 here fine-tunes prox models; {cfg.model!r} is a {pipe.objective} model")
-    autoencoder, latent_shape = pipe.autoencoder.to(acc.device).eval().requires_grad_(False), pipe.latent_shape
-    grid, sampling = finetune_grid(pipe, "pda-hybrid", cfg.time_grid)
-    net = pipe.net.to(acc.device).eval()
-    ema = copy.deepcopy(net).requires_grad_(False)
-    params = [p for p in net.parameters() if p.requires_grad]
-    params0 = [p.detach().clone() for p in params]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    monitor = DiversityMonitor(cfg.diversity_threshold)
-
-    start = resume(out, net, ema, opt, monitor, acc)
-    net, opt = acc.prepare(net, opt)
-    config = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
-    runlog = RunLog(out, {**config, "objective": "prox", "chain": "pda-hybrid", "chain_time_grid": grid}, acc.is_main_process, progress)
-    runlog.start_at(start)
-
-    def run_eval(step: int, bar=None) -> dict:
-        result = evaluate_alignment(ema, autoencoder, "prox", eval_prompts, latent_shape, cfg.num_steps, cfg.guidance, reward,
-                                    time_grid=grid, schedule=pipe.schedule)
-        runlog.write_eval(step, result, bar)
-        return result
-
-    if acc.is_main_process and cfg.eval_every > 0 and start % cfg.eval_every == 0 and start < cfg.steps:
-        run_eval(start)
-
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="r0", disable=not (progress and acc.is_main_process))
-    t_start = time.time()
-    for step in bar:
-        t0 = time.time()
-        g = step_generator(cfg.seed, acc.process_index, step)
-        prompts = [p for p in step_prompts(train_prompts, cfg.prompts_per_step, cfg.seed * 1009 + acc.process_index, step)
-                   for _ in range(cfg.group)]
-        x_T = torch.randn((len(prompts), *latent_shape), generator=g).to(acc.device)
+    def step(i: int, g: torch.Generator, prompts: list[str], x_T: torch.Tensor) -> StepResult:
         etas = (cfg.eta_min + (1 - cfg.eta_min) * torch.rand(cfg.num_steps, generator=g)).tolist()
-
         # --- generate with gradients through every step, score, backpropagate the normalised reward gradient
-        x0 = pda_hybrid_with_eta(guided_model(net, "prox", prompts, cfg.guidance, schedule=pipe.schedule), x_T, cfg.num_steps, etas, g, grid,
-                                 pipe.schedule)
-        images = autoencoder.decode(x0).clamp(0, 1)
+        x0 = pda_hybrid_with_eta(run.guided(run.net, prompts), x_T, cfg.num_steps, etas, g, run.grid, run.schedule)
+        images = run.autoencoder.decode(x0).clamp(0, 1)
         leaf = images.detach().requires_grad_(True)
-        terms = reward.terms(leaf, prompts)
-        direction = reward_image_gradient(terms, {k: w for k, (w, _) in reward.parts.items()}, leaf, cfg.normalise_gradients)
-        pull = weight_pull([p for p in acc.unwrap_model(net).parameters() if p.requires_grad], params0)
+        terms = run.reward.terms(leaf, prompts)
+        direction = reward_image_gradient(terms, reward_weights, leaf, cfg.normalise_gradients)
+        pull = weight_pull([p for p in run.acc.unwrap_model(run.net).parameters() if p.requires_grad], params0)
         surrogate = -(images * direction.detach()).sum() + cfg.reg * pull
-        opt.zero_grad(set_to_none=True)
-        acc.backward(surrogate)
-        grad_norm = float(acc.clip_grad_norm_(params, cfg.grad_clip)) if cfg.grad_clip > 0 else 0.0
-        opt.step()
-        ema_update(ema, acc.unwrap_model(net), cfg.ema)
-
+        run.opt.zero_grad(set_to_none=True)
+        run.acc.backward(surrogate)
+        grad_norm = float(run.acc.clip_grad_norm_(run.params, cfg.grad_clip)) if cfg.grad_clip > 0 else 0.0
+        run.opt.step()
         with torch.no_grad():
-            rewards = reward.total({k: v.detach() for k, v in terms.items()})
-            div = group_diversity(recogniser_features(images.detach()), cfg.group) if cfg.group >= 2 else float("nan")
-        rel = monitor.update(div) if cfg.group >= 2 else float("nan")
-        done = step + 1
-        row = {"step": done, "reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
+            rewards = run.reward.total({k: v.detach() for k, v in terms.items()})
+        row = {"reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
                "terms": {k: float(v.detach().mean()) for k, v in terms.items()}, "pull": pull.item(), "grad_norm": grad_norm,
-               "etas": etas, "diversity": div, "diversity_rel": rel, "seconds": time.time() - t0}
-        bar.set_postfix(reward=f"{row['reward_mean']:.3f}")
-        runlog.write(row, f"step {done}/{cfg.steps} reward {row['reward_mean']:.4f} pull {row['pull']:.3g} "
-                          f"diversity {rel:.3f} {row['seconds']:.1f}s", bar)
-        if cfg.group >= 2 and monitor.collapsed:
-            (bar.write if progress else print)(f"warning: within-prompt diversity fell to {rel:.2f} of its start "
-                                               f"(< {cfg.diversity_threshold}): possible reward hacking; raise --reg or lower --lr")
-        if acc.is_main_process and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-            save_checkpoint(out, done, acc.unwrap_model(net), ema, opt, {"config": config, "diversity_baseline": monitor.baseline},
-                            keep=cfg.keep_checkpoints)
-        if acc.is_main_process and cfg.eval_every > 0 and done % cfg.eval_every == 0 and done != cfg.steps:
-            run_eval(done, bar)
-        acc.wait_for_everyone()
-    bar.close()
+               "etas": etas}
+        return StepResult(images.detach(), row, f"reward {row['reward_mean']:.4f} pull {row['pull']:.3g}")
 
-    final = out / "final"
-    if acc.is_main_process:
-        result = run_eval(cfg.steps)
-        recipe = {"command": r0_command(cfg),
-                  "finetune": {"algorithm": "r0", "chain": "pda-hybrid", "chain_time_grid": grid, **config}, "steps_done": cfg.steps, "final_eval": result,
-                  "wall_seconds": round(time.time() - t_start, 1), "base_model": cfg.model, "base_recipe": pipe.config.get("recipe", {})}
-        save_model_folder(final, ema.uvit, ema.text_encoder, autoencoder, objective="prox", image_size=pipe.image_size, recipe=recipe,
-                          sampling=sampling, schedule=pipe.schedule, overwrite=True)
-    acc.wait_for_everyone()
-    return final
+    run.loop(step, progress)
+    return run.export(r0_command(cfg))

@@ -1,0 +1,40 @@
+"""Prompt sources of the fine-tuning runs, and the prompts of each step (a pure function of seed and step)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+
+# named prompt sources: the shipped evaluation sets, and fresh samples of the same generators that
+# exclude every prompt of the shipped sets (train on these, evaluate on the shipped ones)
+PROMPT_SOURCES = ("synthfaces", "synthfaces-heldout", "heldin", "heldout")
+FRESH_PROMPT_SEED, FRESH_PROMPT_COUNT = 31_337, 2048
+
+
+def load_prompt_source(source: str) -> list[str]:
+    """A prompt FILE (one per line) or a named source (PROMPT_SOURCES)."""
+    from ..data.prompts import load_prompts, make_prompts
+
+    if source in ("heldin", "heldout"):
+        return load_prompts(source)
+    if source in ("synthfaces", "synthfaces-heldout"):
+        shipped = set(load_prompts("heldin")) | set(load_prompts("heldout"))
+        kind = "heldin" if source == "synthfaces" else "heldout"
+        return [p for p in make_prompts(kind, FRESH_PROMPT_COUNT, FRESH_PROMPT_SEED) if p not in shipped]
+    path = Path(source)
+    if not path.is_file():
+        raise UsageError(f"prompts {source!r}: not a file nor one of {', '.join(PROMPT_SOURCES)}")
+    prompts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not prompts:
+        raise UsageError(f"prompt file {source!r} has no prompts")
+    return prompts
+
+
+def step_prompts(prompts: list[str], count: int, seed: int, step: int) -> list[str]:
+    """The `count` prompts of step `step`: a pure function of (seed, step); distinct when possible."""
+    rng = np.random.default_rng([seed, step, 7])
+    idx = rng.choice(len(prompts), size=count, replace=count > len(prompts))
+    return [prompts[i] for i in idx]
