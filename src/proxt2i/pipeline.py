@@ -11,7 +11,6 @@ on the time grid the model names for it.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 

@@ -207,12 +207,6 @@ class GRPORunConfig:
 
 
 
-
-def grpo_command(cfg: GRPORunConfig) -> str:
-    """The `proxt2i finetune grpo ...` command that reruns `cfg`."""
-    return to_command("proxt2i finetune grpo", cfg, keep=COMMAND_KEEPS)
-
-
 def grpo_command(cfg: GRPORunConfig) -> str:
     """The `proxt2i finetune grpo ...` command that reruns `cfg`."""
     return to_command("proxt2i finetune grpo", cfg, keep=COMMAND_KEEPS)
