@@ -14,6 +14,7 @@ images in [0, 1] (not clamped). Attributes: latent_channels, downsample.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -145,16 +146,18 @@ class DiffusersKL(nn.Module):
         return (self.vae.decode(latents / self.scale + self.shift).sample + 1.0) / 2.0
 
 
+# config.json "autoencoder" type -> constructor from that config
+AUTOENCODERS: dict[str, Callable[[dict], nn.Module]] = {
+    "identity": lambda cfg: IdentityAutoencoder(),
+    "small_vae": lambda cfg: SmallVAE(cfg.get("latent_channels", 4), cfg.get("width", 64), cfg.get("scale", 1.0), cfg.get("shift", 0.0)),
+    "diffusers_kl": lambda cfg: DiffusersKL(cfg["path"]),
+}
+
+
 def autoencoder_from_config(cfg: dict) -> nn.Module:
-    kind = cfg.get("type")
-    if kind == "identity":
-        return IdentityAutoencoder()
-    if kind == "small_vae":
-        return SmallVAE(cfg.get("latent_channels", 4), cfg.get("width", 64), cfg.get("scale", 1.0), cfg.get("shift", 0.0))
-    if kind == "diffusers_kl":
-        return DiffusersKL(cfg["path"])
-    raise UsageError(f"unknown autoencoder type {kind!r}; choose one of: {', '.join(AUTOENCODERS)}")
-
-
-AUTOENCODERS = {"identity": IdentityAutoencoder, "small_vae": SmallVAE, "diffusers_kl": DiffusersKL}
+    """Build an autoencoder from its config dict (the "autoencoder" entry of a model's config.json)."""
+    kind = cfg.get("type") if isinstance(cfg, dict) else None
+    if kind not in AUTOENCODERS:
+        raise UsageError(f"unknown autoencoder type {kind!r}; choose one of: {', '.join(AUTOENCODERS)}")
+    return AUTOENCODERS[kind](cfg)
 

@@ -196,16 +196,10 @@ class ContrastiveTextEncoder(nn.Module):
 
 def text_encoder_from_config(cfg: dict) -> nn.Module:
     """Build a text encoder from its config dict (the "text_encoder" entry of a model's config.json)."""
-    kind = cfg.get("type")
-    if kind == "embedded":
-        return EmbeddedTextEncoder(cfg["vocab"], dim=cfg["dim"], depth=cfg["depth"], heads=cfg["heads"], max_length=cfg["max_length"])
-    if kind in ("clip", "t5"):
-        return HFTextEncoder(kind, cfg["path"], cfg.get("max_length"))
-    if kind == "contrastive":
-        return ContrastiveTextEncoder(cfg["vocab"], dim=cfg["dim"], depth=cfg["depth"], heads=cfg["heads"], max_length=cfg["max_length"])
-    if kind == "concat":
-        return ConcatTextEncoder(text_encoder_from_config(cfg["first"]), text_encoder_from_config(cfg["second"]))
-    raise UsageError(f"unknown text encoder type {kind!r}; choose one of: {', '.join(TEXT_ENCODERS)}")
+    kind = cfg.get("type") if isinstance(cfg, dict) else None
+    if kind not in TEXT_ENCODERS:
+        raise UsageError(f"unknown text encoder type {kind!r}; choose one of: {', '.join(TEXT_ENCODERS)}")
+    return TEXT_ENCODERS[kind](cfg)
 
 
 def load_text_encoder(spec: str, load_part: Callable[[str], nn.Module] | None = None) -> nn.Module:
@@ -222,6 +216,16 @@ def load_text_encoder(spec: str, load_part: Callable[[str], nn.Module] | None = 
     return HFTextEncoder(kind, path)
 
 
-TEXT_ENCODERS = {"embedded": EmbeddedTextEncoder, "clip": HFTextEncoder, "t5": HFTextEncoder, "concat": ConcatTextEncoder,
-                 "contrastive": ContrastiveTextEncoder}
+def _embedded_like(cls):
+    return lambda cfg: cls(cfg["vocab"], dim=cfg["dim"], depth=cfg["depth"], heads=cfg["heads"], max_length=cfg["max_length"])
+
+
+# config.json "text_encoder" type -> constructor from that config
+TEXT_ENCODERS: dict[str, Callable[[dict], nn.Module]] = {
+    "embedded": _embedded_like(EmbeddedTextEncoder),
+    "clip": lambda cfg: HFTextEncoder("clip", cfg["path"], cfg.get("max_length")),
+    "t5": lambda cfg: HFTextEncoder("t5", cfg["path"], cfg.get("max_length")),
+    "contrastive": _embedded_like(ContrastiveTextEncoder),
+    "concat": lambda cfg: ConcatTextEncoder(text_encoder_from_config(cfg["first"]), text_encoder_from_config(cfg["second"])),
+}
 SAVED_TEXT_ENCODERS = ("embedded", "contrastive")  # weights stored in the model folder (text_encoder.safetensors)
