@@ -28,8 +28,7 @@ import torch
 from ..config import option, to_command
 from ..errors import UsageError
 from .policy import Trajectory, pick_transitions, step_log_prob
-from .prompts import PROMPT_SOURCES
-from .run import COMMAND_KEEPS, TIME_GRID_HELP, FineTuneRun, StepResult, check_time_grid
+from .run import COMMAND_KEEPS, FineTuneRun, RunSettings, StepResult
 
 
 @dataclass(frozen=True)
@@ -140,20 +139,11 @@ START_NOISE = ("independent", "shared")
 
 
 @dataclass(frozen=True)
-class GRPORunConfig:
-    """`proxt2i finetune grpo`: one GRPO fine-tuning run (rollouts, rewards, updates, evaluation, export)."""
+class GRPORunConfig(RunSettings):
+    """`proxt2i finetune grpo`: one GRPO fine-tuning run (rollouts, rewards, updates, evaluation, export);
+    the shared run settings (rl.run.RunSettings) and GRPO's own."""
 
-    model: str = option("synthfaces-prox", "shipped name or model folder (prox -> PDA-hybrid chain, score -> Euler-Maruyama)")
-    reward: str = option("alignment", "NAME[:DIR][=WEIGHT],... e.g. alignment=1.0,clip=0.5", metavar="SPEC")
-    prompts: str = option("synthfaces", f"training prompts: FILE (one per line) or one of {', '.join(PROMPT_SOURCES)}")
     steps: int = option(100, "GRPO iterations (rollout batches)")
-    out: str = option("runs/grpo", "output folder")
-    group: int = option(8, "images per prompt G")
-    prompts_per_step: int = option(4, "prompts per rollout batch P (batch = P * G)")
-    num_steps: int = option(4, "sampler steps")
-    time_grid: str | None = option(None, TIME_GRID_HELP, legacy="", metavar="GRID")
-    guidance: float = option(4.0, "CFG scale in rollouts and evaluation")
-    lr: float = option(3e-5, "learning rate")
     kl: float = option(0.0, "KL weight to the reference model")
     clip: float = option(0.2, "PPO ratio clip range")
     inner_epochs: int = option(1, "updates per rollout batch")
@@ -163,43 +153,20 @@ class GRPORunConfig:
     start_noise: str = option("independent", "shared: the G images of a prompt start from one initial noise (DanceGRPO), so their "
                                              "rewards differ only through the policy's own transitions; or independent")
     adv_clip: float = option(5.0, "advantages clipped to +- this")
-    grad_clip: float = option(1.0, "gradient norm clip")
     weight_decay: float = option(0.0, "AdamW weight decay")
-    ema: float = option(0.9, "EMA decay of the exported weights; 0 = export the raw weights")
-    seed: int = option(0, "seed")
-    eval_every: int = option(0, "evaluate alignment every N steps and at the start; 0 = only at the end")
-    eval_prompts: str = option("heldout", "evaluation prompts: FILE or a named set")
-    eval_num: int = option(64, "evaluation prompts used, one image each (seeds 0..eval_num-1)")
-    diversity_threshold: float = option(0.5, "warn when within-prompt diversity falls below this fraction of its start")
-    stop_on_collapse: bool = option(False, "stop (after a checkpoint) when the diversity warning fires")
-    checkpoint_every: int = option(10, "checkpoint every N steps")
-    keep_checkpoints: int = option(2, "newest checkpoints kept; raise it to export an earlier step later")
-    threads: int = option(1, "CPU threads")
 
     def __post_init__(self):
-        checks = [
-            (self.steps >= 1, f"--steps must be >= 1, got {self.steps}"),
+        super().__post_init__()
+        self.grpo()  # checks clip, kl, inner epochs, ...
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return super().checks() + [
             (self.group >= 2, f"--group must be >= 2 (advantages compare images of one prompt), got {self.group}"),
-            (self.prompts_per_step >= 1, f"--prompts-per-step must be >= 1, got {self.prompts_per_step}"),
             (2 <= self.num_steps <= 1000, f"--num-steps must be in 2..1000, got {self.num_steps}"),
-            (self.guidance >= 0, f"--guidance must be >= 0, got {self.guidance}"),
-            (self.lr >= 0, f"--lr must be >= 0, got {self.lr}"),
-            (0 <= self.ema < 1, f"--ema must be in [0, 1), got {self.ema}"),
-            (self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}"),
-            (self.eval_num >= 1, f"--eval-num must be >= 1, got {self.eval_num}"),
-            (0 <= self.diversity_threshold <= 1, f"--diversity-threshold must be in [0, 1], got {self.diversity_threshold}"),
-            (self.checkpoint_every >= 1, f"--checkpoint-every must be >= 1, got {self.checkpoint_every}"),
-            (self.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1, got {self.keep_checkpoints}"),
-            (self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
             (self.start_noise in START_NOISE, f"--start-noise must be one of {', '.join(START_NOISE)}, got {self.start_noise!r}"),
             (self.train_steps_per_update is None or self.train_steps_per_update >= 1,
              f"--train-steps-per-update must be >= 1 (or none: all), got {self.train_steps_per_update}"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise UsageError(msg)
-        check_time_grid(self.time_grid)
-        self.grpo()  # checks clip, kl, inner epochs, ...
 
     def grpo(self) -> GRPOConfig:
         return GRPOConfig(clip=self.clip, kl=self.kl, inner_epochs=self.inner_epochs, train_transitions=self.train_steps_per_update or 0,  # 0: all

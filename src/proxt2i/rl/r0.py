@@ -28,64 +28,35 @@ import torch
 
 from ..config import option, to_command
 from ..errors import UsageError
-from .prompts import PROMPT_SOURCES
-from .run import COMMAND_KEEPS, TIME_GRID_HELP, FineTuneRun, StepResult, check_time_grid
+from .run import COMMAND_KEEPS, FineTuneRun, RunSettings, StepResult
 
 
 @dataclass(frozen=True)
-class R0Config:
-    """`proxt2i finetune r0`: one R0 run (reward gradients through the few-step PDA-hybrid sampler)."""
+class R0Config(RunSettings):
+    """`proxt2i finetune r0`: one R0 run (reward gradients through the few-step PDA-hybrid sampler); the
+    shared run settings (rl.run.RunSettings) with R0's defaults, and R0's own."""
 
     model: str = option("synthfaces-prox", "shipped name or prox model folder")
     reward: str = option("clip", "NAME[:DIR][=WEIGHT],... differentiable rewards; clip (the contrastive score) by default, so that "
                                  "the recogniser-based alignment metric stays an independent check", metavar="SPEC")
-    prompts: str = option("synthfaces", f"training prompts: FILE (one per line) or one of {', '.join(PROMPT_SOURCES)}")
     steps: int = option(200, "optimisation steps")
     out: str = option("runs/r0", "output folder")
-    prompts_per_step: int = option(8, "prompts per step P")
     group: int = option(2, "images per prompt, for the diversity monitor")
+    prompts_per_step: int = option(8, "prompts per step P")
     num_steps: int = option(4, "sampler steps the generator runs (and is evaluated at)")
-    time_grid: str | None = option(None, TIME_GRID_HELP, legacy="", metavar="GRID")
-    guidance: float = option(4.0, "CFG scale")
     lr: float = option(2e-5, "learning rate")
     reg: float = option(1000.0, "weight of ||theta - theta0||^2 / ||theta0||^2, the pull toward the pretrained weights")
     eta_min: float = option(1.0, "per-step noise scale drawn from U[eta_min, 1] in training")
     normalise_gradients: bool = option(True, "unit-norm gradient per reward before the weighted sum (--no-normalise: "
                                              "sum the reward gradients as they are)", flag="normalise")
-    grad_clip: float = option(1.0, "gradient norm clip")
-    ema: float = option(0.9, "EMA decay of the exported weights; 0 = export the raw weights")
-    seed: int = option(0, "seed")
-    eval_every: int = option(0, "evaluate alignment every N steps and at the start; 0 = only at the end")
-    eval_prompts: str = option("heldout", "evaluation prompts: FILE or a named set")
-    eval_num: int = option(64, "evaluation prompts used, one image each")
-    diversity_threshold: float = option(0.5, "warn when within-prompt diversity falls below this fraction of its start")
-    stop_on_collapse: bool = option(False, "stop (after a checkpoint) when the diversity warning fires")
-    checkpoint_every: int = option(10, "checkpoint every N steps")
-    keep_checkpoints: int = option(2, "newest checkpoints kept; raise it to export an earlier step later")
-    threads: int = option(1, "CPU threads")
 
-    def __post_init__(self):
-        checks = [
-            (self.steps >= 1, f"--steps must be >= 1, got {self.steps}"),
-            (self.prompts_per_step >= 1, f"--prompts-per-step must be >= 1, got {self.prompts_per_step}"),
+    def checks(self) -> list[tuple[bool, str]]:
+        return super().checks() + [
             (self.group >= 1, f"--group must be >= 1, got {self.group}"),
             (1 <= self.num_steps <= 50, f"--num-steps must be in 1..50 (gradients flow through every step), got {self.num_steps}"),
-            (self.guidance >= 0, f"--guidance must be >= 0, got {self.guidance}"),
-            (self.lr >= 0, f"--lr must be >= 0, got {self.lr}"),
             (self.reg >= 0, f"--reg must be >= 0, got {self.reg}"),
             (0 <= self.eta_min <= 1, f"--eta-min must be in [0, 1], got {self.eta_min}"),
-            (0 <= self.ema < 1, f"--ema must be in [0, 1), got {self.ema}"),
-            (self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}"),
-            (self.eval_num >= 1, f"--eval-num must be >= 1, got {self.eval_num}"),
-            (0 <= self.diversity_threshold <= 1, f"--diversity-threshold must be in [0, 1], got {self.diversity_threshold}"),
-            (self.checkpoint_every >= 1, f"--checkpoint-every must be >= 1, got {self.checkpoint_every}"),
-            (self.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1, got {self.keep_checkpoints}"),
-            (self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise UsageError(msg)
-        check_time_grid(self.time_grid)
 
 
 def r0_command(cfg: R0Config) -> str:

@@ -24,13 +24,65 @@ from typing import Callable
 
 import torch
 
+from ..config import option
 from ..errors import UsageError
-from .prompts import load_prompt_source, step_prompts
+from .prompts import PROMPT_SOURCES, load_prompt_source, step_prompts
 
 TIME_GRID_HELP = ("time grid the sampler is tuned and evaluated on: uniform, quadratic or power:R; none = the model's own, as "
                   "`proxt2i generate` uses it (quadratic for the shipped prox model); the fine-tuned model keeps it as its default")
 # always written, although they have defaults: a recipe's command reads as what was tuned, on what, where
 COMMAND_KEEPS = ("model", "reward", "out")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The settings every fine-tuning run shares (what FineTuneRun reads); GRPORunConfig and R0Config
+    add their algorithm's own fields and checks, and set their own defaults where they differ."""
+
+    model: str = option("synthfaces-prox", "shipped name or model folder (prox -> PDA-hybrid chain, score -> Euler-Maruyama)")
+    reward: str = option("alignment", "NAME[:DIR][=WEIGHT],... e.g. alignment=1.0,clip=0.5", metavar="SPEC")
+    prompts: str = option("synthfaces", f"training prompts: FILE (one per line) or one of {', '.join(PROMPT_SOURCES)}")
+    steps: int = option(100, "iterations (rollout batches)")
+    out: str = option("runs/grpo", "output folder")
+    group: int = option(8, "images per prompt G")
+    prompts_per_step: int = option(4, "prompts per iteration P (batch = P * G)")
+    num_steps: int = option(4, "sampler steps")
+    time_grid: str | None = option(None, TIME_GRID_HELP, legacy="", metavar="GRID")
+    guidance: float = option(4.0, "CFG scale in rollouts and evaluation")
+    lr: float = option(3e-5, "learning rate")
+    grad_clip: float = option(1.0, "gradient norm clip")
+    ema: float = option(0.9, "EMA decay of the exported weights; 0 = export the raw weights")
+    seed: int = option(0, "seed")
+    eval_every: int = option(0, "evaluate alignment every N steps and at the start; 0 = only at the end")
+    eval_prompts: str = option("heldout", "evaluation prompts: FILE or a named set")
+    eval_num: int = option(64, "evaluation prompts used, one image each (seeds 0..eval_num-1)")
+    diversity_threshold: float = option(0.5, "warn when within-prompt diversity falls below this fraction of its start")
+    stop_on_collapse: bool = option(False, "stop (after a checkpoint) when the diversity warning fires")
+    checkpoint_every: int = option(10, "checkpoint every N steps")
+    keep_checkpoints: int = option(2, "newest checkpoints kept; raise it to export an earlier step later")
+    threads: int = option(1, "CPU threads")
+
+    def __post_init__(self):
+        for ok, msg in self.checks():
+            if not ok:
+                raise UsageError(msg)
+        check_time_grid(self.time_grid)
+
+    def checks(self) -> list[tuple[bool, str]]:
+        """(condition, message if it fails) for every field; subclasses add theirs."""
+        return [
+            (self.steps >= 1, f"--steps must be >= 1, got {self.steps}"),
+            (self.prompts_per_step >= 1, f"--prompts-per-step must be >= 1, got {self.prompts_per_step}"),
+            (self.guidance >= 0, f"--guidance must be >= 0, got {self.guidance}"),
+            (self.lr >= 0, f"--lr must be >= 0, got {self.lr}"),
+            (0 <= self.ema < 1, f"--ema must be in [0, 1), got {self.ema}"),
+            (self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}"),
+            (self.eval_num >= 1, f"--eval-num must be >= 1, got {self.eval_num}"),
+            (0 <= self.diversity_threshold <= 1, f"--diversity-threshold must be in [0, 1], got {self.diversity_threshold}"),
+            (self.checkpoint_every >= 1, f"--checkpoint-every must be >= 1, got {self.checkpoint_every}"),
+            (self.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1, got {self.keep_checkpoints}"),
+            (self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
+        ]
 
 
 def check_time_grid(name: str | None) -> None:
