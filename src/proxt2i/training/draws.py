@@ -51,7 +51,7 @@ def draw_t_lam(
     idx = torch.multinomial(weights / weights.sum(), batch, replacement=True, generator=generator)
     n = cands[idx]
     k = (torch.rand(batch, generator=generator, dtype=torch.float64) * n).floor().clamp(max=n - 1)
-    if len(powers) == 1 and powers[0] == 1.0:  # the uniform grid alone: the draws of earlier versions, bit for bit
+    if len(powers) == 1 and powers[0] == 1.0:  # the uniform grid alone: k / N exactly (no power), so these draws match a plain uniform grid bit for bit
         t, t_next = k / n, k / n + 1.0 / n
     else:
         p = torch.tensor(powers, dtype=torch.float64)[torch.randint(len(powers), (batch,), generator=generator)]
