@@ -41,7 +41,7 @@ SPACINGS = ("trailing", "leading", "linspace")
 
 
 def _diffusers():
-    return require("diffusers", "hf", "the diffusers samplers (ddim, dpm-solver++, unipc, euler-diffusers)")
+    return require("diffusers", "hf", "a diffusers sampler (ddim, dpm-solver++-2m, dpm-solver++-2m-sde, unipc, euler-diffusers)")
 
 
 def _ddim(**kw):
