@@ -10,7 +10,7 @@ character separates words):
 - embedded_words: the embedded text encoder's tokens and the vocabulary a training run builds from its
   captions (models/text.py EmbeddedTextEncoder, training/factories.py training_vocabulary).
 - caption_words: the evaluator's word tokenizer, hence also the contrastive text tower used as a text
-  encoder (evaluation/tokenizer.py Tokenizer and build_vocab, evaluation/train.py caption_vocab).
+  encoder (models/tokenizer.py Tokenizer and build_vocab, evaluation/train.py caption_vocab).
 - prompt_words: the SynthFaces prompt parser (data/captions.py), which also drops every "'s".
 """
 
