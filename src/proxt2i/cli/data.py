@@ -101,8 +101,9 @@ def _check_size(size: int) -> None:
 def run_synthfaces(args) -> int:
     from tqdm import tqdm
 
+    from ..atomic import check_output_folder, marked_by
     from ..data.attributes import check_split
-    from ..data.export import export
+    from ..data.export import EXPORT_FOLDER, EXPORT_MARKERS, export
     from ..errors import UsageError
 
     if args.num < 1:
@@ -112,6 +113,7 @@ def run_synthfaces(args) -> int:
     if args.seed < 0 or args.shard_size < 1:
         raise UsageError(f"--seed must be >= 0 and --shard-size >= 1, got {args.seed} and {args.shard_size}")
     kwargs = {"shard_size": args.shard_size} if args.format == "webdataset" else {}
+    check_output_folder(args.out, args.overwrite, marked_by(*EXPORT_MARKERS), EXPORT_FOLDER)  # before the progress bar
     with tqdm(total=args.num, unit="img", desc=f"synthfaces {args.split}") as bar:
         export(args.format, args.out, args.num, args.size, args.seed, args.split, progress=bar.update, overwrite=args.overwrite, **kwargs)
     print(f"wrote {args.num} {args.split} items ({args.size}px, {args.format}) to {args.out}")

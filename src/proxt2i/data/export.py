@@ -107,10 +107,11 @@ def export(fmt: str, out, num: int, size: int, seed: int = 0, split: str = "trai
         raise UsageError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     _check_export(num, size, seed, split)
     out = Path(out)
-    with replace_folder(out, overwrite=overwrite, is_ours=marked_by(*EXPORT_MARKERS), what="SynthFaces export") as tmp:
+    with replace_folder(out, overwrite=overwrite, is_ours=marked_by(*EXPORT_MARKERS), what=EXPORT_FOLDER) as tmp:
         writers[fmt](tmp, num, size, seed, split, progress=progress, **kwargs)
     return out
 
 
 # files that make a folder a dataset export, which `overwrite` may replace (anything else is a user's folder)
 EXPORT_MARKERS = ("metadata.jsonl", "shard-*.tar")
+EXPORT_FOLDER = "dataset export (metadata.jsonl or shard-*.tar)"
