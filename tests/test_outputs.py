@@ -284,3 +284,18 @@ def test_evaluate_refuses_an_incomplete_or_mixed_folder(tmp_path, prompts, capsy
     (out / ".00001.png.x.tmp.png").write_bytes(b"")  # an unfinished write's temporary is not an image
     meta.write_text("\n".join(rows) + "\n")
     check_folder_complete(out)
+
+
+def test_bench_refuses_then_replaces_keeping_overhead_json(tmp_path, capsys):
+    out = tmp_path / "bench"
+    base = ["bench", "--samplers", "pda-hybrid", "--steps", "1", "--num-prompts", "2", "--reference-num", "8",
+            "--prompt-sets", "heldin", "--guidance", "1", "--json", "--out", str(out)]
+    out.mkdir()
+    (out / "overhead.json").write_text("{}")  # what `bench --overhead` wrote there earlier
+    capsys.readouterr()
+    assert main(base) == 2
+    one_line_error(capsys, "--overwrite")
+    assert snapshot(out) == {"overhead.json": b"{}"}
+    assert main(base + ["--overwrite"]) == 0
+    assert sorted(os.listdir(out)) == ["overhead.json", "quality_vs_nfe.png", "results.json", "results.md", "sampler_grid.png"]
+    assert (out / "overhead.json").read_text() == "{}" and hidden(tmp_path) == []

@@ -31,7 +31,8 @@ def register(sub) -> None:
     quick = PRESETS["quick"]
     p.add_argument("--out", default="outputs/bench", help="output folder, built beside and swapped in when complete (default outputs/bench)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier bench folder at --out as a whole (only a folder with "
-                                                             "results.json or overhead.json; any other non-empty folder is never replaced)")
+                                                             "results.json or overhead.json, whose overhead.json is kept; any other "
+                                                             "non-empty folder is never replaced); with --overhead, replace overhead.json")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--quick", action="store_true",
                    help=f"the preset quick: {quick.num_prompts} prompts per set, steps {','.join(map(str, quick.steps))}, "
@@ -56,6 +57,7 @@ def bench_config(args):
 
 
 def run(args) -> int:
+    import shutil
     from pathlib import Path
 
     from ..bench import format_markdown, run_bench, sampler_overhead, write_outputs
@@ -85,6 +87,8 @@ def run(args) -> int:
     with replace_folder(out, overwrite=args.overwrite, is_ours=ours, what="bench folder (results.json)") as tmp:
         report, grid = run_bench(cfg, progress=True)
         paths = write_outputs(report, grid, tmp)
+        if (out / "overhead.json").is_file():  # a separate measurement (--overhead) that lives beside the results: kept
+            shutil.copy2(out / "overhead.json", tmp / "overhead.json")
     if args.json:
         print(json.dumps(report))
     else:

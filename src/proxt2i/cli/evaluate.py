@@ -20,7 +20,8 @@ def register(sub) -> None:
             "Score a folder of images with a metadata.jsonl (one {\"file_name\": ..., \"text\": ...} per line, the "
             "Hugging Face imagefolder layout) using the SynthFaces evaluator: attribute alignment of each image "
             "with its prompt, Frechet distance and k-NN precision/recall of recogniser features against fresh "
-            "renders, and the contrastive CLIP-score analogue."
+            "renders, and the contrastive CLIP-score analogue. A folder that is not complete and consistent (a row that "
+            "does not parse or names a missing image, an image named on two rows, an image no row names) is refused."
         ),
     )
     p.add_argument("folder", help="folder with images and metadata.jsonl")
