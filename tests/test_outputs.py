@@ -299,3 +299,17 @@ def test_bench_refuses_then_replaces_keeping_overhead_json(tmp_path, capsys):
     assert main(base + ["--overwrite"]) == 0
     assert sorted(os.listdir(out)) == ["overhead.json", "quality_vs_nfe.png", "results.json", "results.md", "sampler_grid.png"]
     assert (out / "overhead.json").read_text() == "{}" and hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", [
+    ["generate", "a smiling woman", "--model", MODEL, "--compare-steps", "1", "--out"],
+    ["toy", "--steps", "3", "--num-samples", "200", "--plot"],
+], ids=["compare-steps", "toy-plot"])
+def test_single_figure_outputs_refuse_an_existing_file(command, tmp_path, capsys):
+    path = tmp_path / "figure.png"
+    path.write_bytes(b"mine")
+    assert main([*command, str(path)]) == 2
+    one_line_error(capsys, "--overwrite")
+    assert path.read_bytes() == b"mine"
+    assert main([*command, str(path), "--overwrite"]) == 0
+    assert path.read_bytes()[:4] == b"\x89PNG" and hidden(tmp_path) == []
