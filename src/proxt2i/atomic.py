@@ -6,6 +6,7 @@ A run killed mid-write leaves either the old file (folder) or the new one, never
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -156,22 +157,16 @@ def clean_temporaries(path) -> None:
 
     path = Path(path)
     stem = sibling_stem(path)
-    for old in sorted(path.parent.glob(f"{glob_escape(stem)}{OLD_TAG}*")):
+    for old in sorted(path.parent.glob(f"{glob.escape(stem)}{OLD_TAG}*")):
         if not os.path.lexists(path):
             os.replace(old, path)
         else:
             shutil.rmtree(old, ignore_errors=True)
-    for tmp in path.parent.glob(f"{glob_escape(stem)}{TMP_TAG}*"):
+    for tmp in path.parent.glob(f"{glob.escape(stem)}{TMP_TAG}*"):
         if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
-
-
-def glob_escape(text: str) -> str:
-    import glob
-
-    return glob.escape(text)
 
 
 @contextmanager
