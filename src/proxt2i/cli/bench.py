@@ -29,7 +29,10 @@ def register(sub) -> None:
     )
     add_config_arguments(p, BenchConfig, presets=PRESETS)
     quick = PRESETS["quick"]
-    p.add_argument("--out", default="outputs/bench", help="output folder (default outputs/bench)")
+    p.add_argument("--out", default="outputs/bench", help="output folder, built beside and swapped in when complete (default outputs/bench)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier bench folder at --out as a whole (only a folder with "
+                                                             "results.json or overhead.json, whose overhead.json is kept; any other "
+                                                             "non-empty folder is never replaced); with --overhead, replace overhead.json")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--quick", action="store_true",
                    help=f"the preset quick: {quick.num_prompts} prompts per set, steps {','.join(map(str, quick.steps))}, "
@@ -54,6 +57,7 @@ def bench_config(args):
 
 
 def run(args) -> int:
+    import shutil
     from pathlib import Path
 
     from ..bench import format_markdown, run_bench, sampler_overhead, write_outputs
@@ -64,23 +68,34 @@ def run(args) -> int:
     if args.print_config:
         print_config(cfg)
         return 0
+    from ..atomic import atomic_write_json, check_output_file, check_output_folder, marked_by, output_lock, replace_folder
+
     out = Path(args.out)
+    ours = marked_by(*BENCH_MARKERS)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out!r} exists and is not a folder")
     if args.overhead:
-        from ..atomic import atomic_write_json
-
         if args.repeats < 1:
             raise UsageError(f"--repeats must be >= 1, got {args.repeats}")
-        result = sampler_overhead(cfg, repeats=args.repeats, progress=True)
-        atomic_write_json(out / "overhead.json", result)
+        check_output_file(out / "overhead.json", args.overwrite)  # one file, beside the other outputs of the folder
+        with output_lock(out):
+            result = sampler_overhead(cfg, repeats=args.repeats, progress=True)
+            atomic_write_json(out / "overhead.json", result)
         print(json.dumps(result))
         return 0
-    report, grid = run_bench(cfg, progress=True)
-    paths = write_outputs(report, grid, out)
+    check_output_folder(out, args.overwrite, ours, "bench folder (results.json)")
+    with replace_folder(out, overwrite=args.overwrite, is_ours=ours, what="bench folder (results.json)") as tmp:
+        report, grid = run_bench(cfg, progress=True)
+        paths = write_outputs(report, grid, tmp)
+        if (out / "overhead.json").is_file():  # a separate measurement (--overhead) that lives beside the results: kept
+            shutil.copy2(out / "overhead.json", tmp / "overhead.json")
     if args.json:
         print(json.dumps(report))
     else:
         print(format_markdown(report))
-        print("wrote " + ", ".join(paths.values()))
+        print("wrote " + ", ".join(str(out / Path(p).name) for p in paths.values()))
     return 0
+
+
+# files that make a folder a bench output, which --overwrite may replace
+BENCH_MARKERS = ("results.json", "overhead.json")

@@ -24,7 +24,9 @@ def register(sub) -> None:
     a.add_argument("--num", type=int, required=True, help="number of items (>= 1)")
     a.add_argument("--size", type=int, default=64, help="image side in pixels, 32..256 (default 64)")
     a.add_argument("--format", choices=("imagefolder", "webdataset"), default="imagefolder", help="output layout (default imagefolder)")
-    a.add_argument("--out", required=True, help="output folder")
+    a.add_argument("--out", required=True, help="output folder (new, or empty)")
+    a.add_argument("--overwrite", action="store_true", help="replace an existing export at --out as a whole (only a folder with "
+                                                             "metadata.jsonl or shard-*.tar; any other non-empty folder is never replaced)")
     a.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     a.add_argument("--split", default="train", help="train; test (training distribution, fresh draws); heldout; full (all combinations, for training evaluators only) (default train)")
     a.add_argument("--shard-size", type=int, default=1000, help="samples per webdataset shard (default 1000)")
@@ -50,6 +52,7 @@ def register(sub) -> None:
 
     a = actions.add_parser("grid", help="save a PNG grid of samples with their captions")
     a.add_argument("--out", required=True, help="PNG path")
+    a.add_argument("--overwrite", action="store_true", help="replace an existing file at --out")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--size", type=int, default=96, help="image side, 32..256 (default 96)")
     a.add_argument("--rows", type=int, default=4)
@@ -66,7 +69,9 @@ def register(sub) -> None:
                      "e.g. Qwen2.5-VL). SOURCE and OUT are webdataset shards or an imagefolder; images keep their bytes; "
                      "OUT/curation.json counts what each stage dropped (docs/synthfaces.md, 'Curating your own face data')."))
     a.add_argument("source", help="webdataset shards (a .tar, a folder of them, a glob or a {00000..00099} range; quote it) or an imagefolder")
-    a.add_argument("--out", required=True, help="new output folder")
+    a.add_argument("--out", required=True, help="new (or empty) output folder, written beside and swapped in when complete")
+    a.add_argument("--overwrite", action="store_true", help="replace an earlier curation at --out as a whole (only a folder with "
+                                                             "curation.json; any other non-empty folder is never replaced)")
     add_config_arguments_lazily(a, _curate_config_class)  # curate/ imports torch: `data prompts` need not
     a.add_argument("--aspect", type=str, nargs=2, metavar=("MIN", "MAX"), action=_Aspect, default=argparse.SUPPRESS,
                    help="allowed width / height range: --min-aspect MIN --max-aspect MAX (default 0.5625 1.7778, i.e. 9:16 to 16:9)")
@@ -96,8 +101,9 @@ def _check_size(size: int) -> None:
 def run_synthfaces(args) -> int:
     from tqdm import tqdm
 
+    from ..atomic import check_output_folder, marked_by
     from ..data.attributes import check_split
-    from ..data.export import export
+    from ..data.export import EXPORT_FOLDER, EXPORT_MARKERS, export
     from ..errors import UsageError
 
     if args.num < 1:
@@ -107,8 +113,9 @@ def run_synthfaces(args) -> int:
     if args.seed < 0 or args.shard_size < 1:
         raise UsageError(f"--seed must be >= 0 and --shard-size >= 1, got {args.seed} and {args.shard_size}")
     kwargs = {"shard_size": args.shard_size} if args.format == "webdataset" else {}
+    check_output_folder(args.out, args.overwrite, marked_by(*EXPORT_MARKERS), EXPORT_FOLDER)  # before the progress bar
     with tqdm(total=args.num, unit="img", desc=f"synthfaces {args.split}") as bar:
-        export(args.format, args.out, args.num, args.size, args.seed, args.split, progress=bar.update, **kwargs)
+        export(args.format, args.out, args.num, args.size, args.seed, args.split, progress=bar.update, overwrite=args.overwrite, **kwargs)
     print(f"wrote {args.num} {args.split} items ({args.size}px, {args.format}) to {args.out}")
     return 0
 
@@ -152,12 +159,14 @@ def run_vocab(args) -> int:
 
 
 def run_grid(args) -> int:
+    from ..atomic import check_output_file
     from ..data.preview import save_grid
     from ..errors import UsageError
 
     _check_size(args.size)
     if args.rows < 1 or args.cols < 1:
         raise UsageError(f"--rows and --cols must be >= 1, got {args.rows} x {args.cols}")
+    check_output_file(args.out, args.overwrite)
     save_grid(args.out, args.seed, args.rows, args.cols, args.size, args.split)
     print(f"grid written to {args.out}")
     return 0
@@ -201,7 +210,7 @@ def run_curate(args) -> int:
     if args.print_config:
         print_config(cfg)
         return 0
-    report = curate(args.source, args.out, cfg, progress=not args.json)
+    report = curate(args.source, args.out, cfg, progress=not args.json, overwrite=args.overwrite)
     if args.json:
         print(json.dumps(report))
     else:

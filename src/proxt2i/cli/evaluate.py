@@ -20,7 +20,8 @@ def register(sub) -> None:
             "Score a folder of images with a metadata.jsonl (one {\"file_name\": ..., \"text\": ...} per line, the "
             "Hugging Face imagefolder layout) using the SynthFaces evaluator: attribute alignment of each image "
             "with its prompt, Frechet distance and k-NN precision/recall of recogniser features against fresh "
-            "renders, and the contrastive CLIP-score analogue."
+            "renders, and the contrastive CLIP-score analogue. A folder that is not complete and consistent (a row that "
+            "does not parse or names a missing image, an image named on two rows, an image no row names) is refused."
         ),
     )
     p.add_argument("folder", help="folder with images and metadata.jsonl")
@@ -37,7 +38,9 @@ def register(sub) -> None:
         description="Train both evaluator models on SynthFaces renders drawn on the fly, then write config.json and safetensors weights to --out. "
                     "Every option may also be given as key=value (e.g. recogniser_steps=100).",
     )
-    t.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    t.add_argument("--out", required=True, metavar="DIR", help="output folder (new or empty; swapped in whole when training ends)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing evaluator folder at --out (config.json and "
+                                                             "recogniser.safetensors; any other non-empty folder is never replaced)")
     add_config_arguments(t, EvaluatorTrainConfig)
     t.set_defaults(func=run_train)
     c = esub.add_parser(
@@ -97,7 +100,7 @@ def run_train(args) -> int:
         print_config(cfg)
         return 0
     print(json.dumps({"train_config": config_dict(cfg)}))
-    config = train_evaluator(args.out, cfg, log=lambda s: print(s, flush=True))
+    config = train_evaluator(args.out, cfg, log=lambda s: print(s, flush=True), overwrite=args.overwrite)
     print(json.dumps(config["measured"]["min_accuracy"]))
     return 0
 

@@ -35,6 +35,10 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="images per network batch (default 32)")
     p.add_argument("--compare-steps", metavar="LIST", help="e.g. 2,4,8: one figure, a row per prompt (first seed) and a column per step count, written to OUT.png")
     p.add_argument("--out", default="outputs/sample", help="output path prefix (single prompt) or folder (--prompts); default outputs/sample")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing outputs: the OUT_*.png files, or the --prompts folder as a whole (only a folder with "
+                        "a metadata.jsonl, i.e. an earlier generate or dataset; any other non-empty folder is never replaced). "
+                        "Without it an existing output is refused")
     p.set_defaults(func=run)
 
 
@@ -62,42 +66,62 @@ def run(args) -> int:
     check_prompts(prompts)
     if args.guidance < 0:
         raise UsageError(f"--guidance must be >= 0, got {args.guidance}")
-    pipe = ProxT2IPipeline.from_pretrained(args.model)
-    sampler = args.sampler
+    from ..atomic import check_output_file, output_lock, replace_folder
+
+    out = Path(args.out)
     if args.compare_steps:
-        return compare_steps(pipe, prompts, args)
-    expanded = [p for p in prompts for _ in range(args.num)]
-    images = pipe(expanded, num_steps=args.steps, guidance_scale=args.guidance, sampler=sampler, seed=args.seed,
-                  guidance_interval=tuple(args.guidance_interval) if args.guidance_interval else None,
-                  batch_size=args.batch_size, output_type="tensor", progress=True, time_grid=args.time_grid)
-    used = sampler or DEFAULT_SAMPLER[pipe.objective]
+        check_output_file(out.with_suffix(".png"), args.overwrite)
+        return compare_steps(ProxT2IPipeline.from_pretrained(args.model), prompts, args)
     if args.prompts is not None:
-        write_folder(Path(args.out), images, expanded, args, used, pipe.time_grid_for(used, args.time_grid))
-        print(f"wrote {len(expanded)} images and metadata.jsonl to {args.out}")
-    else:
-        write_single(Path(args.out), images, args)
+        # the whole folder is built beside --out and swapped in: a kill leaves the old folder or the new one
+        with replace_folder(out, overwrite=args.overwrite, is_ours=_is_image_folder, what="imagefolder (metadata.jsonl)") as tmp:
+            pipe = ProxT2IPipeline.from_pretrained(args.model)
+            expanded = [p for p in prompts for _ in range(args.num)]
+            images = _generate(pipe, expanded, args)
+            used = args.sampler or DEFAULT_SAMPLER[pipe.objective]
+            write_folder(tmp, images, expanded, args, used, pipe.time_grid_for(used, args.time_grid))
+        print(f"wrote {len(expanded)} images and metadata.jsonl to {out}")
+        return 0
+    for path in single_paths(out, args.num):
+        check_output_file(path, args.overwrite)
+    with output_lock(out):
+        images = _generate(ProxT2IPipeline.from_pretrained(args.model), prompts * args.num, args)
+        write_single(out, images)
     return 0
 
 
-def write_single(prefix: Path, images, args) -> None:
+def _is_image_folder(folder: Path) -> bool:
+    return (folder / "metadata.jsonl").is_file()
+
+
+def _generate(pipe, prompts: list[str], args):
+    return pipe(prompts, num_steps=args.steps, guidance_scale=args.guidance, sampler=args.sampler, seed=args.seed,
+                guidance_interval=tuple(args.guidance_interval) if args.guidance_interval else None,
+                batch_size=args.batch_size, output_type="tensor", progress=True, time_grid=args.time_grid)
+
+
+def single_paths(prefix: Path, num: int) -> list[Path]:
+    """The files one prompt writes: PREFIX_00.png ... and PREFIX_grid.png."""
+    return [prefix.with_name(f"{prefix.name}_{i:02d}.png") for i in range(num)] + [prefix.with_name(f"{prefix.name}_grid.png")]
+
+
+def write_single(prefix: Path, images) -> None:
+    """Each file atomically, all encoded only after every image is generated (a kill mid-way leaves whole files)."""
     from ..atomic import atomic_save_image
     from ..imaging import save_grid, to_pil
 
-    paths = []
-    for i, im in enumerate(to_pil(images)):
-        path = prefix.with_name(f"{prefix.name}_{i:02d}.png")
+    *paths, grid = single_paths(prefix, len(images))
+    for im, path in zip(to_pil(images), paths):
         atomic_save_image(im, path)
-        paths.append(str(path))
-    grid = prefix.with_name(f"{prefix.name}_grid.png")
     save_grid(images, grid, cols=min(len(paths), 8))
-    print("\n".join(paths + [f"grid: {grid}"]))
+    print("\n".join([str(p) for p in paths] + [f"grid: {grid}"]))
 
 
 def write_folder(out: Path, images, prompts, args, sampler: str, grid: str) -> None:
+    """NNNNN.png and metadata.jsonl into `out`, a fresh temporary folder (replace_folder swaps it into place)."""
     from ..atomic import atomic_save_image, atomic_write_text
     from ..imaging import to_pil
 
-    out.mkdir(parents=True, exist_ok=True)
     rows = []
     for i, (im, text) in enumerate(zip(to_pil(images), prompts)):
         name = f"{i:05d}.png"

@@ -24,10 +24,12 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for x_T and the sampler noise (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--plot", metavar="FILE", help="save a PNG with samples and W2-vs-steps curves")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --plot FILE")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from ..atomic import check_output_file
     from ..errors import UsageError
     from ..toy import format_table, plot_toy, run_toy
 
@@ -35,6 +37,8 @@ def run(args) -> int:
         raise UsageError(f"--steps must all be >= 1, got {args.steps}")
     if args.num_samples < 200 or args.num_samples % 200:
         raise UsageError(f"--num-samples must be a positive multiple of 200 (the target's point count), got {args.num_samples}")
+    if args.plot:
+        check_output_file(args.plot, args.overwrite)  # before the run
     result = run_toy(steps=tuple(args.steps), num_samples=args.num_samples, seed=args.seed)
     if args.plot:
         plot_toy(result, args.plot, show_steps=args.steps[min(1, len(args.steps) - 1)])

@@ -17,6 +17,8 @@ def register(sub) -> None:
                                    "generated on the fly; writes DIR/config.json and DIR/autoencoder.safetensors. "
                                    "Every option may also be given as key=value (e.g. steps=100).")
     add_config_arguments(p, VAETrainConfig)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing VAE folder at --out (one with config.json and "
+                                                             "autoencoder.safetensors; any other non-empty folder is never replaced)")
     p.set_defaults(func=run)
 
 
@@ -31,5 +33,5 @@ def run(args) -> int:
         print_config(cfg)
         return 0
     torch.set_num_threads(cfg.threads)
-    print(json.dumps(train_vae(cfg)))
+    print(json.dumps(train_vae(cfg, overwrite=args.overwrite)))
     return 0

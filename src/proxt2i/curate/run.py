@@ -23,9 +23,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
-from ..atomic import atomic_write_json
+from ..atomic import atomic_write_json, check_output_folder, marked_by, replace_folder
 from ..data.readers import read_records
-from ..errors import UsageError
 from .config import REPORT, CurateConfig, decode, shape_reason
 from .scorers import load_aesthetic_scorer, load_captioner
 from .writer import CuratedWriter
@@ -45,19 +44,25 @@ def _batches(records: Iterator[dict], size: int, limit: int) -> Iterator[list[di
         yield batch
 
 
-def curate(source, out, cfg: CurateConfig, progress: bool = True) -> dict:
-    """Filter and recaption `source` into `out` (a new or empty folder). Returns the report (also OUT/curation.json):
+def curate(source, out, cfg: CurateConfig, progress: bool = True, overwrite: bool = False) -> dict:
+    """Filter and recaption `source` into `out` (a new or empty folder; with `overwrite`, an earlier curation,
+    i.e. a folder with curation.json, is replaced). The folder is built beside `out` and swapped in when
+    complete (atomic.replace_folder): a kill leaves no partial output. Returns the report (also OUT/curation.json):
     {"input", "kept", "dropped": {reason: n}, "aesthetic_mean_kept", "recaptioned", "config"}."""
-    from tqdm import tqdm
-
     cfg.check()
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UsageError(f"{out} already exists and is not an empty folder; choose a new --out")
+    check_output_folder(out, overwrite, marked_by(REPORT), "curated dataset (curation.json)")
     records = read_records(source, decode=False)  # a missing or empty source raises here, before any output
     score = load_aesthetic_scorer(cfg.aesthetic, cfg.device) if cfg.aesthetic else None
     caption = load_captioner(cfg.captioner, cfg.caption_prompt, cfg.max_caption_tokens, cfg.device) if cfg.captioner else None
-    out.mkdir(parents=True, exist_ok=True)
+    with replace_folder(out, overwrite=overwrite, is_ours=marked_by(REPORT), what="curated dataset (curation.json)") as tmp:
+        report = _curate_into(tmp, source, records, score, caption, cfg, progress)
+    return report
+
+
+def _curate_into(out: Path, source, records, score, caption, cfg: CurateConfig, progress: bool) -> dict:
+    from tqdm import tqdm
+
     writer = CuratedWriter(out, cfg.format, cfg.shard_size)
     dropped = {"unreadable": 0, "short_side": 0, "aspect": 0, "aesthetic": 0}
     seen, kept_scores = 0, []

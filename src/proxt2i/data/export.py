@@ -7,7 +7,9 @@ webdataset: DIR/shard-000000.tar, ... each holding `shard_size` samples KEY.png,
     (the caption), KEY.json ({"attributes", "labels", "index", "seed", "split"}), KEY = 8-digit index.
 
 Every file is written to a temporary name and os.replace'd, so a killed run leaves whole files
-only; metadata.jsonl is written last, so a folder with it is complete.
+only; metadata.jsonl is written last, so a folder with it is complete. export() (the `data synthfaces`
+command) builds the whole folder beside OUT and swaps it in (atomic.replace_folder): a kill leaves the
+old folder or the new one, and an existing one is replaced only with overwrite.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Callable
 
 from PIL import Image
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, marked_by, replace_folder
 from ..errors import UsageError
 from .attributes import attributes_to_labels
 from .synthfaces import check_range, render_item
@@ -96,10 +98,20 @@ def export_webdataset(out, num: int, size: int, seed: int = 0, split: str = "tra
     return shards
 
 
-def export(fmt: str, out, num: int, size: int, seed: int = 0, split: str = "train", progress=None, **kwargs):
-    """Dispatch on fmt, one of FORMATS."""
-    if fmt == "imagefolder":
-        return export_imagefolder(out, num, size, seed, split, progress)
-    if fmt == "webdataset":
-        return export_webdataset(out, num, size, seed, split, progress=progress, **kwargs)
-    raise UsageError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+def export(fmt: str, out, num: int, size: int, seed: int = 0, split: str = "train", progress=None, overwrite: bool = False,
+           **kwargs) -> Path:
+    """Export in fmt (one of FORMATS) into a new folder `out`, swapped in whole. An existing non-empty `out`
+    is replaced only with `overwrite`, and only if it is an export (metadata.jsonl or shard-*.tar). Returns `out`."""
+    writers = {"imagefolder": export_imagefolder, "webdataset": export_webdataset}
+    if fmt not in writers:
+        raise UsageError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    _check_export(num, size, seed, split)
+    out = Path(out)
+    with replace_folder(out, overwrite=overwrite, is_ours=marked_by(*EXPORT_MARKERS), what=EXPORT_FOLDER) as tmp:
+        writers[fmt](tmp, num, size, seed, split, progress=progress, **kwargs)
+    return out
+
+
+# files that make a folder a dataset export, which `overwrite` may replace (anything else is a user's folder)
+EXPORT_MARKERS = ("metadata.jsonl", "shard-*.tar")
+EXPORT_FOLDER = "dataset export (metadata.jsonl or shard-*.tar)"

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import check_output_folder, replace_folder
 from ..config import option, to_command
 from ..data.attributes import ATTRIBUTES
 from ..errors import UsageError
@@ -161,15 +162,30 @@ def caption_vocab(cfg: EvaluatorTrainConfig) -> tuple[tuple[str, ...], int]:
     return build_vocab(captions + values), longest + 1 + 8
 
 
-def train_evaluator(out: str | Path, cfg: EvaluatorTrainConfig = EvaluatorTrainConfig(), log=print) -> dict:
-    """Train both models, then write out/{recogniser,contrastive,reference}.safetensors and
-    config.json (each atomically; config.json last). Returns the config written."""
+def train_evaluator(out: str | Path, cfg: EvaluatorTrainConfig = EvaluatorTrainConfig(), log=print, overwrite: bool = False) -> dict:
+    """Train both models, then write out/{recogniser,contrastive,reference}.safetensors and config.json.
+    `out` is refused before training if it exists (unless `overwrite` and it is an evaluator folder), locked
+    while training and swapped in whole at the end (atomic.replace_folder). Returns the config written."""
+    out = Path(out)
+    check_output_folder(out, overwrite, is_evaluator_folder, EVALUATOR_FOLDER)
+    t0 = time.time()
+    with replace_folder(out, overwrite=overwrite, is_ours=is_evaluator_folder, what=EVALUATOR_FOLDER) as tmp:
+        config = _train_into(tmp, cfg, log, t0)
+    log(f"wrote {out} in {time.time() - t0:.0f}s")
+    return config
+
+
+EVALUATOR_FOLDER = "evaluator folder (config.json, recogniser.safetensors)"
+
+
+def is_evaluator_folder(path: Path) -> bool:
+    return (path / "config.json").is_file() and (path / "recogniser.safetensors").is_file()
+
+
+def _train_into(out: Path, cfg: EvaluatorTrainConfig, log, t0: float) -> dict:
     from .check import check_evaluator
 
     torch.set_num_threads(cfg.threads)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
     vocab, max_len = caption_vocab(cfg)
     rcfg = RecogniserConfig(families=tuple(ATTRIBUTES.items()), resolution=cfg.resolution)
     ccfg = ContrastiveConfig(vocab=vocab, max_len=max_len, resolution=cfg.resolution)
@@ -210,5 +226,4 @@ def train_evaluator(out: str | Path, cfg: EvaluatorTrainConfig = EvaluatorTrainC
     }
     config["measured"] = measured
     save_config(config, out / "config.json")
-    log(f"wrote {out} in {time.time() - t0:.0f}s")
     return config

@@ -12,14 +12,12 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ..atomic import check_output_folder, replace_folder
 from ..errors import UsageError, read_json
 from ..schedule import Schedule, VPSchedule, schedule_from_config, schedule_to_config
 
@@ -60,28 +58,20 @@ def is_model_folder(path: Path) -> bool:
 def check_replaceable(path: Path, overwrite: bool) -> None:
     """Refuse to write a model folder over anything but nothing, an empty folder, or (with overwrite) a model
     folder: a user's files or a training run are never replaced."""
-    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
-        return
-    if not is_model_folder(path):
-        raise UsageError(f"{path} exists and is not a proxt2i model folder; refusing to replace it (choose another --out)")
-    if not overwrite:
-        raise UsageError(f"model folder {path} exists; pass --overwrite to replace it")
+    check_output_folder(path, overwrite, is_model_folder, "proxt2i model folder")
 
 
 def save_model_folder(path, uvit, text_encoder, autoencoder, objective: str, image_size: int, recipe: dict | None = None,
                       sampling: dict | None = None, schedule: Schedule | None = None, overwrite: bool = False) -> Path:
-    """Write a model folder atomically (a temporary folder renamed into place). sampling: the model's
-    sampling defaults, e.g. {"time_grid": {"pda-hybrid": "quadratic"}} (omitted: uniform grids).
-    An existing target must be a model folder and `overwrite` given (check_replaceable)."""
+    """Write a model folder atomically (atomic.replace_folder: a temporary folder swapped into place, one
+    writer at a time). sampling: the model's sampling defaults, e.g. {"time_grid": {"pda-hybrid": "quadratic"}}
+    (omitted: uniform grids). An existing target must be a model folder and `overwrite` given (check_replaceable)."""
     from safetensors.torch import save_file
 
     from .text import SAVED_TEXT_ENCODERS
 
     path = Path(path)
-    check_replaceable(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
+    with replace_folder(path, overwrite=overwrite, is_ours=is_model_folder, what="proxt2i model folder") as tmp:
         config = {"format": FORMAT, "version": VERSION, "objective": objective, "uvit": uvit.config.to_dict(),
                   "text_encoder": text_encoder.config(), "autoencoder": autoencoder.config(),
                   "schedule": schedule_to_config(schedule or VPSchedule()), "image_size": image_size, "recipe": recipe or {}}
@@ -93,18 +83,6 @@ def save_model_folder(path, uvit, text_encoder, autoencoder, objective: str, ima
         if config["autoencoder"]["type"] == "small_vae":
             save_file(_half(autoencoder), tmp / "autoencoder.safetensors")
         (tmp / "config.json").write_text(json.dumps(config, indent=1))
-        os.chmod(tmp, 0o755)  # mkdtemp makes 0700
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

@@ -251,11 +251,12 @@ class FineTuneRun:
         return result
 
     def _resume(self, progress: bool) -> int:
-        from ..training.checkpoint import latest_checkpoint, load_checkpoint
+        from ..training.checkpoint import check_resume_config, latest_checkpoint, load_checkpoint
 
         start, ckpt = 0, latest_checkpoint(self.out)
         if ckpt is not None:
             state = load_checkpoint(ckpt, self.net, self.ema, self.opt)
+            check_resume_config(ckpt, state.get("config", {}), self.config)
             self.monitor.baseline = state.get("diversity_baseline")
             self.acc.print(f"resuming from {ckpt} (step {int(state['step'])})")
             start = int(state["step"])

@@ -2,7 +2,10 @@
 
 Layout: OUT/checkpoints/step-XXXXXXXX/{model,ema,optimizer}.safetensors + state.json, written into a
 temporary folder and renamed into place, so a killed run leaves only complete checkpoints.
-Resume = rerun the same command: the newest complete checkpoint is loaded.
+Resume = rerun the same command: the newest complete checkpoint is loaded. A rerun whose settings differ
+from the checkpoint's (check_resume_config) is refused: the run's recipe would claim settings no step used.
+Only settings that do not change what a step computes may differ (RESUME_FREE), and `steps`, so that a
+finished run can be extended (its learning-rate and loss schedules then stretch over the new total).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ def _unflatten_optimizer(tensors: dict, meta: dict) -> dict:
 
 
 def save_checkpoint(out: Path, step: int, model, ema, optimizer, extra: dict, keep: int = 2) -> Path:
+    if keep < 1:  # [:-keep] would delete every checkpoint (keep -1) or none (keep 0)
+        raise ValueError(f"keep must be >= 1, got {keep}")
     root = Path(out) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
@@ -77,3 +82,21 @@ def load_checkpoint(path: Path, model, ema, optimizer) -> dict:
         raise UsageError(f"checkpoint {path} is corrupt or incompatible ({str(err).splitlines()[0]}); "
                          f"delete it to resume from the previous one, or start a new run with another out=") from None
     return state
+
+
+# Settings a resumed run may change: where and how often it writes, how it evaluates, its threads; and steps
+# (extending a finished run is a legitimate use). Everything else changes what a step computes.
+RESUME_FREE = frozenset({"steps", "out", "threads", "data_workers", "log_every", "sample_every", "checkpoint_every",
+                         "keep_checkpoints", "eval_every", "eval_prompts", "eval_num", "diversity_threshold", "stop_on_collapse"})
+
+
+def check_resume_config(checkpoint: Path, saved: dict, new: dict, free=RESUME_FREE) -> None:
+    """Refuse to resume `checkpoint` (made with settings `saved`) with settings `new` that differ in a field
+    outside `free`. Fields the checkpoint does not record (added to the code later) are not compared."""
+    new = json.loads(json.dumps(new))  # tuples as lists, as state.json holds them
+    changed = [k for k in saved if k not in free and new.get(k) != saved[k]]
+    if changed:
+        key, more = changed[0], f" (and {len(changed) - 1} more setting(s))" if len(changed) > 1 else ""
+        run = Path(checkpoint).parent.parent
+        raise UsageError(f"run {run} was started with {key}={saved[key]!r}, not {new.get(key)!r}{more}; pass the run's own "
+                         f"settings to resume it (see {run}/config.json), or choose another out= for a new run")

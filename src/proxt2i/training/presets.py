@@ -60,7 +60,7 @@ class TrainConfig:
     seed: int = option(0, "seed")
     out: str = option("runs/synthfaces-prox", "output folder (rerunning the command resumes there)")
     checkpoint_every: int = option(500, "checkpoint every N steps")
-    keep_checkpoints: int = option(2, "newest checkpoints kept")
+    keep_checkpoints: int = option(2, "newest checkpoints kept (>= 1)")
     sample_every: int = option(1000, "write a sample grid every N steps; 0 = never")
     log_every: int = option(25, "log every N steps")
     threads: int = option(1, "CPU threads per process: small ops run fastest single-threaded on shared CPUs")
@@ -83,6 +83,7 @@ class TrainConfig:
             (16 <= self.image_size <= 1024, f"image_size must be in 16..1024, got {self.image_size}"),
             (self.init != "", "init must name a model (or be none)"),
             (self.data_workers >= 0, f"data_workers must be >= 0, got {self.data_workers}"),
+            (self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}"),
             (not self.cache_latents or self.data != "synthfaces",
              "cache_latents needs data=imagefolder:DIR or webdataset:SHARDS (SynthFaces renders fresh images every step)"),
         ]

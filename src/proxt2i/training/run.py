@@ -22,7 +22,7 @@ from ..extras import optional
 from ..imaging import save_grid
 from ..models.precond import prox_output_scale
 from ..schedule import VPSchedule
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import check_resume_config, latest_checkpoint, load_checkpoint, save_checkpoint
 from .data import BatchSource, dataset_latents
 from .draws import draw_t_lam
 from .ema import ema_decay, ema_update
@@ -68,6 +68,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         acc.print(f"initialised from {cfg.init}")
     if ckpt is not None:
         state = load_checkpoint(ckpt, net, ema, opt)
+        check_resume_config(ckpt, state.get("config", {}), config_dict(cfg))
         start, wall_before = int(state["step"]), float(state.get("wall_seconds", 0.0))
         init_recipe = checkpoint_init_recipe(state, cfg.init)
         acc.print(f"resuming from {ckpt} (step {start})")

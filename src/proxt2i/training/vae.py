@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_save_safetensors, atomic_write_json
+from ..atomic import atomic_save_safetensors, atomic_write_json, check_output_folder, replace_folder
 from ..config import option, to_command
 from ..errors import UsageError, read_json
 from ..imaging import to_float_images
@@ -88,9 +88,28 @@ def train_small_vae(out: str | Path, steps: int = 3000, size: int = 32, batch: i
     return train_vae(cfg, progress=progress)
 
 
-def train_vae(cfg: VAETrainConfig, progress: bool = True) -> dict:
-    """Train a SmallVAE as `cfg` says and save it to cfg.out; returns the recipe and final metrics."""
-    out, steps, size, batch, seed, lr, kl_weight = cfg.out, cfg.steps, cfg.size, cfg.batch, cfg.seed, cfg.lr, cfg.kl_weight
+def train_vae(cfg: VAETrainConfig, progress: bool = True, overwrite: bool = False) -> dict:
+    """Train a SmallVAE as `cfg` says and save it to cfg.out; returns the recipe and final metrics. The folder
+    is refused before training if it exists (unless `overwrite` and it is a VAE folder), locked while training
+    and swapped in whole at the end (atomic.replace_folder)."""
+    out = Path(cfg.out)
+    check_output_folder(out, overwrite, is_vae_folder, VAE_FOLDER)
+    with replace_folder(out, overwrite=overwrite, is_ours=is_vae_folder, what=VAE_FOLDER) as tmp:
+        vae, recipe = _train(cfg, progress)
+        save_autoencoder(tmp, vae, recipe)
+    return recipe
+
+
+VAE_FOLDER = "VAE folder (config.json, autoencoder.safetensors)"
+
+
+def is_vae_folder(path: Path) -> bool:
+    return (path / "config.json").is_file() and (path / "autoencoder.safetensors").is_file()
+
+
+def _train(cfg: VAETrainConfig, progress: bool) -> tuple:
+    """(the trained SmallVAE, its recipe)."""
+    steps, size, batch, seed, lr, kl_weight = cfg.steps, cfg.size, cfg.batch, cfg.seed, cfg.lr, cfg.kl_weight
     latent_channels, width, init, decoder_only = cfg.latent_channels, cfg.width, cfg.init, cfg.decoder_only
     from tqdm import tqdm
 
@@ -132,8 +151,7 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True) -> dict:
               "heldout_l1": round(l1, 4), "heldout_psnr_db": round(psnr, 2)}
     if init:
         recipe.update(init=str(init), decoder_only=decoder_only, init_recipe=vae_recipe(resolve_vae_dir(init)))
-    save_autoencoder(out, vae, recipe)
-    return recipe
+    return vae, recipe
 
 
 def vae_recipe(path: Path) -> dict:
