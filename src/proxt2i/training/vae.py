@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_save_safetensors, atomic_write_json
-from ..config import option, to_command
+from ..config import SEED_MAX, option, to_command
 from ..errors import UsageError, read_json
 from ..imaging import to_float_images
 from ..models.autoencoder import SmallVAE, calibrate_latent_scale, vae_loss
@@ -62,6 +62,9 @@ class VAETrainConfig:
             (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
             (self.width >= 1, f"--width must be >= 1, got {self.width}"),
             (self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
+            (self.kl_weight >= 0, f"--kl-weight must be >= 0, got {self.kl_weight}"),
+            (self.width % 8 == 0, f"--width must be a multiple of 8 (the VAE's group norms use 8 groups), got {self.width}"),
+            (0 <= self.seed <= SEED_MAX, f"--seed must be an integer in 0..{SEED_MAX}, got {self.seed}"),
             (self.init != "", "--init must name a VAE folder (or be none)"),
             (not self.decoder_only or self.init is not None,
              "--decoder-only needs --init VAE (the VAE whose latent space the decoder is trained for)"),
