@@ -54,19 +54,16 @@ def bench_config(args):
 
 
 def run(args) -> int:
-    from pathlib import Path
 
     from ..bench import format_markdown, run_bench, sampler_overhead, write_outputs
     from ..config import print_config
-    from ..errors import UsageError
+    from ..errors import UsageError, check_output_path
 
     cfg = bench_config(args)
     if args.print_config:
         print_config(cfg)
         return 0
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {args.out!r} exists and is not a folder")
+    out = check_output_path(args.out, "--out", folder=True)
     if args.overhead:
         from ..atomic import atomic_write_json
 
