@@ -296,6 +296,8 @@ CASES = [
     (G + ["--out", "afile/x"], a_file, "afile"),
     (G + ["--out", "ro/x"], read_only_folder, "ro"),
     (G + ["--out", LONG], nothing, "too long"),
+    (G + ["--out", "g/"], nothing, "is a folder"),
+    (G + ["--out", "adir"], a_folder, "is a folder"),
     (["generate", "--prompts", "p.txt", "--out", TOO_LONG], lambda t: (t / "p.txt").write_text("a face\n"), "too long"),
     (["generate", "--prompts", "p.txt", "--out", "afile"], lambda t: (a_file(t), (t / "p.txt").write_text("a face\n")), "afile"),
     # models, info
@@ -356,6 +358,12 @@ CASES = [
     (["export", "missing", "--out", "o"], nothing, "missing"),
     (["export", "afile", "--out", "o"], a_file, "afile"),
     (["export", "run", "--out", "o"], run_folder, "run"),
+    (["export", "synthfaces-prox", "--out", "o", "--autoencoder", "missing-vae"], nothing, "missing-vae"),
+    (["export", "synthfaces-prox", "--out", "afile/o", "--autoencoder", "synthfaces-vae"], a_file, "afile"),
+    (["export", "synthfaces-prox", "--out", TOO_LONG, "--autoencoder", "synthfaces-vae"], nothing, "too long"),
+    (["export", "m", "--out", "o", "--autoencoder", "synthfaces-vae"], model_with(**{"autoencoder.scale": 0}), "checkpoint"),
+    (["export", "run", "--out", "o", "--weights", "banana"], run_folder, "--weights"),
+    (["export", "run"], run_folder, "--out"),
     # train-vae
     (["train-vae", "--out", "v", "steps=0"], nothing, "steps"),
     (["train-vae", "--out", "v", "size=17"], nothing, "size"),
@@ -413,6 +421,9 @@ CASES = [
     (["evaluator", "check", "--evaluator", "missing"], nothing, "missing"),
     (["evaluator", "check", "--evaluator", "ev"], not_safetensors_evaluator, "ev"),
     (["evaluator", "check", "--autoencoder", "missing"], nothing, "missing"),
+    (["evaluator", "check", "--evaluator", "afile"], a_file, "afile"),
+    (["evaluator", "check", "--num", "abc"], nothing, "--num"),
+    (["evaluator", "check", "--autoencoder", "m"], model_with(**{"autoencoder.scale": 0}), "autoencoder.scale"),
     # bench
     (["bench", "steps=0"], nothing, "step counts"),
     (["bench", "steps=2,abc"], nothing, "steps"),
@@ -427,6 +438,9 @@ CASES = [
     (["bench", "prox_model=missing"], nothing, "missing"),
     (["bench", "--out", "afile/b"], a_file, "afile"),
     (["bench", "c.json"], config_file("[1]"), "JSON object"),
+    (["bench", "c.json"], config_file(b"\xff{}"), "UTF-8"),
+    (["bench", "c.json"], config_file('{"steps": true}'), "steps"),
+    (["bench", "c.json"], config_file('{"guidance": NaN}'), "guidance"),
     (["bench", "--overhead", "--repeats", "0"], nothing, "--repeats"),
     # finetune grpo and r0
     *[(cmd + extra, setup, frag) for cmd in (GRPO, R0) for extra, setup, frag in [
@@ -460,6 +474,8 @@ CASES = [
         (["--reward", "pickscore:hf"], hf_folder(["pytorch_model.bin"]), "safetensors"),
         (["--out", "afile/r"], a_file, "afile"),
         (["c.json"], config_file("[1]"), "JSON object"),
+        (["c.json"], config_file('{"steps": true}'), "steps"),
+        (["c.json"], config_file('{"lr": Infinity}'), "lr"),
     ]],
     # data synthfaces, prompts, grid, bench
     (["data", "synthfaces", "--num", "0", "--out", "o"], nothing, "--num"),
@@ -471,6 +487,8 @@ CASES = [
     (["data", "synthfaces", "--num", "2", "--out", "afile/o"], a_file, "afile"),
     (["data", "synthfaces", "--num", "2", "--out", "ro/o"], read_only_folder, "ro"),
     (["data", "prompts", "banana"], nothing, "banana"),
+    (["data", "prompts", "heldin", "--num", "100000"], nothing, "--num"),
+    (["data", "prompts"], nothing, "set"),
     (["data", "prompts", "heldin", "--num", "-1"], nothing, "--num"),
     (["data", "prompts", "heldin", "--seed", str(2**64)], nothing, "--seed"),
     (["data", "make-prompts", "--out-dir", "afile/p"], a_file, "afile"),

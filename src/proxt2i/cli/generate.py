@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 # the subcommands this module adds, with their one-line help (cli/__init__ lists them without importing anything heavy)
@@ -105,15 +106,18 @@ def check_sampling_flags(args) -> None:
 
 def check_outputs(args) -> None:
     """Refuse an --out that cannot be written before the model loads (a parent that is a file, a name too long)."""
-    from ..errors import check_output_path
+    from ..errors import UsageError, check_output_path
 
     out = Path(args.out)
     if args.compare_steps:
         check_output_path(out.with_suffix(".png"))
     elif args.prompts is not None:
         check_output_path(out, folder=True)
-    else:  # the longest of the names written: OUT_grid.png
-        check_output_path(out.with_name(f"{out.name}_grid.png"))
+    else:
+        if args.out.endswith(("/", os.sep)) or out.is_dir():  # g/ would write g_00.png beside the folder, not in it
+            raise UsageError(f"--out {args.out!r} is a folder; with one PROMPT --out is a file prefix (e.g. {str(out / 'sample')!r} "
+                             f"writes sample_00.png ... there), or give --prompts FILE to fill a folder")
+        check_output_path(out.with_name(f"{out.name}_grid.png"))  # the longest of the names written
 
 
 def compare_step_counts(text: str) -> list[int]:
