@@ -173,6 +173,17 @@ def not_safetensors_evaluator(tmp: Path) -> None:
         f.write_bytes(b"\x80\x04 a pickle, not safetensors")
 
 
+def vae_with(section):
+    """A VAE folder (as train-vae writes it) whose config.json's "autoencoder" entry is `section`."""
+
+    def setup(tmp: Path) -> None:
+        (tmp / "vae").mkdir()
+        shutil.copy(SHIPPED / "synthfaces-vae" / "autoencoder.safetensors", tmp / "vae")
+        (tmp / "vae" / "config.json").write_text(json.dumps({} if section is None else {"autoencoder": section}))
+
+    return setup
+
+
 def run_folder(tmp: Path) -> None:
     (tmp / "run").mkdir()
     (tmp / "run" / "config.json").write_text("{}")
@@ -390,6 +401,10 @@ CASES = [
     (["toy", "--plot", TOO_LONG + ".png"], nothing, "too long"),
     (["train-vae", "--out", "v", "--init", "missing-vae"], nothing, "missing-vae"),
     (["train-vae", "c.json", "--out", "v"], config_file("[1]"), "JSON object"),
+    (["train-vae", "--out", "v", "--init", "vae"], vae_with({"type": "small_vae", "latent_channels": 4, "width": 64, "scale": 0.0, "shift": 0.0}), "autoencoder.scale"),
+    (["train-vae", "--out", "v", "--init", "vae"], vae_with(None), "autoencoder"),
+    (["train-vae", "--out", "v", "--init", "vae"], vae_with({"type": "identity"}), "small_vae"),
+    (["evaluator", "check", "--autoencoder", "vae"], vae_with({"type": "small_vae", "width": 64}), "autoencoder.latent_channels"),
     # evaluate
     (["evaluate", "missing"], nothing, "missing"),
     (["evaluate", "afile"], a_file, "afile"),

@@ -154,16 +154,17 @@ def save_autoencoder(out: str | Path, vae: SmallVAE, recipe: dict | None = None)
 
 def load_autoencoder_dir(path: str | Path) -> SmallVAE:
     """Load a SmallVAE saved by train_small_vae / save_autoencoder."""
-    from safetensors.torch import load_file
-
     from ..models.autoencoder import autoencoder_from_config
+    from ..models.io import load_weights
 
     p = Path(path)
     if not (p / "config.json").exists() or not (p / "autoencoder.safetensors").exists():
         raise UsageError(f"{str(p)!r} is not a VAE folder: expected config.json and autoencoder.safetensors (build one with `proxt2i train-vae`)")
-    vae = autoencoder_from_config(read_json(p / "config.json", "VAE config")["autoencoder"])
-    try:
-        vae.load_state_dict(load_file(p / "autoencoder.safetensors"))
-    except Exception as err:  # safetensors raises its own error types for corrupt files
-        raise UsageError(f"could not read {p / 'autoencoder.safetensors'}: {err}") from None
+    try:  # the same checks as a model folder's "autoencoder" section (types, ranges, every field used)
+        vae = autoencoder_from_config(read_json(p / "config.json", "VAE config").get("autoencoder"))
+    except UsageError as err:
+        raise UsageError(f"{p / 'config.json'}: {err}") from None
+    if not isinstance(vae, SmallVAE):
+        raise UsageError(f"{p / 'config.json'}: a VAE folder holds a small_vae autoencoder, got {vae.config()['type']!r}")
+    load_weights(vae, p / "autoencoder.safetensors")
     return vae.eval()
