@@ -47,7 +47,7 @@ def save_aesthetic(path):
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     torch.manual_seed(0)
-    CLIPVisionModelWithProjection(CLIPVisionConfig(**TINY, image_size=32, patch_size=8, projection_dim=8)).save_pretrained(path)
+    CLIPVisionModelWithProjection(CLIPVisionConfig(**TINY, image_size=32, patch_size=8, projection_dim=8)).save_pretrained(path, safe_serialization=True)
     save_preprocessor(path)
     save_mlp(path / "aesthetic_mlp.safetensors", 8)
     return path
@@ -61,6 +61,6 @@ def save_blip_captioner(path):
     BlipForConditionalGeneration(BlipConfig(
         text_config=dict(TINY, vocab_size=len(WORDS), max_position_embeddings=40, encoder_hidden_size=16, pad_token_id=0,
                          bos_token_id=2, eos_token_id=3, sep_token_id=3),
-        vision_config=dict(TINY, image_size=32, patch_size=8), projection_dim=8, image_text_hidden_size=8)).save_pretrained(path)
+        vision_config=dict(TINY, image_size=32, patch_size=8), projection_dim=8, image_text_hidden_size=8)).save_pretrained(path, safe_serialization=True)
     BlipProcessor(image_processor=BlipImageProcessorPil(size={"height": 32, "width": 32}), tokenizer=word_tokenizer(bert_specials=True)).save_pretrained(path)
     return path

@@ -54,7 +54,7 @@ def test_flags_overrides_presets_and_types():
 
 @pytest.mark.parametrize("argv, message", [
     (["count=x"], "bad value 'x' for count (expected int)"),
-    (["--rate", "fast"], "bad value 'fast' for rate (expected float)"),
+    (["--rate", "fast"], "bad value 'fast' for rate (expected finite float)"),
     (["fast=maybe"], "bad value 'maybe' for fast (expected bool)"),
     (["sizes=1,b"], "bad value '1,b' for sizes (expected comma-separated ints)"),
     (["limit=lots"], "bad value 'lots' for limit (expected int or none)"),

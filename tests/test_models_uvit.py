@@ -83,7 +83,7 @@ def test_score_mode_has_no_lam_token():
 
 
 def test_config_validation_and_presets():
-    with pytest.raises(UsageError, match="unknown U-ViT config keys"):
+    with pytest.raises(UsageError, match=r"unknown config keys \['uvit.wdth'\] for uvit"):
         UViTConfig.from_dict({"width": 8, "wdth": 3})
     with pytest.raises(UsageError, match="odd"):
         UViTConfig(depth=4)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import re
 import shlex
 import sys
@@ -73,6 +74,8 @@ def _type_name(tp, default=None) -> str:
     inner, optional = _split_optional(tp)
     if inner is tuple or typing.get_origin(inner) is tuple:
         name = f"comma-separated {_element_type(inner, default).__name__}s"
+    elif inner is float:
+        name = "finite float"
     else:
         name = getattr(inner, "__name__", str(inner))
     return f"{name} or none" if optional else name
@@ -100,7 +103,10 @@ def _coerce(tp, raw: str, default):
     if inner is int:
         return int(raw)
     if inner is float:
-        return float(raw)
+        value = float(raw)
+        if not math.isfinite(value):  # nan and inf are never a setting: they would poison every step
+            raise ValueError(raw)
+        return value
     if inner is tuple or typing.get_origin(inner) is tuple:
         kind = _element_type(inner, default)
         return tuple(_coerce(kind, item, None) for item in re.split(r"[,\s]+", raw.strip()) if item)
@@ -118,10 +124,73 @@ def _fits(tp, value, default) -> bool:
         kind = _element_type(inner, default)
         return isinstance(value, tuple) and all(_fits(kind, v, None) for v in value)
     if inner is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if inner is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, inner)
+
+
+# --- ranges: what a config's __post_init__ checks -------------------------------------------------
+
+SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit seed
+
+
+def _bounds_text(lo, hi) -> str:
+    if lo is not None and hi is not None:
+        return f"in {lo}..{hi}"
+    return f">= {lo}" if lo is not None else f"<= {hi}"
+
+
+def check_ranges(cfg, **bounds) -> None:
+    """Refuse a field outside its bounds, one UsageError naming it: bounds are field=(lo, hi), inclusive,
+    None for no bound. None values (a field's "unset") are skipped; a tuple's every element is checked."""
+    for name, (lo, hi) in bounds.items():
+        value = getattr(cfg, name)
+        for v in value if isinstance(value, tuple) else (value,):
+            if v is None:
+                continue
+            if isinstance(v, float) and not math.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
+                raise UsageError(f"{name} must be {_bounds_text(lo, hi)}, got {value}")
+        if isinstance(value, tuple) and not value:
+            raise UsageError(f"{name} must list at least one value")
+
+
+def check_seed(value: int, name: str = "seed") -> None:
+    if not 0 <= value <= SEED_MAX:
+        raise UsageError(f"{name} must be an integer in 0..{SEED_MAX}, got {value}")
+
+
+def seed_value(raw: str) -> int:
+    """argparse type of a --seed flag: an integer torch can seed with, else one line with the valid range."""
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be an integer in 0..{SEED_MAX}, got {raw!r}")
+    return value
+
+
+def positive_float(raw: str) -> float:
+    """argparse type of a finite number > 0 (a duration, a scale)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {raw!r}")
+    return value
+
+
+def finite_float(raw: str) -> float:
+    """argparse type of a finite number (nan and inf are refused: they would poison every step)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {raw!r}")
+    return value
 
 
 # --- building and loading configs -----------------------------------------------------------------
@@ -141,18 +210,21 @@ def _aliases(cls) -> dict[str, str]:
     return out
 
 
-def _check_keys(cls, keys) -> dict[str, str]:
+def _check_keys(cls, keys, prefix: str = "") -> dict[str, str]:
     aliases = _aliases(cls)
-    unknown = sorted(k for k in keys if k.replace("-", "_") not in aliases)
+    unknown = sorted(prefix + k for k in keys if k.replace("-", "_") not in aliases)
     if unknown:
-        raise UsageError(f"unknown config keys {unknown} for {cls.__name__}; valid keys: {', '.join(_fields(cls))}")
+        raise UsageError(f"unknown config keys {unknown} for {prefix.rstrip('.') or cls.__name__}; valid keys: {', '.join(_fields(cls))}")
     return {k: aliases[k.replace("-", "_")] for k in keys}
 
 
-def config_from_dict(cls, values: dict, base=None):
+def config_from_dict(cls, values: dict, base=None, prefix: str = ""):
     """A config from a recorded dict (a run's config.json, a recipe): unknown keys are an error, JSON
-    lists become tuples, and a field's legacy sentinel (e.g. width=0, time_grid="") reads as None."""
-    names = _check_keys(cls, values)
+    lists become tuples, and a field's legacy sentinel (e.g. width=0, time_grid="") reads as None.
+    prefix: how errors name the keys' place (e.g. "uvit." for a model config.json's section)."""
+    if not isinstance(values, dict):
+        raise UsageError(f"{prefix.rstrip('.') or cls.__name__} must be a JSON object {{...}}, got {type(values).__name__}")
+    names = _check_keys(cls, values, prefix)
     fields_, types_ = _fields(cls), field_types(cls)
     kw = {}
     for key, value in values.items():
@@ -163,9 +235,29 @@ def config_from_dict(cls, values: dict, base=None):
         elif isinstance(value, list):
             value = tuple(value)
         if not _fits(types_[name], value, fields_[name].default):
-            raise UsageError(f"bad value {value!r} for {name} (expected {_type_name(types_[name], fields_[name].default)})")
+            raise UsageError(f"bad value {value!r} for {prefix}{name} "
+                             f"(expected {_type_name(types_[name], fields_[name].default)})")
         kw[name] = float(value) if _split_optional(types_[name])[0] is float and isinstance(value, int) else value
-    return dataclasses.replace(base if base is not None else cls(), **kw)
+    try:
+        return dataclasses.replace(base if base is not None else cls(), **kw)
+    except UsageError as err:  # the class's own range checks (__post_init__): name where the values came from
+        if not prefix:
+            raise
+        names_a_field = str(err).split(" ", 1)[0] in _fields(cls)  # "width must be >= 1" -> "uvit.width must be >= 1"
+        raise UsageError(f"{prefix}{err}" if names_a_field else f"{prefix.rstrip('.')}: {err}") from None
+
+
+def config_from_section(cls, values, section: str, optional=()):
+    """A config from one section of a recorded file (a model config.json's "autoencoder" entry, less its
+    "type"): every field must be present (a missing one would silently take the class default) except
+    those in `optional`; types, ranges and unknown keys are checked by config_from_dict."""
+    if not isinstance(values, dict):
+        raise UsageError(f"{section} must be a JSON object {{...}}, got {type(values).__name__}")
+    values = {k: v for k, v in values.items() if k != "type"}
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in values and f.name not in optional]
+    if missing:
+        raise UsageError(f"{section} lacks {', '.join(section + '.' + m for m in missing)}")
+    return config_from_dict(cls, values, prefix=section + ".")
 
 
 def config_dict(cfg) -> dict:
@@ -260,14 +352,25 @@ class _IntermixedParser(argparse.ArgumentParser):
             self._inside = False
 
 
+_INTERMIXED: dict[type, type] = {argparse.ArgumentParser: _IntermixedParser}
+
+
+def _make_intermixed(parser: argparse.ArgumentParser) -> None:
+    """Give parser _IntermixedParser's parsing, keeping its own class's other behaviour (the CLI's one-line errors)."""
+    cls = type(parser)
+    if not issubclass(cls, _IntermixedParser):
+        if cls not in _INTERMIXED:
+            _INTERMIXED[cls] = type(f"Intermixed{cls.__name__}", (_IntermixedParser, cls), {})
+        parser.__class__ = _INTERMIXED[cls]
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, cls, presets: dict | None = None, settings: bool = True,
                          defaults=None) -> None:
     """Add one option per field of `cls`, --print-config, and (settings) the positional
     `[PRESET|FILE.json] [key=value ...]`. defaults: the config whose values the help shows."""
     d = defaults if defaults is not None else cls()
     types_ = field_types(cls)
-    if type(parser) is argparse.ArgumentParser:
-        parser.__class__ = _IntermixedParser  # a subcommand's parser is made by add_parser: its class is not ours to choose
+    _make_intermixed(parser)  # a subcommand's parser is made by add_parser: its class is not ours to choose
     if settings:
         first = dataclasses.fields(cls)[0]
         example = f"{first.name}={_show(getattr(d, first.name))}"
@@ -296,8 +399,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, presets: dict | N
 def add_config_arguments_lazily(parser: argparse.ArgumentParser, load_cls, **kwargs) -> None:
     """add_config_arguments(parser, load_cls(), ...) when this parser first parses (its command runs or shows
     --help), so that building the whole command line does not import the module that defines the class."""
-    if type(parser) is argparse.ArgumentParser:
-        parser.__class__ = _IntermixedParser
+    _make_intermixed(parser)
     parser._deferred = [lambda: add_config_arguments(parser, load_cls(), **kwargs)]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import option
+from ..config import check_seed, option
 from ..errors import UsageError
 from ..samplers.registry import SAMPLERS, get_sampler
 
@@ -57,6 +57,7 @@ class BenchConfig:
             raise UsageError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.reference_num is not None and self.reference_num < 2:
             raise UsageError(f"--reference-num must be >= 2, got {self.reference_num}")
+        check_seed(self.seed, "--seed")
 
 
 def check_samplers(samplers) -> None:

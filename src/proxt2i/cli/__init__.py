@@ -1,9 +1,10 @@
 """The `proxt2i` command: a thin layer over the library. Each subcommand lives in its own module
 exposing `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
 
-Bad input raises UsageError (proxt2i.errors), or one of the filesystem errors in USER_ERRORS for a
-path that does not exist or has the wrong kind; main prints it as one line `proxt2i: error: ...` and
-exits with status 2. Any other exception, a plain ValueError included, is a bug: it stays a traceback.
+Bad input raises UsageError (proxt2i.errors); main prints it as one line `proxt2i: error: ...` and
+exits with status 2. So does any OSError that names a file (a user's path: permission denied, a parent
+that is a file, a name too long, a full disk) and argparse's own refusals (one line, not the usage text).
+Any other exception, a plain ValueError included, is a bug: it stays a traceback.
 """
 
 from __future__ import annotations
@@ -31,6 +32,24 @@ COMMAND_MODULES = [generate_cmd, models_cmd, train_cmd, export_cmd, train_vae_cm
 USER_ERRORS = (UsageError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's refusals as one line `proxt2i: error: ...` (exit 2), like every other bad input; the
+    usage text it would print is what `--help` shows."""
+
+    def error(self, message):
+        self.exit(2, f"proxt2i: error: {message} (see `{self.prog} --help`)\n")
+
+
+def os_error_line(err: OSError) -> str | None:
+    """One line for an OSError about a user's path (it names a file), None for any other (a bug)."""
+    if err.filename is None:
+        return None
+    path = err.filename2 if isinstance(err, FileExistsError) and err.filename2 else err.filename
+    if isinstance(err, FileNotFoundError):
+        return f"{path}: {err.strerror or 'not found'}"
+    return f"cannot write {path}: {err.strerror or err}"
+
+
 def build_parser(command: str | None = "") -> argparse.ArgumentParser:
     """The parser. command "": every subcommand with its options; a name: only that subcommand's
     options, the others as a name and a line of help; None: names and help only. Building a subcommand's
@@ -38,7 +57,7 @@ def build_parser(command: str | None = "") -> argparse.ArgumentParser:
     prompts heldin` need not wait for."""
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="proxt2i",
         description="Fast text-to-image generation with learned proximal operators (ProxT2I).",
     )
@@ -63,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as err:
-        print(f"proxt2i: error: {err}", file=sys.stderr)
+        print(f"proxt2i: error: {os_error_line(err) if isinstance(err, OSError) and err.filename else err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        line = os_error_line(err)
+        if line is None:
+            raise
+        print(f"proxt2i: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("proxt2i: interrupted", file=sys.stderr)

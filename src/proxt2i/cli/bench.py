@@ -62,7 +62,7 @@ def run(args) -> int:
 
     from ..bench import format_markdown, run_bench, sampler_overhead, write_outputs
     from ..config import print_config
-    from ..errors import UsageError
+    from ..errors import UsageError, check_output_path
 
     cfg = bench_config(args)
     if args.print_config:
@@ -70,10 +70,8 @@ def run(args) -> int:
         return 0
     from ..atomic import atomic_write_json, check_output_file, check_output_folder, marked_by, output_lock, replace_folder
 
-    out = Path(args.out)
+    out = check_output_path(args.out, "--out", folder=True)
     ours = marked_by(*BENCH_MARKERS)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {args.out!r} exists and is not a folder")
     if args.overhead:
         if args.repeats < 1:
             raise UsageError(f"--repeats must be >= 1, got {args.repeats}")

@@ -9,8 +9,12 @@ import json
 COMMANDS = {"data": "SynthFaces: export the procedural face dataset, print prompt sets, parse prompts; curate your own face data"}
 
 
+GRID_MAX = 32  # rows and columns of `data grid`: 32 x 32 renders is already a 56 x 78 inch figure
+BENCH_MAX_SECONDS = 600.0
+
+
 def register(sub) -> None:
-    from ..config import add_config_arguments_lazily
+    from ..config import add_config_arguments_lazily, positive_float, seed_value
 
     p = sub.add_parser(
         "data",
@@ -27,7 +31,7 @@ def register(sub) -> None:
     a.add_argument("--out", required=True, help="output folder (new, or empty)")
     a.add_argument("--overwrite", action="store_true", help="replace an existing export at --out as a whole (only a folder with "
                                                              "metadata.jsonl or shard-*.tar; any other non-empty folder is never replaced)")
-    a.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
+    a.add_argument("--seed", type=seed_value, default=0, help="dataset seed (default 0)")
     a.add_argument("--split", default="train", help="train; test (training distribution, fresh draws); heldout; full (all combinations, for training evaluators only) (default train)")
     a.add_argument("--shard-size", type=int, default=1000, help="samples per webdataset shard (default 1000)")
     a.set_defaults(func=run_synthfaces)
@@ -35,7 +39,7 @@ def register(sub) -> None:
     a = actions.add_parser("prompts", help="print a standard prompt set, one prompt per line")
     a.add_argument("set", help="heldin or heldout")
     a.add_argument("--num", type=int, default=None, help="print only the first N (after shuffling, if --seed)")
-    a.add_argument("--seed", type=int, default=None, help="shuffle deterministically with this seed (default: file order)")
+    a.add_argument("--seed", type=seed_value, default=None, help="shuffle deterministically with this seed (default: file order)")
     a.set_defaults(func=run_prompts)
 
     a = actions.add_parser("make-prompts", help="regenerate the shipped heldin.txt / heldout.txt prompt files")
@@ -53,10 +57,10 @@ def register(sub) -> None:
     a = actions.add_parser("grid", help="save a PNG grid of samples with their captions")
     a.add_argument("--out", required=True, help="PNG path")
     a.add_argument("--overwrite", action="store_true", help="replace an existing file at --out")
-    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--seed", type=seed_value, default=0)
     a.add_argument("--size", type=int, default=96, help="image side, 32..256 (default 96)")
-    a.add_argument("--rows", type=int, default=4)
-    a.add_argument("--cols", type=int, default=6)
+    a.add_argument("--rows", type=int, default=4, help=f"1..{GRID_MAX} (default 4)")
+    a.add_argument("--cols", type=int, default=6, help=f"1..{GRID_MAX} (default 6)")
     a.add_argument("--split", default="train")
     a.set_defaults(func=run_grid)
 
@@ -80,7 +84,7 @@ def register(sub) -> None:
 
     a = actions.add_parser("bench", help="measure single-core rendering speed (images/s per size)")
     a.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128, 256])
-    a.add_argument("--seconds", type=float, default=1.0, help="time per size (default 1)")
+    a.add_argument("--seconds", type=positive_float, default=1.0, help=f"time per size, at most {BENCH_MAX_SECONDS:g} (default 1)")
     a.add_argument("--json", action="store_true", help="print one JSON object")
     a.set_defaults(func=run_bench)
 
@@ -104,7 +108,7 @@ def run_synthfaces(args) -> int:
     from ..atomic import check_output_folder, marked_by
     from ..data.attributes import check_split
     from ..data.export import EXPORT_FOLDER, EXPORT_MARKERS, export
-    from ..errors import UsageError
+    from ..errors import UsageError, check_output_path
 
     if args.num < 1:
         raise UsageError(f"--num must be >= 1, got {args.num}")
@@ -113,6 +117,7 @@ def run_synthfaces(args) -> int:
     if args.seed < 0 or args.shard_size < 1:
         raise UsageError(f"--seed must be >= 0 and --shard-size >= 1, got {args.seed} and {args.shard_size}")
     kwargs = {"shard_size": args.shard_size} if args.format == "webdataset" else {}
+    check_output_path(args.out, "--out", folder=True)
     check_output_folder(args.out, args.overwrite, marked_by(*EXPORT_MARKERS), EXPORT_FOLDER)  # before the progress bar
     with tqdm(total=args.num, unit="img", desc=f"synthfaces {args.split}") as bar:
         export(args.format, args.out, args.num, args.size, args.seed, args.split, progress=bar.update, overwrite=args.overwrite, **kwargs)
@@ -130,6 +135,10 @@ def run_prompts(args) -> int:
 
 def run_make_prompts(args) -> int:
     from ..data.prompts import write_prompt_files
+    from ..errors import check_output_path
+
+    if args.out_dir is not None:
+        check_output_path(args.out_dir, "--out-dir", folder=True)
 
     for path in write_prompt_files(args.out_dir):
         print(f"wrote {path}")
@@ -160,12 +169,17 @@ def run_vocab(args) -> int:
 
 def run_grid(args) -> int:
     from ..atomic import check_output_file
+    from ..data.attributes import check_split
+    from ..errors import UsageError, check_output_path
     from ..data.preview import save_grid
-    from ..errors import UsageError
 
     _check_size(args.size)
-    if args.rows < 1 or args.cols < 1:
-        raise UsageError(f"--rows and --cols must be >= 1, got {args.rows} x {args.cols}")
+    check_split(args.split)
+    if not (1 <= args.rows <= GRID_MAX and 1 <= args.cols <= GRID_MAX):
+        raise UsageError(f"--rows and --cols must be in 1..{GRID_MAX}, got {args.rows} x {args.cols}")
+    if not args.out.lower().endswith(".png"):
+        raise UsageError(f"--out {args.out!r}: the grid is a PNG; give a path ending in .png")
+    check_output_path(args.out)
     check_output_file(args.out, args.overwrite)
     save_grid(args.out, args.seed, args.rows, args.cols, args.size, args.split)
     print(f"grid written to {args.out}")
@@ -175,8 +189,12 @@ def run_grid(args) -> int:
 def run_bench(args) -> int:
     from ..data.bench import bench
 
+    from ..errors import UsageError
+
     for size in args.sizes:
         _check_size(size)
+    if args.seconds > BENCH_MAX_SECONDS:
+        raise UsageError(f"--seconds must be at most {BENCH_MAX_SECONDS:g} per size, got {args.seconds:g}")
     result = bench(tuple(args.sizes), args.seconds)
     if args.json:
         print(json.dumps(result))
@@ -205,11 +223,13 @@ class _Aspect(argparse.Action):
 def run_curate(args) -> int:
     from ..config import config_from_args, print_config
     from ..curate import CurateConfig, curate
+    from ..errors import check_output_path
 
     cfg = config_from_args(CurateConfig, args)
     if args.print_config:
         print_config(cfg)
         return 0
+    check_output_path(args.out, "--out", folder=True)
     report = curate(args.source, args.out, cfg, progress=not args.json, overwrite=args.overwrite)
     if args.json:
         print(json.dumps(report))

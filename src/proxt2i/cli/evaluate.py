@@ -93,12 +93,14 @@ def run_evaluate(args) -> int:
 
 def run_train(args) -> int:
     from ..config import config_dict, config_from_args, print_config
+    from ..errors import check_output_path
     from ..evaluation.train import EvaluatorTrainConfig, train_evaluator
 
     cfg = config_from_args(EvaluatorTrainConfig, args)
     if args.print_config:
         print_config(cfg)
         return 0
+    check_output_path(args.out, "--out", folder=True)  # before training, not when the weights are saved
     print(json.dumps({"train_config": config_dict(cfg)}))
     config = train_evaluator(args.out, cfg, log=lambda s: print(s, flush=True), overwrite=args.overwrite)
     print(json.dumps(config["measured"]["min_accuracy"]))

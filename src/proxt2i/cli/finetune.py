@@ -88,10 +88,26 @@ def _run(algorithm: str, cfg, finetune, args) -> int:
         print_config(cfg)
         return 0
     parse_reward_spec(cfg.reward)
+    check_inputs(cfg)
     print(json.dumps({"finetune": algorithm, **config_dict(cfg)}))
     final = finetune(cfg, progress=not args.no_progress)
     print(f"model written to {final}")
     return 0
+
+
+def check_inputs(cfg) -> None:
+    """What can be checked in a moment, before the model loads: the output folder, the model folder's
+    config.json, and prompt files (named sets are built in)."""
+    from ..errors import check_output_path
+    from ..models.io import read_model_config
+    from ..rl.prompts import PROMPT_SOURCES, load_prompt_source
+    from ..shipped import resolve_model
+
+    check_output_path(cfg.out, "--out", folder=True)
+    read_model_config(resolve_model(cfg.model))
+    for source in (cfg.prompts, cfg.eval_prompts):
+        if source not in PROMPT_SOURCES:
+            load_prompt_source(source)
 
 
 def _usage(parser) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 # the subcommands this module adds, with their one-line help (cli/__init__ lists them without importing anything heavy)
@@ -10,6 +11,7 @@ COMMANDS = {"generate": "generate images from a prompt (default model: synthface
 
 
 def register(sub) -> None:
+    from ..config import finite_float, seed_value
     from ..samplers.registry import SAMPLERS
     from ..shipped import DEFAULT_MODEL
 
@@ -24,13 +26,13 @@ def register(sub) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped name (see `proxt2i models`) or model folder (default {DEFAULT_MODEL}: "
                                                            "synthfaces-prox after GRPO; synthfaces-prox is the pretrained model)")
     p.add_argument("--steps", type=int, default=4, help="sampling steps = network evaluations per image before guidance (default 4)")
-    p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale w >= 0; 1 = off (default 4)")
-    p.add_argument("--guidance-interval", type=float, nargs=2, metavar=("T_LO", "T_HI"), help="apply guidance only for t in [T_LO, T_HI]")
+    p.add_argument("--guidance", type=finite_float, default=4.0, help="classifier-free guidance scale w >= 0; 1 = off (default 4)")
+    p.add_argument("--guidance-interval", type=finite_float, nargs=2, metavar=("T_LO", "T_HI"), help="apply guidance only for t in [T_LO, T_HI]")
     p.add_argument("--sampler", choices=list(SAMPLERS), help="default: pda-hybrid for prox models, euler-maruyama-denoise for score models")
     p.add_argument("--time-grid", metavar="GRID", help="times the project's samplers visit: uniform (t_k = k/N), quadratic ((k/N)^2) or "
                                                       "power:R (default: the model's own, from its config.json: quadratic for pda-hybrid on the shipped "
                                                       "prox model; otherwise uniform; diffusers samplers use their own timesteps)")
-    p.add_argument("--seed", type=int, default=0, help="image i uses seed + i (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="image i uses seed + i (default 0)")
     p.add_argument("--num", type=int, default=4, help="images per prompt (default 4)")
     p.add_argument("--batch-size", type=int, default=32, help="images per network batch (default 32)")
     p.add_argument("--compare-steps", metavar="LIST", help="e.g. 2,4,8: one figure, a row per prompt (first seed) and a column per step count, written to OUT.png")
@@ -51,21 +53,13 @@ def run(args) -> int:
         raise UsageError(f"--num must be in 1..10000, got {args.num}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.prompts is not None:
-        path = Path(args.prompts)
-        if not path.is_file():
-            raise UsageError(f"prompt file {args.prompts!r} not found")
-        prompts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        if not prompts:
-            raise UsageError(f"prompt file {args.prompts!r} has no prompts")
-    else:
-        prompts = [args.prompt]
+    prompts = read_prompts(args)
     from ..pipeline import ProxT2IPipeline, check_prompts
     from ..samplers.registry import DEFAULT_SAMPLER
 
     check_prompts(prompts)
-    if args.guidance < 0:
-        raise UsageError(f"--guidance must be >= 0, got {args.guidance}")
+    check_sampling_flags(args)
+    check_outputs(args)
     from ..atomic import check_output_file, output_lock, replace_folder
 
     out = Path(args.out)
@@ -88,6 +82,65 @@ def run(args) -> int:
         images = _generate(ProxT2IPipeline.from_pretrained(args.model), prompts * args.num, args)
         write_single(out, images)
     return 0
+
+
+def read_prompts(args) -> list[str]:
+    """The prompts: PROMPT, or the non-blank lines of --prompts FILE (UTF-8; a byte-order mark and CRLF are fine)."""
+    from ..errors import UsageError, read_lines
+
+    if args.prompts is None:
+        return [args.prompt]
+    prompts = read_lines(args.prompts, "prompt file")
+    if not prompts:
+        raise UsageError(f"prompt file {args.prompts!r} has no prompts")
+    return prompts
+
+
+def check_sampling_flags(args) -> None:
+    """Refuse flags the sampler could not honour, blaming the flag (not the model) before anything loads."""
+    from ..errors import UsageError
+
+    if args.guidance < 0:
+        raise UsageError(f"--guidance must be >= 0, got {args.guidance}")
+    if args.guidance_interval:
+        lo, hi = args.guidance_interval
+        if not 0 <= lo <= hi <= 1:
+            raise UsageError(f"--guidance-interval T_LO T_HI needs 0 <= T_LO <= T_HI <= 1, got {lo} {hi}")
+    if not 1 <= args.steps <= 1000:
+        raise UsageError(f"--steps must be in 1..1000, got {args.steps}")
+    if args.compare_steps:
+        steps = compare_step_counts(args.compare_steps)
+        bad = [n for n in steps if not 1 <= n <= 1000]
+        if bad:
+            raise UsageError(f"--compare-steps: step counts must be in 1..1000, got {bad[0]}")
+
+
+def check_outputs(args) -> None:
+    """Refuse an --out that cannot be written before the model loads (a parent that is a file, a name too long)."""
+    from ..errors import UsageError, check_output_path
+
+    out = Path(args.out)
+    if args.compare_steps:
+        check_output_path(out.with_suffix(".png"))
+    elif args.prompts is not None:
+        check_output_path(out, folder=True)
+    else:
+        if args.out.endswith(("/", os.sep)) or out.is_dir():  # g/ would write g_00.png beside the folder, not in it
+            raise UsageError(f"--out {args.out!r} is a folder; with one PROMPT --out is a file prefix (e.g. {str(out / 'sample')!r} "
+                             f"writes sample_00.png ... there), or give --prompts FILE to fill a folder")
+        check_output_path(out.with_name(f"{out.name}_grid.png"))  # the longest of the names written
+
+
+def compare_step_counts(text: str) -> list[int]:
+    from ..errors import UsageError
+
+    try:
+        steps = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--compare-steps must be comma-separated integers, got {text!r}") from None
+    if not steps:
+        raise UsageError("--compare-steps needs at least one step count")
+    return steps
 
 
 def _is_image_folder(folder: Path) -> bool:
@@ -133,14 +186,7 @@ def write_folder(out: Path, images, prompts, args, sampler: str, grid: str) -> N
 
 def compare_steps(pipe, prompts: list[str], args) -> int:
     """A figure of prompts (rows) x step counts (columns), same seed per row: OUT.png."""
-    from ..errors import UsageError
-
-    try:
-        steps = [int(v) for v in args.compare_steps.split(",") if v.strip()]
-    except ValueError:
-        raise UsageError(f"--compare-steps must be comma-separated integers, got {args.compare_steps!r}") from None
-    if not steps:
-        raise UsageError("--compare-steps needs at least one step count")
+    steps = compare_step_counts(args.compare_steps)
     interval = tuple(args.guidance_interval) if args.guidance_interval else None
     columns = [pipe(prompts, num_steps=n, guidance_scale=args.guidance, sampler=args.sampler, seed=args.seed,
                     guidance_interval=interval, time_grid=args.time_grid, batch_size=args.batch_size, output_type="tensor")

@@ -9,6 +9,8 @@ COMMANDS = {"toy": "compare samplers with exact prox / score on a 2-D point-set 
 
 
 def register(sub) -> None:
+    from ..config import seed_value
+
     p = sub.add_parser(
         "toy",
         help=COMMANDS["toy"],
@@ -21,7 +23,7 @@ def register(sub) -> None:
     )
     p.add_argument("--steps", type=int, nargs="+", default=[3, 5, 10, 20, 40], help="step counts (default: 3 5 10 20 40)")
     p.add_argument("--num-samples", type=int, default=1000, help="points per sampler, a multiple of 200 (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed for x_T and the sampler noise (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed for x_T and the sampler noise (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--plot", metavar="FILE", help="save a PNG with samples and W2-vs-steps curves")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --plot FILE")
@@ -30,14 +32,17 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..atomic import check_output_file
-    from ..errors import UsageError
+    from ..errors import UsageError, check_output_path
     from ..toy import format_table, plot_toy, run_toy
 
     if any(n < 1 for n in args.steps):
         raise UsageError(f"--steps must all be >= 1, got {args.steps}")
     if args.num_samples < 200 or args.num_samples % 200:
         raise UsageError(f"--num-samples must be a positive multiple of 200 (the target's point count), got {args.num_samples}")
+    if any(n > 1000 for n in args.steps):
+        raise UsageError(f"--steps must all be <= 1000, got {args.steps}")
     if args.plot:
+        check_output_path(args.plot, "--plot")
         check_output_file(args.plot, args.overwrite)  # before the run
     result = run_toy(steps=tuple(args.steps), num_samples=args.num_samples, seed=args.seed)
     if args.plot:

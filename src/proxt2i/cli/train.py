@@ -28,12 +28,15 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..config import flag_values
+    from ..errors import check_output_path
     from ..training.presets import TrainConfig, config_dict, resolve_config
 
     cfg = resolve_config(args.config, args.overrides, flag_values(TrainConfig, args))
-    print(json.dumps(config_dict(cfg)))
     if args.print_config:
+        print(json.dumps(config_dict(cfg)))
         return 0
+    check_output_path(cfg.out, "out", folder=True)  # before set-up and training, not at the first checkpoint
+    print(json.dumps(config_dict(cfg)))
     from ..training.run import train
 
     final = train(cfg, progress=not args.no_progress)

@@ -26,12 +26,14 @@ def run(args) -> int:
     import torch
 
     from ..config import config_from_args, print_config
+    from ..errors import check_output_path
     from ..training.vae import VAETrainConfig, train_vae
 
     cfg = config_from_args(VAETrainConfig, args)
     if args.print_config:
         print_config(cfg)
         return 0
+    check_output_path(cfg.out, "--out", folder=True)  # before training, not when the weights are saved
     torch.set_num_threads(cfg.threads)
     print(json.dumps(train_vae(cfg, overwrite=args.overwrite)))
     return 0

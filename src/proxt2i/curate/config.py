@@ -54,7 +54,18 @@ class CurateConfig:
         for name in ("aesthetic", "captioner"):
             if getattr(self, name) == "":
                 raise UsageError(f"--{name} must name a folder (or be none)")
+        check_device(self.device)
         return self
+
+
+def check_device(name: str) -> None:
+    """A torch device string (cpu, cuda, cuda:1, mps), checked by torch itself; else one UsageError."""
+    import torch
+
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise UsageError(f"--device {name!r} is not a torch device; use e.g. cpu, cuda or cuda:0") from None
 
 
 def shape_reason(width: int, height: int, cfg: CurateConfig) -> str | None:

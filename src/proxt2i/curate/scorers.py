@@ -47,7 +47,7 @@ def load_captioner(folder: str, prompt: str = DEFAULT_CAPTION_PROMPT, max_new_to
     path = require_model_dir(folder, ["config.json", HF_WEIGHTS], name="captioner")
     processor = hf_call(f"captioner processor from {path}", lambda: AutoProcessor.from_pretrained(path, local_files_only=True))
     model = hf_call(f"captioner model from {path}",
-                     lambda: AutoModelForImageTextToText.from_pretrained(path, local_files_only=True))
+                     lambda: AutoModelForImageTextToText.from_pretrained(path, local_files_only=True, use_safetensors=True))
     model = model.to(device).eval()
     tokenizer = getattr(processor, "tokenizer", processor)
     if getattr(processor, "chat_template", None):

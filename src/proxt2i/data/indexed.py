@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from .readers import WDS_IMAGE_EXTS, decode_caption, decode_image, imagefolder_rows, shard_paths
+from .readers import WDS_IMAGE_EXTS, check_tar_end, decode_caption, decode_image, imagefolder_rows, shard_paths
 
 
 def _tar_samples(shard: Path):
     """(key, {ext: TarInfo}, caption) per sample of an uncompressed shard, reading only headers and captions."""
+    check_tar_end(shard)  # a cut shard would silently lose its last samples
     try:
         tar = tarfile.open(shard, "r:")
     except tarfile.TarError as err:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write_text
-from ..errors import UsageError
+from ..errors import UsageError, read_text
 from .attributes import FAMILIES, sample_attributes, sample_heldout_attributes
 from .captions import caption
 
@@ -66,7 +66,7 @@ def load_prompts(name: str, num: int | None = None, seed: int | None = None) -> 
     path = prompt_file(name)
     if not path.is_file():
         raise UsageError(f"prompt file {path} is missing; run `proxt2i data make-prompts`")
-    prompts = [line for line in path.read_text().splitlines() if line.strip()]
+    prompts = [line for line in read_text(path, "prompt file").split("\n") if line.strip()]
     if num is not None and not 1 <= num <= len(prompts):
         raise UsageError(f"--num must be in 1..{len(prompts)} for prompt set {name!r}, got {num}")
     if seed is not None:

@@ -11,6 +11,7 @@ import io
 import json
 import re
 import tarfile
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -23,12 +24,25 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
 WDS_IMAGE_EXTS = tuple(e.lstrip(".") for e in IMAGE_EXTS)  # webdataset member extensions, in order of preference
 
 
+def check_image_size(width: int, height: int, where: str) -> None:
+    """Refuse an image larger than PIL's decompression-bomb limit (Image.MAX_IMAGE_PIXELS) before decoding
+    it: a few kB of PNG can claim gigabytes of pixels."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and width * height > limit:
+        raise UsageError(f"{where}: image of {width}x{height} = {width * height} pixels is over the limit of {limit} "
+                         f"pixels; shrink it (PIL.Image.MAX_IMAGE_PIXELS sets the limit)")
+
+
 def decode_image(data_or_path, where: str) -> np.ndarray:
-    """An image file (path or file object) -> uint8 [H, W, 3] RGB; an unreadable one is a UsageError naming `where`."""
+    """An image file (path or file object) -> uint8 [H, W, 3] RGB; an unreadable one, or one too large to
+    decode safely, is a UsageError naming `where`."""
     try:
-        with Image.open(data_or_path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked here, in one line
+            with Image.open(data_or_path) as im:
+                check_image_size(*im.size, where)
+                return np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
         raise UsageError(f"{where}: unreadable image ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
 
 
@@ -75,13 +89,29 @@ def _imagefolder_rows(root: Path, meta: Path) -> Iterator[dict]:
                 raise UsageError(f"{meta}:{lineno}: line has no \"text\" string")
             if not isinstance(row.get("file_name"), str):
                 raise UsageError(f"{meta}:{lineno}: line has no \"file_name\" string")
-            image_path = root / row["file_name"]
+            image_path = confined_path(root, row["file_name"], f"{meta}:{lineno}")
             if not image_path.is_file():
                 raise UsageError(f"{image_path}: image named on {meta.name} line {lineno} does not exist")
             rows += 1
             yield {**row, "image_path": image_path}
     if rows == 0:
         raise UsageError(f"{meta}: no rows, the dataset is empty")
+
+
+def confined_path(root: Path, name: str, where: str) -> Path:
+    """root / name, refused unless it stays inside root: no absolute path, no "..", and no symlink that
+    leads outside (a dataset's metadata must not make a reader open the user's other files)."""
+    parts = Path(name).parts
+    if Path(name).is_absolute() or ".." in parts or not parts:
+        raise UsageError(f"{where}: file_name {name!r} must be a path inside the folder (no absolute path, no ..)")
+    path = root / name
+    try:
+        inside = path.resolve().is_relative_to(root.resolve())
+    except OSError:  # a symlink loop
+        inside = False
+    if not inside:
+        raise UsageError(f"{where}: file_name {name!r} leads outside the folder {str(root)!r} (a symlink); copy the file in")
+    return path
 
 
 def read_imagefolder_records(path, decode: bool = True) -> Iterator[dict]:
@@ -134,8 +164,11 @@ def shard_paths(path) -> list[Path]:
 
 def _samples(shard: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
     """(key, {extension: bytes}) per sample, grouping consecutive members by key (webdataset rule:
-    key = member path up to the first dot of its file name)."""
+    key = member path up to the first dot of its file name). A shard cut short is an error: mid-member
+    (tarfile's own) or on a member boundary (no end-of-archive blocks), where the samples after the cut
+    would otherwise silently be missing."""
     key, sample = None, {}
+    check_tar_end(shard)
     try:
         with tarfile.open(shard, "r|*") as tar:
             for member in tar:
@@ -155,6 +188,29 @@ def _samples(shard: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
         yield key, sample
 
 
+COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")  # gzip, bzip2, xz
+
+
+def check_tar_end(shard: Path) -> None:
+    """Refuse a plain tar whose last member is not followed by the end-of-archive marker (two zero blocks):
+    every tar writer adds it, so its absence means the file was cut (a copy or a download stopped)."""
+    with open(shard, "rb") as fh:
+        if fh.read(6).startswith(COMPRESSED_MAGIC):
+            return  # a compressed shard: the decompressor notices a cut stream
+    try:
+        with tarfile.open(shard, "r:") as tar:
+            members = tar.getmembers()
+            end = tar.offset  # where the end-of-archive marker should start: after the last member's (padded) data
+    except (tarfile.TarError, EOFError) as err:
+        raise UsageError(f"{shard}: not a readable tar file, truncated or corrupt ({err})") from None
+    with open(shard, "rb") as fh:
+        fh.seek(end)
+        tail = fh.read(1024)
+    if len(tail) < 1024 or tail.strip(b"\0"):
+        last = members[-1].name if members else "the start"
+        raise UsageError(f"{shard}: truncated (ends after {last} without the tar end-of-archive marker); the samples after it are missing")
+
+
 def read_webdataset_records(path, decode: bool = True) -> Iterator[dict]:
     """Samples of the shards as {"image", "text", "key", "shard", plus the .json fields if any}; with
     decode=False the image's bytes instead: {"image_bytes", "image_ext", ...}.
@@ -164,7 +220,9 @@ def read_webdataset_records(path, decode: bool = True) -> Iterator[dict]:
 
 def _webdataset_rows(shards: list[Path], decode: bool) -> Iterator[dict]:
     for shard in shards:
+        count = 0
         for key, sample in _samples(shard):
+            count += 1
             image_ext = next((e for e in WDS_IMAGE_EXTS if e in sample), None)
             if image_ext is None:
                 raise UsageError(f"{shard}: sample {key} has no image (.png/.jpg/.webp)")
@@ -172,15 +230,25 @@ def _webdataset_rows(shards: list[Path], decode: bool) -> Iterator[dict]:
                 raise UsageError(f"{shard}: sample {key} has no .txt caption")
             extra = {}
             if "json" in sample:
-                try:
-                    extra = json.loads(sample["json"])
-                except json.JSONDecodeError as err:
-                    raise UsageError(f"{shard}: sample {key}.json is not valid JSON ({err.msg})") from None
+                extra = sample_json(sample["json"], f"{shard}: sample {key}.json")
             common = {**extra, "text": decode_caption(sample["txt"], f"{shard}: sample {key}.txt"), "key": key, "shard": str(shard)}
             if decode:
                 yield {**common, "image": decode_image(io.BytesIO(sample[image_ext]), f"{shard}: sample {key}.{image_ext}")}
             else:
                 yield {**common, "image_bytes": sample[image_ext], "image_ext": image_ext}
+        if count == 0:
+            raise UsageError(f"{shard}: no samples (an empty shard); remove it or re-export it")
+
+
+def sample_json(data: bytes, where: str) -> dict:
+    """A sample's .json member: one JSON object (its fields join the record); anything else is a UsageError."""
+    try:
+        extra = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UsageError(f"{where} is not valid JSON ({getattr(err, 'msg', err)})") from None
+    if not isinstance(extra, dict):
+        raise UsageError(f"{where} must hold a JSON object {{...}}, not a JSON {type(extra).__name__}")
+    return extra
 
 
 def read_webdataset(path) -> Iterator[tuple[np.ndarray, str]]:

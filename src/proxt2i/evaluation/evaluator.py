@@ -16,10 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from ..atomic import atomic_save_safetensors, atomic_write_text
 from ..errors import UsageError, read_json
+from ..models.io import read_safetensors
 from ..models.tokenizer import Tokenizer
 from .contrastive import ContrastiveConfig, ContrastiveModel
 from .preprocess import to_model_input
@@ -95,8 +95,11 @@ def save_config(config: dict, path: Path) -> None:
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
-    model.load_state_dict(state)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in read_safetensors(path).items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise UsageError(f"weights in {path} do not match its config.json ({str(err).splitlines()[0]})") from None
     return model
 
 
@@ -122,7 +125,10 @@ def build_evaluator(config: dict, folder: Path | None = None) -> Evaluator:
         load_weights(rec, folder / "recogniser.safetensors")
         load_weights(con, folder / "contrastive.safetensors")
         if (folder / "reference.safetensors").is_file():
-            reference = load_file(str(folder / "reference.safetensors"))["features"].float()
+            reference = read_safetensors(folder / "reference.safetensors")
+            if "features" not in reference:
+                raise UsageError(f"{folder / 'reference.safetensors'} has no 'features' tensor; rebuild the evaluator")
+            reference = reference["features"].float()
     return Evaluator(freeze(rec), freeze(con), ccfg.tokenizer(), config, reference, folder)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..atomic import check_output_folder, replace_folder
-from ..config import option, to_command
+from ..config import check_seed, option, to_command
 from ..data.attributes import ATTRIBUTES
 from ..errors import UsageError
 from ..data.synthfaces import render_batch
@@ -68,7 +68,14 @@ class EvaluatorTrainConfig:
         if not self.lr > 0:
             raise UsageError(f"--lr must be > 0, got {self.lr}")
         if not (0 <= self.resize_prob <= 1 and 0 <= self.recogniser_heldout_fraction < 1):
-            raise UsageError("--resize-prob must be in [0, 1] and --recogniser-heldout-fraction in [0, 1)")
+            raise UsageError(f"--resize-prob must be in [0, 1] and --recogniser-heldout-fraction in [0, 1), got "
+                             f"resize_prob={self.resize_prob}, recogniser_heldout_fraction={self.recogniser_heldout_fraction}")
+        if not 33 <= self.resolution <= 512:  # augment() downscales to a random side in [32, resolution)
+            raise UsageError(f"--resolution must be in 33..512, got {self.resolution}")
+        if self.weight_decay < 0 or self.grad_clip <= 0 or self.vocab_renders < 1:
+            raise UsageError(f"--weight-decay must be >= 0, --grad-clip > 0 and --vocab-renders >= 1, got {self.weight_decay}, "
+                             f"{self.grad_clip}, {self.vocab_renders}")
+        check_seed(self.seed, "--seed")
 
 
 def learning_rate(step: int, total: int, cfg: EvaluatorTrainConfig) -> float:

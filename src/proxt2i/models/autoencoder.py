@@ -13,12 +13,14 @@ images in [0, 1] (not clamped). Attributes: latent_channels, downsample.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn as nn
 
+from ..config import check_ranges, config_from_section
 from ..errors import UsageError
 from ..extras import require
 
@@ -146,11 +148,52 @@ class DiffusersKL(nn.Module):
         return (self.vae.decode(latents / self.scale + self.shift).sample + 1.0) / 2.0
 
 
+@dataclass(frozen=True)
+class SmallVAEConfig:
+    """The "small_vae" entry of a config.json. Every field is used: scale multiplies the latents on encode
+    and divides them on decode, so it must be a finite number > 0."""
+
+    latent_channels: int = 4
+    width: int = 64
+    scale: float = 1.0
+    shift: float = 0.0
+
+    def __post_init__(self):
+        check_ranges(self, latent_channels=(1, None), width=(1, None), shift=(None, None), scale=(None, None))
+        if self.width % 8:
+            raise UsageError(f"width must be a multiple of 8 (the VAE's group norms use 8 groups), got {self.width}")
+        if not self.scale > 0:
+            raise UsageError(f"scale must be > 0 (latents are multiplied by it on encode and divided by it on decode), got {self.scale}")
+
+
+@dataclass(frozen=True)
+class DiffusersKLConfig:
+    path: str = "."
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    pass
+
+
+def _small_vae(cfg: dict) -> nn.Module:
+    return SmallVAE(**asdict(config_from_section(SmallVAEConfig, cfg, "autoencoder")))
+
+
+def _identity(cfg: dict) -> nn.Module:
+    config_from_section(IdentityConfig, cfg, "autoencoder")  # refuses fields identity would ignore
+    return IdentityAutoencoder()
+
+
+def _diffusers_kl(cfg: dict) -> nn.Module:
+    return DiffusersKL(config_from_section(DiffusersKLConfig, cfg, "autoencoder").path)
+
+
 # config.json "autoencoder" type -> constructor from that config
 AUTOENCODERS: dict[str, Callable[[dict], nn.Module]] = {
-    "identity": lambda cfg: IdentityAutoencoder(),
-    "small_vae": lambda cfg: SmallVAE(cfg.get("latent_channels", 4), cfg.get("width", 64), cfg.get("scale", 1.0), cfg.get("shift", 0.0)),
-    "diffusers_kl": lambda cfg: DiffusersKL(cfg["path"]),
+    "identity": _identity,
+    "small_vae": _small_vae,
+    "diffusers_kl": _diffusers_kl,
 }
 
 

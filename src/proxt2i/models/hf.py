@@ -13,7 +13,8 @@ from typing import Callable, Optional, Sequence, TypeVar
 from ..errors import UsageError
 
 # What a folder must hold, written as alternatives ("a or b"): one of them has to exist.
-HF_WEIGHTS = "model.safetensors or model.safetensors.index.json or pytorch_model.bin"
+# safetensors only: a pickled pytorch_model.bin is never loaded (a malicious one could run code)
+HF_WEIGHTS = "model.safetensors or model.safetensors.index.json"
 HF_TOKENIZER = "tokenizer.json or vocab.json or vocab.txt"
 
 T = TypeVar("T")

@@ -95,31 +95,72 @@ def _half(module: torch.nn.Module) -> dict:
 def read_model_config(path: Path) -> dict:
     """config.json of a model folder, checked for format, version and known keys."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"model {str(path)!r} is a file, expected a model folder (config.json and uvit.safetensors) or a shipped name")
     if not path.is_dir():
         raise UsageError(f"model folder {str(path)!r} not found; give a folder with config.json and uvit.safetensors, "
                          f"or a shipped name (see `proxt2i models`)")
     cfg_path = path / "config.json"
     if not cfg_path.exists():
-        raise UsageError(f"{str(path)!r} has no config.json; is it a proxt2i model folder?")
+        raise UsageError(f"{str(path)!r} is not a model folder (no config.json); give a folder that `proxt2i export` wrote, or a shipped name")
     cfg = read_json(cfg_path, "model config")
-    if cfg.get("format") != FORMAT or cfg.get("version") != VERSION:
+    if cfg.get("format") != FORMAT or cfg.get("version") != VERSION or type(cfg.get("version")) is not int:
         raise UsageError(f"{cfg_path} is not a proxt2i model config (format {FORMAT!r} version {VERSION} expected)")
     unknown = set(cfg) - CONFIG_KEYS
     if unknown:
         raise UsageError(f"{cfg_path} has unknown keys {sorted(unknown)}; valid keys: {sorted(CONFIG_KEYS)}")
+    problem = config_problem(cfg)
+    if problem:
+        raise UsageError(f"{cfg_path}: {problem}")
     return cfg
+
+
+def config_problem(cfg: dict) -> str | None:
+    """What is wrong with a model config's top-level entries (the sections are checked where they are
+    built), or None. Each entry is either used or refused: nothing is silently ignored."""
+    from ..schedule import grid_power
+
+    if cfg.get("objective") not in ("prox", "score"):
+        return f"objective must be \"prox\" or \"score\", got {cfg.get('objective')!r}"
+    size = cfg.get("image_size")
+    if type(size) is not int or size < 1:
+        return f"image_size must be an integer >= 1, got {size!r}"
+    for key in ("uvit", "text_encoder", "autoencoder"):
+        if not isinstance(cfg.get(key), dict):
+            return f"{key} must be a JSON object {{...}}, got {json.dumps(cfg.get(key))}"
+    for key in ("recipe", "sampling", "schedule"):
+        if key in cfg and not isinstance(cfg[key], dict):
+            return f"{key} must be a JSON object {{...}}, got {json.dumps(cfg[key])}"
+    sampling = cfg.get("sampling", {})
+    if set(sampling) - {"time_grid"} or not isinstance(sampling.get("time_grid", {}), dict):
+        return 'sampling must be {"time_grid": {SAMPLER: GRID}}'
+    for sampler, grid in sampling.get("time_grid", {}).items():
+        try:
+            grid_power(grid)
+        except (UsageError, TypeError, AttributeError):
+            return f"sampling.time_grid.{sampler}: unknown time grid {grid!r}; use uniform, quadratic or power:R (R > 0)"
+    return None
+
+
+def read_safetensors(file: Path) -> dict:
+    """The tensors of a safetensors file; a missing one, or one that is not safetensors (a pickle, a
+    truncated copy), is one UsageError naming it. Nothing else is ever unpickled."""
+    from safetensors.torch import load_file
+
+    file = Path(file)
+    if not file.is_file():
+        raise UsageError(f"missing weights file {file}; the folder is incomplete")
+    try:
+        return load_file(file)
+    except Exception as err:  # safetensors raises its own error type for truncated / corrupt files
+        raise UsageError(f"weights file {file} is not a readable safetensors file, corrupt or truncated ({str(err).splitlines()[0]})") from None
 
 
 def load_weights(module: torch.nn.Module, file: Path) -> None:
     """Load a safetensors file into module; a missing, corrupt or mismatched file is one UsageError."""
-    from safetensors.torch import load_file
-
     if not file.exists():
         raise UsageError(f"missing weights file {file}; the model folder is incomplete")
-    try:
-        state = load_file(file)
-    except Exception as err:  # safetensors raises its own error type for truncated / corrupt files
-        raise UsageError(f"weights file {file} is corrupt or truncated ({str(err).splitlines()[0]})") from None
+    state = read_safetensors(file)
     try:
         module.load_state_dict(state)
     except RuntimeError as err:
@@ -135,13 +176,35 @@ def load_model_folder(path) -> ModelFolder:
 
     path = Path(path)
     cfg = read_model_config(path)
-    schedule = schedule_from_config(cfg.get("schedule"), str(path / "config.json"))
-    uvit = UViT(UViTConfig.from_dict(cfg["uvit"]))
+    where = str(path / "config.json")
+    schedule = schedule_from_config(cfg.get("schedule"), where)
+    try:  # every section is checked (types, ranges, agreement) before any weights are read
+        uvit_config = UViTConfig.from_dict(cfg["uvit"])
+        text = text_encoder_from_config(cfg["text_encoder"])
+        ae = autoencoder_from_config(cfg["autoencoder"])
+        check_agreement(cfg, uvit_config, text, ae)
+    except UsageError as err:
+        raise UsageError(f"{where}: {err}") from None
+    uvit = UViT(uvit_config)
     load_weights(uvit, path / "uvit.safetensors")
-    text = text_encoder_from_config(cfg["text_encoder"])
     if cfg["text_encoder"]["type"] in SAVED_TEXT_ENCODERS:
         load_weights(text, path / "text_encoder.safetensors")
-    ae = autoencoder_from_config(cfg["autoencoder"])
     if cfg["autoencoder"]["type"] == "small_vae":
         load_weights(ae, path / "autoencoder.safetensors")
     return ModelFolder(cfg, TextConditionedUViT(uvit, text, schedule).eval(), ae.eval(), schedule, path)
+
+
+def check_agreement(cfg: dict, uvit_config, text, autoencoder) -> None:
+    """The sections must fit together: the U-ViT sees the autoencoder's latents and the text encoder's features."""
+    latent = cfg["image_size"] // autoencoder.downsample
+    if (uvit_config.in_channels, uvit_config.image_size) != (autoencoder.latent_channels, latent):
+        raise UsageError(f"uvit.in_channels / uvit.image_size ({uvit_config.in_channels}, {uvit_config.image_size}) do not match the "
+                         f"autoencoder's latents of image_size {cfg['image_size']} ({autoencoder.latent_channels}, {latent})")
+    if uvit_config.text_dim != text.dim:
+        raise UsageError(f"uvit.text_dim {uvit_config.text_dim} does not match the text encoder's width {text.dim}")
+    if use_lam_for(cfg["objective"]) != uvit_config.use_lam:
+        raise UsageError(f"uvit.use_lam must be {str(use_lam_for(cfg['objective'])).lower()} for objective {cfg['objective']!r}")
+
+
+def use_lam_for(objective: str) -> bool:
+    return objective == "prox"

@@ -24,10 +24,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import check_ranges, config_from_section
 from ..errors import UsageError
 from ..extras import require
 from ..text_split import caption_words, embedded_words
-from .hf import TEXT_ENCODER_FOLDER, require_model_dir
+from .hf import HF_WEIGHTS, TEXT_ENCODER_FOLDER, require_model_dir
 from .tokenizer import Tokenizer
 from .towers import TextTower
 
@@ -97,7 +98,7 @@ class HFTextEncoder(nn.Module):
         AutoTokenizer = transformers.AutoTokenizer
 
         self.kind, self.path = kind, str(path)
-        p = require_model_dir(str(Path(path)), ["config.json"], TEXT_ENCODER_FOLDER,
+        p = require_model_dir(str(Path(path)), ["config.json", HF_WEIGHTS], TEXT_ENCODER_FOLDER,
                               expected="config.json, model weights (*.safetensors) and tokenizer files")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(p, local_files_only=True)
@@ -216,16 +217,64 @@ def load_text_encoder(spec: str, load_part: Callable[[str], nn.Module] | None = 
     return HFTextEncoder(kind, path)
 
 
-def _embedded_like(cls):
-    return lambda cfg: cls(cfg["vocab"], dim=cfg["dim"], depth=cfg["depth"], heads=cfg["heads"], max_length=cfg["max_length"])
+@dataclass(frozen=True)
+class EmbeddedTextConfig:
+    """The "embedded" / "contrastive" entry of a config.json (the vocabulary and the tower's sizes)."""
+
+    vocab: tuple[str, ...] = ("a",)
+    dim: int = 128
+    depth: int = 2
+    heads: int = 4
+    max_length: int = 32
+
+    def __post_init__(self):
+        check_ranges(self, dim=(1, None), depth=(1, None), heads=(1, None), max_length=(1, None))
+        if not self.vocab:
+            raise UsageError("vocab must list at least one word")
+        if self.dim % self.heads:
+            raise UsageError(f"dim {self.dim} must be a multiple of heads {self.heads}")
+
+
+@dataclass(frozen=True)
+class HFTextConfig:
+    """The "clip" / "t5" entry: a local Hugging Face folder and the token limit (none: the model's own)."""
+
+    path: str = "."
+    max_length: int | None = None
+
+    def __post_init__(self):
+        check_ranges(self, max_length=(1, None))
+
+
+def _embedded_like(cls, section: str = "text_encoder"):
+    def build(cfg: dict) -> nn.Module:
+        c = config_from_section(EmbeddedTextConfig, cfg, section)
+        return cls(list(c.vocab), dim=c.dim, depth=c.depth, heads=c.heads, max_length=c.max_length)
+
+    return build
+
+
+def _hugging_face(kind: str, section: str = "text_encoder"):
+    def build(cfg: dict) -> nn.Module:
+        c = config_from_section(HFTextConfig, cfg, section, optional=("max_length",))
+        return HFTextEncoder(kind, c.path, c.max_length)
+
+    return build
+
+
+def _concat(cfg: dict) -> nn.Module:
+    unknown = sorted(set(cfg) - {"type", "first", "second"})
+    if unknown or not isinstance(cfg.get("first"), dict) or not isinstance(cfg.get("second"), dict):
+        raise UsageError('text_encoder of type concat needs "first" and "second" encoder objects and nothing else')
+    return ConcatTextEncoder(text_encoder_from_config(cfg["first"]), text_encoder_from_config(cfg["second"]))
 
 
 # config.json "text_encoder" type -> constructor from that config
 TEXT_ENCODERS: dict[str, Callable[[dict], nn.Module]] = {
     "embedded": _embedded_like(EmbeddedTextEncoder),
-    "clip": lambda cfg: HFTextEncoder("clip", cfg["path"], cfg.get("max_length")),
-    "t5": lambda cfg: HFTextEncoder("t5", cfg["path"], cfg.get("max_length")),
+    "clip": _hugging_face("clip"),
+    "t5": _hugging_face("t5"),
     "contrastive": _embedded_like(ContrastiveTextEncoder),
-    "concat": lambda cfg: ConcatTextEncoder(text_encoder_from_config(cfg["first"]), text_encoder_from_config(cfg["second"])),
+    "concat": _concat,
 }
 SAVED_TEXT_ENCODERS = ("embedded", "contrastive")  # weights stored in the model folder (text_encoder.safetensors)

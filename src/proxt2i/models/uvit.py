@@ -15,12 +15,13 @@ that holds the backbone (models/conditional.py) applies it with the model's sche
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import check_ranges, config_from_dict
 from ..errors import UsageError
 
 
@@ -39,6 +40,10 @@ class UViTConfig:
     precondition: bool = False  # prox only: wrapped in ProxPrecond (models/precond.py) by the model that holds it
 
     def __post_init__(self):
+        positive = ("in_channels", "image_size", "patch_size", "width", "depth", "heads", "text_dim", "max_text_len")
+        check_ranges(self, **{name: (1, None) for name in positive})
+        if not self.mlp_ratio > 0:
+            raise UsageError(f"mlp_ratio must be > 0, got {self.mlp_ratio}")
         if self.image_size % self.patch_size:
             raise UsageError(f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size}")
         if self.width % self.heads:
@@ -50,11 +55,8 @@ class UViTConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "UViTConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise UsageError(f"unknown U-ViT config keys {sorted(unknown)}; valid keys: {sorted(known)}")
-        return cls(**d)
+        """From a model config.json's "uvit" entry: unknown keys, wrong types and bad ranges are one UsageError."""
+        return config_from_dict(cls, d, prefix="uvit.")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -94,7 +94,7 @@ class CLIPReward(nn.Module):
 
         path = require_model_dir(path, ["config.json", HF_WEIGHTS, HF_TOKENIZER], name=kind)
         self.kind = kind
-        self.model = hf_call(f"{kind} model from {path}", lambda: CLIPModel.from_pretrained(path, local_files_only=True))
+        self.model = hf_call(f"{kind} model from {path}", lambda: CLIPModel.from_pretrained(path, local_files_only=True, use_safetensors=True))
         self.model = self.model.to(device).eval().requires_grad_(False)
         self.tokenizer = hf_call(f"{kind} tokenizer from {path}", lambda: AutoTokenizer.from_pretrained(path, local_files_only=True))
         self.max_length = int(self.model.config.text_config.max_position_embeddings)
@@ -149,7 +149,7 @@ class AestheticReward(nn.Module):
 
         path = require_model_dir(path, ["config.json", HF_WEIGHTS, "aesthetic_mlp.safetensors"], name="aesthetic")
         self.model = hf_call(f"aesthetic CLIP vision model from {path}",
-                              lambda: CLIPVisionModelWithProjection.from_pretrained(path, local_files_only=True))
+                              lambda: CLIPVisionModelWithProjection.from_pretrained(path, local_files_only=True, use_safetensors=True))
         self.model = self.model.to(device).eval().requires_grad_(False)
         self.mlp = load_reward_mlp(path / "aesthetic_mlp.safetensors").to(device)
         self.prep = image_preprocessing(path, int(self.model.config.image_size))
@@ -170,7 +170,7 @@ class ImageRewardModel(nn.Module):
         AutoTokenizer, BlipForImageTextRetrieval = transformers.AutoTokenizer, transformers.BlipForImageTextRetrieval
 
         path = require_model_dir(path, ["config.json", HF_WEIGHTS, HF_TOKENIZER, "imagereward_mlp.safetensors"], name="imagereward")
-        blip = hf_call(f"imagereward BLIP model from {path}", lambda: BlipForImageTextRetrieval.from_pretrained(path, local_files_only=True))
+        blip = hf_call(f"imagereward BLIP model from {path}", lambda: BlipForImageTextRetrieval.from_pretrained(path, local_files_only=True, use_safetensors=True))
         self.vision, self.text = blip.vision_model.to(device).eval(), blip.text_encoder.to(device).eval()
         self.requires_grad_(False)
         self.tokenizer = hf_call(f"imagereward tokenizer from {path}", lambda: AutoTokenizer.from_pretrained(path, local_files_only=True))

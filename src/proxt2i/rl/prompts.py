@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import UsageError, read_lines
 
 # named prompt sources: the shipped evaluation sets, and fresh samples of the same generators that
 # exclude every prompt of the shipped sets (train on these, evaluate on the shipped ones)
@@ -25,9 +25,9 @@ def load_prompt_source(source: str) -> list[str]:
         kind = "heldin" if source == "synthfaces" else "heldout"
         return [p for p in make_prompts(kind, FRESH_PROMPT_COUNT, FRESH_PROMPT_SEED) if p not in shipped]
     path = Path(source)
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"prompts {source!r}: not a file nor one of {', '.join(PROMPT_SOURCES)}")
-    prompts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    prompts = read_lines(path, "prompt file")
     if not prompts:
         raise UsageError(f"prompt file {source!r} has no prompts")
     return prompts

@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from ..config import option
+from ..config import SEED_MAX, option
 from ..errors import UsageError
 from .prompts import PROMPT_SOURCES, load_prompt_source, step_prompts
 
@@ -82,6 +82,9 @@ class RunSettings:
             (self.checkpoint_every >= 1, f"--checkpoint-every must be >= 1, got {self.checkpoint_every}"),
             (self.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1, got {self.keep_checkpoints}"),
             (self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
+            (self.group >= 1, f"--group must be >= 1, got {self.group}"),
+            (self.grad_clip >= 0, f"--grad-clip must be >= 0 (0 = off), got {self.grad_clip}"),
+            (0 <= self.seed <= SEED_MAX, f"--seed must be an integer in 0..{SEED_MAX}, got {self.seed}"),
         ]
 
 

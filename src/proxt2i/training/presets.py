@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from .. import config
-from ..config import option
+from ..config import option, check_ranges, check_seed
 from ..errors import UsageError
 
 LR_DECAYS = ("constant", "linear", "cosine")
@@ -90,6 +90,14 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise UsageError(msg)
+        # every count a step divides by or loops over; 0 would divide by zero or silently do nothing
+        check_ranges(self, text_dim=(1, None), text_depth=(1, None), lr_warmup=(0, None), weight_decay=(0, None),
+                     grad_clip=(0, None), pm_warmup_fraction=(0, 1), zeta_start=(None, None), zeta_decay=(None, None),
+                     zeta_stages=(1, None), step_candidates=(1, 1000), candidate_power=(None, None), checkpoint_every=(1, None),
+                     keep_checkpoints=(1, None), sample_every=(0, None), log_every=(1, None), threads=(1, None))
+        check_seed(self.seed)
+        if not (self.zeta_start > 0 and self.zeta_decay > 0):
+            raise UsageError(f"zeta_start and zeta_decay must be > 0, got {self.zeta_start} and {self.zeta_decay}")
         for key in ("width", "depth", "patch_size", "heads"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise UsageError(f"{key} must be >= 1 (or none: the model preset's), got {getattr(self, key)}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_save_safetensors, atomic_write_json, check_output_folder, replace_folder
-from ..config import option, to_command
+from ..config import SEED_MAX, option, to_command
 from ..errors import UsageError, read_json
 from ..imaging import to_float_images
 from ..models.autoencoder import SmallVAE, calibrate_latent_scale, vae_loss
@@ -62,6 +62,9 @@ class VAETrainConfig:
             (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
             (self.width >= 1, f"--width must be >= 1, got {self.width}"),
             (self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
+            (self.kl_weight >= 0, f"--kl-weight must be >= 0, got {self.kl_weight}"),
+            (self.width % 8 == 0, f"--width must be a multiple of 8 (the VAE's group norms use 8 groups), got {self.width}"),
+            (0 <= self.seed <= SEED_MAX, f"--seed must be an integer in 0..{SEED_MAX}, got {self.seed}"),
             (self.init != "", "--init must name a VAE folder (or be none)"),
             (not self.decoder_only or self.init is not None,
              "--decoder-only needs --init VAE (the VAE whose latent space the decoder is trained for)"),
@@ -169,16 +172,17 @@ def save_autoencoder(out: str | Path, vae: SmallVAE, recipe: dict | None = None)
 
 def load_autoencoder_dir(path: str | Path) -> SmallVAE:
     """Load a SmallVAE saved by train_small_vae / save_autoencoder."""
-    from safetensors.torch import load_file
-
     from ..models.autoencoder import autoencoder_from_config
+    from ..models.io import load_weights
 
     p = Path(path)
     if not (p / "config.json").exists() or not (p / "autoencoder.safetensors").exists():
         raise UsageError(f"{str(p)!r} is not a VAE folder: expected config.json and autoencoder.safetensors (build one with `proxt2i train-vae`)")
-    vae = autoencoder_from_config(read_json(p / "config.json", "VAE config")["autoencoder"])
-    try:
-        vae.load_state_dict(load_file(p / "autoencoder.safetensors"))
-    except Exception as err:  # safetensors raises its own error types for corrupt files
-        raise UsageError(f"could not read {p / 'autoencoder.safetensors'}: {err}") from None
+    try:  # the same checks as a model folder's "autoencoder" section (types, ranges, every field used)
+        vae = autoencoder_from_config(read_json(p / "config.json", "VAE config").get("autoencoder"))
+    except UsageError as err:
+        raise UsageError(f"{p / 'config.json'}: {err}") from None
+    if not isinstance(vae, SmallVAE):
+        raise UsageError(f"{p / 'config.json'}: a VAE folder holds a small_vae autoencoder, got {vae.config()['type']!r}")
+    load_weights(vae, p / "autoencoder.safetensors")
     return vae.eval()
