@@ -21,7 +21,7 @@ from .errors import UsageError
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    created = make_parents(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{sibling_stem(path)}.", suffix=".tmp" + path.suffix[:16])
     os.close(fd)
     try:
@@ -33,6 +33,7 @@ def atomic_path(path: str | os.PathLike):
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
+        remove_empty(created)
         raise
 
 
@@ -121,7 +122,7 @@ def output_lock(path):
     import fcntl
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    created = make_parents(path.parent)
     lock = path.parent / f"{sibling_stem(path)}{LOCK_TAG}"
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
@@ -141,6 +142,26 @@ def output_lock(path):
         except FileNotFoundError:
             pass
         os.close(fd)
+        remove_empty(created)  # a refused or failed run leaves no new empty folders behind
+
+
+def make_parents(folder: Path) -> list[Path]:
+    """Create `folder` and its missing ancestors; returns the folders created, deepest first."""
+    created, p = [], folder
+    while not os.path.lexists(p) and p != p.parent:
+        created.append(p)
+        p = p.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove these folders (deepest first) while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (the output is there) or gone
+            return
 
 
 def _same_file(fd: int, path: Path) -> bool:
