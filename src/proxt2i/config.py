@@ -27,7 +27,7 @@ import shlex
 import sys
 import types
 import typing
-from typing import Any
+from typing import Any, Callable
 
 from .errors import UsageError, read_json
 
@@ -171,26 +171,25 @@ def seed_value(raw: str) -> int:
     return value
 
 
-def positive_float(raw: str) -> float:
-    """argparse type of a finite number > 0 (a duration, a scale)."""
+def _float_arg(raw: str, ok: Callable[[float], bool], expected: str) -> float:
+    """float(raw) if it is a finite number that satisfies `ok`, else argparse's one-line refusal."""
     try:
         value = float(raw)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {raw!r}")
+    if not (math.isfinite(value) and ok(value)):
+        raise argparse.ArgumentTypeError(f"must be {expected}, got {raw!r}")
     return value
+
+
+def positive_float(raw: str) -> float:
+    """argparse type of a finite number > 0 (a duration, a scale)."""
+    return _float_arg(raw, lambda v: v > 0, "a finite number > 0")
 
 
 def finite_float(raw: str) -> float:
     """argparse type of a finite number (nan and inf are refused: they would poison every step)."""
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {raw!r}")
-    return value
+    return _float_arg(raw, lambda v: True, "a finite number")
 
 
 # --- building and loading configs -----------------------------------------------------------------
