@@ -34,15 +34,20 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(a) for a in to_uint8_images(images)]
 
 
-def save_grid(images: torch.Tensor, path, cols: int = 4, pad: int = 2) -> None:
-    """images [N, 3, H, W] in [0, 1] -> one PNG grid of `cols` columns on white, `pad` px apart, written atomically."""
+def grid_image(images: torch.Tensor, cols: int = 4, pad: int = 2) -> Image.Image:
+    """images [N, 3, H, W] in [0, 1] -> one PIL image: a grid of `cols` columns on white, `pad` px apart."""
     n, _, h, w = images.shape
     rows = (n + cols - 1) // cols
     canvas = torch.ones(3, rows * (h + pad) + pad, cols * (w + pad) + pad)
     for i in range(n):
         r, c = divmod(i, cols)
         canvas[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = images[i]
-    atomic_save_image(Image.fromarray(to_uint8_images(canvas)), path)
+    return Image.fromarray(to_uint8_images(canvas))
+
+
+def save_grid(images: torch.Tensor, path, cols: int = 4, pad: int = 2) -> None:
+    """grid_image of images [N, 3, H, W] in [0, 1], written atomically as a PNG."""
+    atomic_save_image(grid_image(images, cols, pad), path)
 
 
 def crop_geometry(h: int, w: int, short_side: int, crop: int) -> tuple[int, int, int, int]:

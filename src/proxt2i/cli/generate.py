@@ -159,14 +159,17 @@ def single_paths(prefix: Path, num: int) -> list[Path]:
 
 
 def write_single(prefix: Path, images) -> None:
-    """Each file atomically, all encoded only after every image is generated (a kill mid-way leaves whole files)."""
-    from ..atomic import atomic_save_image
-    from ..imaging import save_grid, to_pil
+    """Every file encoded to a temporary beside it first, then all renamed into place back to back, so that a
+    kill leaves whole files and (but for that last instant) all old or all new ones."""
+    from contextlib import ExitStack
+
+    from ..atomic import atomic_path
+    from ..imaging import grid_image, to_pil
 
     *paths, grid = single_paths(prefix, len(images))
-    for im, path in zip(to_pil(images), paths):
-        atomic_save_image(im, path)
-    save_grid(images, grid, cols=min(len(paths), 8))
+    with ExitStack() as renames:  # each atomic_path renames its temporary when the stack closes
+        for im, path in zip(to_pil(images) + [grid_image(images, cols=min(len(paths), 8))], paths + [grid]):
+            im.save(renames.enter_context(atomic_path(path)), format="PNG")
     print("\n".join([str(p) for p in paths] + [f"grid: {grid}"]))
 
 
