@@ -566,6 +566,14 @@ CASES = [
     (["toy", "--steps", "100000"], nothing, "--steps"),
     (["toy", "--num-samples", "abc"], nothing, "--num-samples"),
     (["toy", "--plot", "afile/p.png"], a_file, "afile"),
+    (["serve", "--host", "0.0.0.0"], nothing, "--allow-remote"),
+    (["serve", "--host", "192.168.1.7", "--allow-remote"], nothing, "API key"),
+    (["serve", "--port", "70000"], nothing, "--port"),
+    (["serve", "--max-batch", "0"], nothing, "--max-batch"),
+    (["serve", "--max-wait-ms", "-1"], nothing, "--max-wait-ms"),
+    (["serve", "--timeout", "0"], nothing, "--timeout"),
+    (["serve", "--model", "no-such-model"], nothing, "no-such-model"),
+    (["serve", "--model", "afile"], a_file, "afile"),
 ]
 
 

@@ -27,7 +27,8 @@ RANKS = {
     "training": 11,
     "rl": 12, "curate": 12,
     "bench": 13,
-    "cli": 14,
+    "serve": 14,  # the HTTP server: over the pipeline, below the command that starts it
+    "cli": 15,
 }
 # The package root's __init__.py and __main__.py may import anything.
 EXEMPT = {("__init__",), ("__main__",)}
@@ -130,7 +131,7 @@ def test_imports_follow_the_layers():
         ("rl/grpo.py", "from .. import training\nx = training._seed\n",
          "src/proxt2i/rl/grpo.py:2 uses private training._seed"),
         ("rl/grpo.py", "from ..curate import pick\n", "src/proxt2i/rl/grpo.py:1 imports curate (rank 12 -> rank 12)"),
-        ("rl/grpo.py", "import proxt2i.cli\n", "src/proxt2i/rl/grpo.py:1 imports cli (rank 12 -> rank 14)"),
+        ("rl/grpo.py", "import proxt2i.cli\n", "src/proxt2i/rl/grpo.py:1 imports cli (rank 12 -> rank 15)"),
         ("newpkg/a.py", "x = 1\n", "src/proxt2i/newpkg/a.py:1 is in no layer: add 'newpkg' to RANKS in tests/test_layers.py"),
     ],
 )
