@@ -251,3 +251,17 @@ def test_missing_serve_extra_is_one_line(monkeypatch, capsys):
     assert main(["serve"]) == 2
     err = capsys.readouterr().err
     assert "pip install 'proxt2i[serve]'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_load_benchmark_runs_and_reports(capsys):
+    import json
+
+    from proxt2i.serve.bench import main as bench
+
+    assert bench(["--clients", "3", "--requests", "6", "--duration", "30", "--steps", "1", "--max-batch", "3", "--max-wait-ms", "50"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for mode in ("batching_on", "batching_off"):
+        assert out[mode]["ok"] == out[mode]["answered"] >= 6 and out[mode]["errors_5xx"] == 0
+        assert out[mode]["p50_ms"] <= out[mode]["p99_ms"]
+    assert out["batching_off"]["mean_batch_images"] == 1 and out["batching_on"]["mean_batch_images"] >= 1
+    assert out["offline"]["images_per_s"] > 0 and "on_over_off" in out

@@ -22,7 +22,7 @@ PAGE = """<!doctype html>
 <body>
 <h1>proxt2i</h1>
 <p>Model <b>__MODEL__</b>, __SIZE__ px images.</p>
-<form id="form">
+<form id="form" novalidate><!-- novalidate: the server checks every field and its one-line message is shown below -->
  <input id="prompt" name="prompt" placeholder="a smiling woman with long red hair and glasses" autofocus>
  <br><label>steps <input id="steps" type="number" min="1" max="50" value="4"></label>
  <label>guidance <input id="guidance" type="number" min="0" max="50" step="0.5" value="4"></label>
