@@ -108,7 +108,8 @@ def create_app(model=None, *, max_batch: int = 8, max_wait_ms: float = 10.0, max
             except asyncio.TimeoutError:
                 raise ApiError(504, f"generation took longer than {timeout_s:g} s", "timeout") from None
             except asyncio.CancelledError:
-                if future.cancelled():  # dropped by the worker: the client has gone, nobody reads this
+                task = asyncio.current_task()
+                if future.cancelled() and not getattr(task, "cancelling", lambda: 0)():  # dropped by the worker: the client has gone
                     raise ApiError(499, "client closed the request", "cancelled") from None
                 raise
             body = {"created": int(time.time()), "data": [{"b64_json": b, "revised_prompt": gen.prompt} for b in images],

@@ -122,7 +122,7 @@ class Batcher:
             batch = await self._collect()
             live = []
             for job in batch:  # a request whose client left or timed out is not computed
-                if job.future.done() or (job.disconnected is not None and await job.disconnected()):
+                if job.future.done() or await client_gone(job):
                     self.metrics.dropped.inc()
                     if not job.future.done():
                         job.future.cancel()
@@ -175,6 +175,15 @@ class Batcher:
             out.append(encoded[at: at + r.n])
             at += r.n
         return out
+
+
+async def client_gone(job: Job) -> bool:
+    if job.disconnected is None:
+        return False
+    try:
+        return bool(await job.disconnected())
+    except Exception:  # noqa: BLE001 - cannot tell: compute it, the answer is simply not read
+        return False
 
 
 def png_base64(image) -> str:
