@@ -108,21 +108,19 @@ def finetune_grid(pipe, sampler: str, asked: str | None) -> tuple[str, dict | No
 
 
 @torch.no_grad()
-def evaluate_alignment(net, autoencoder, objective: str, prompts: list[str], latent_shape, num_steps: int, guidance: float,
-                       reward=None, batch_size: int = 64, time_grid: str = "uniform", schedule=None) -> dict:
+def evaluate_alignment(pipe, net, prompts: list[str], num_steps: int, guidance: float, reward=None, batch_size: int = 64,
+                       time_grid: str = "uniform") -> dict:
     """SynthFaces alignment (exact attribute read-back) and Frechet distance to fresh renders (`proxt2i
     evaluate`'s fd: the reward-hacking signal) of one image per prompt, seeds 0..N-1 (None for prompts outside
-    the SynthFaces vocabulary), and the mean reward when given; the model's default sampler on `time_grid`
-    (the grid the fine-tune trains on)."""
+    the SynthFaces vocabulary), and the mean reward when given: `net` (e.g. the EMA copy) in `pipe`'s place,
+    with the model's default sampler on `time_grid` (the grid the fine-tune trains on)."""
     from ..evaluation.metrics import evaluate_images
-    from ..pipeline import sample_latents
 
     images = []
     for i in range(0, len(prompts), batch_size):
         chunk = prompts[i : i + batch_size]
-        lat = sample_latents(net, objective, chunk, latent_shape, num_steps, guidance, seeds=list(range(i, i + len(chunk))),
-                             time_grid=time_grid, schedule=schedule)
-        images.append(autoencoder.decode(lat).clamp(0, 1).cpu())
+        lat = pipe.sample_latents(chunk, num_steps, guidance, seeds=list(range(i, i + len(chunk))), time_grid=time_grid, net=net)
+        images.append(pipe.autoencoder.decode(lat).clamp(0, 1).cpu())
     images = torch.cat(images)
     out = {"alignment": None, "alignment_all": None, "fd": None, "n": len(prompts)}
     try:
@@ -248,8 +246,8 @@ class FineTuneRun:
         return guided_model(net, self.objective, prompts, self.cfg.guidance, schedule=self.schedule)
 
     def evaluate(self, step: int, bar=None) -> dict:
-        result = evaluate_alignment(self.ema, self.autoencoder, self.objective, self.eval_prompts, self.latent_shape, self.cfg.num_steps,
-                                    self.cfg.guidance, self.reward, time_grid=self.grid, schedule=self.schedule)
+        result = evaluate_alignment(self.pipe, self.ema, self.eval_prompts, self.cfg.num_steps, self.cfg.guidance, self.reward,
+                                    time_grid=self.grid)
         self.runlog.write_eval(step, result, bar)
         return result
 
