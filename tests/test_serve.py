@@ -265,3 +265,65 @@ def test_load_benchmark_runs_and_reports(capsys):
         assert out[mode]["p50_ms"] <= out[mode]["p99_ms"]
     assert out["batching_off"]["mean_batch_images"] == 1 and out["batching_on"]["mean_batch_images"] >= 1
     assert out["offline"]["images_per_s"] > 0 and "on_over_off" in out
+
+
+def test_progress_is_reported_after_every_step(pipe, monkeypatch):
+    """A request with a progress_id is readable at GET /v1/progress/ID: queued, running step by step, done."""
+    from proxt2i.serve.worker import Batcher
+
+    seen = []
+    original = Batcher._set_progress
+
+    def record(self, requests, state, step=None, steps=None):
+        original(self, requests, state, step, steps)
+        for r in requests:
+            if r.progress_id:
+                seen.append((state, self.progress[r.progress_id]["step"], self.progress[r.progress_id]["steps"]))
+
+    monkeypatch.setattr(Batcher, "_set_progress", record)
+    app = create_app(MODEL, pipeline=pipe, max_batch=2, max_wait_ms=5)
+
+    async def work(c):
+        polled = []
+        task = asyncio.ensure_future(c.post(URL, json={"prompt": "a smiling man", "n": 3, "steps": 2, "progress_id": "job-1"}))
+        while not task.done():
+            r = await c.get("/v1/progress/job-1")
+            if r.status_code == 200:
+                polled.append(r.json())
+            await asyncio.sleep(0.01)
+        final = await c.get("/v1/progress/job-1")
+        missing = await c.get("/v1/progress/nobody")
+        bad = await c.post(URL, json={"prompt": "a smiling man", "progress_id": "../../etc"})
+        return (await task), polled, final, missing, bad
+
+    answer, polled, final, missing, bad = asyncio.run(in_app(app, work))
+    assert answer.status_code == 200 and len(answer.json()["data"]) == 3
+    # n=3 on max_batch=2 runs two chunks of 2 steps: 4 steps in all, each reported
+    assert seen == [("queued", 0, 2), ("running", 0, 4), ("running", 1, 4), ("running", 2, 4), ("running", 3, 4),
+                    ("running", 4, 4), ("done", 4, 4)]
+    assert final.json() == {"state": "done", "step": 4, "steps": 4}
+    steps = [p["step"] for p in polled]
+    assert steps == sorted(steps) and all(p["state"] in ("queued", "running", "done") for p in polled)
+    assert missing.status_code == 404 and "nobody" in missing.json()["error"]["message"]
+    assert bad.status_code == 422 and "progress_id" in bad.json()["error"]["message"]
+
+
+def test_a_corrupt_or_vanished_model_folder_fails_before_serving(monkeypatch, tmp_path, capsys):
+    import shutil
+
+    import uvicorn
+
+    from proxt2i.shipped import resolve_model
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(app))
+    broken = tmp_path / "broken"
+    shutil.copytree(resolve_model(MODEL), broken)
+    weights = broken / "uvit.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    for folder in (broken, tmp_path / "gone"):
+        assert main(["serve", "--model", str(folder)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("proxt2i: error:") and str(folder) in err[0], err
+    assert calls == []
+    assert main(["serve", "--model", MODEL, "--no-pad-batches"]) == 0 and len(calls) == 1

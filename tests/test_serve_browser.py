@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 
+import httpx
 import pytest
 
 pytest.importorskip("fastapi")
@@ -81,6 +82,10 @@ def test_the_page_generates_images(server, browser):
         assert Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).size == (32, 32)
         assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) == 32
     assert "images in" in browser.find_element(By.ID, "status").text and browser.find_element(By.ID, "error").text == ""
+    bar = browser.find_element(By.ID, "progress")  # per-step progress, polled while the request ran; full at the end
+    assert bar.is_displayed() and bar.get_attribute("value") == bar.get_attribute("max") == "1"
+    tracked = httpx.get(f"{server}v1/progress/{bar.get_attribute('data-id')}").json()  # the id the page sent and polled
+    assert tracked["state"] == "done" and tracked["step"] == tracked["steps"] > 0
 
 
 def test_the_page_shows_errors_and_warnings(server, browser):

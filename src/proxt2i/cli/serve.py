@@ -25,6 +25,9 @@ def register(sub) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a request may wait and run before 504 (default 60)")
     p.add_argument("--api-key", help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV} if set; none on loopback)")
     p.add_argument("--allow-remote", action="store_true", help="allow a --host other than loopback (then an API key is required)")
+    p.add_argument("--no-pad-batches", action="store_true",
+                   help="run each batch at its real size instead of padding it to --max-batch: less compute when lightly "
+                        "loaded, but an image then differs in its last bits with the batch it shares (docs/serving.md)")
     p.set_defaults(func=run)
 
 
@@ -68,7 +71,7 @@ def run(args) -> int:
     from ..serve import create_app
 
     app = create_app(args.model, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-                     api_key=key, timeout_s=args.timeout)
+                     api_key=key, timeout_s=args.timeout, pad_batches=not args.no_pad_batches)
     print(f"serving {args.model} on http://{args.host}:{args.port}/ (API: /v1/images/generations)", flush=True)
     # uvicorn handles SIGTERM/SIGINT: stop accepting, let in-flight requests finish, then the app's shutdown answers the rest 503
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=30)

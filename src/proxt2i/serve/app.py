@@ -28,7 +28,6 @@ def create_app(model=None, *, max_batch: int = 8, max_wait_ms: float = 10.0, max
     from fastapi.responses import HTMLResponse, JSONResponse, Response
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from ..text_split import embedded_words
     from ..pipeline import ProxT2IPipeline
     from ..shipped import DEFAULT_MODEL
     from .page import page_html
@@ -89,11 +88,6 @@ def create_app(model=None, *, max_batch: int = 8, max_wait_ms: float = 10.0, max
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def unknown_words(prompt: str) -> list[str]:
-        """Words the model's embedded text encoder has never seen (they map to <unk>): shown as a warning."""
-        index = getattr(pipe.net.text_encoder, "index", None) if hasattr(pipe.net, "text_encoder") else None
-        return [] if not isinstance(index, dict) else sorted({w for w in embedded_words(prompt) if w not in index})
-
     @app.post("/v1/images/generations")
     async def generations(request: fastapi.Request):
         start = time.perf_counter()
@@ -114,9 +108,9 @@ def create_app(model=None, *, max_batch: int = 8, max_wait_ms: float = 10.0, max
                 raise
             body = {"created": int(time.time()), "data": [{"b64_json": b, "revised_prompt": gen.prompt} for b in images],
                     "model": model_id, "seed": gen.seed, "steps": gen.steps, "sampler": gen.sampler}
-            words = unknown_words(gen.prompt)
-            if words:
-                body["warnings"] = [f"words the model does not know (ignored): {', '.join(words)}"]
+            unseen = pipe.unseen_words_message(gen.prompt)
+            if unseen:
+                body["warnings"] = [unseen]
             return JSONResponse(body)
         except ApiError as err:
             code = err.status
@@ -130,6 +124,16 @@ def create_app(model=None, *, max_batch: int = 8, max_wait_ms: float = 10.0, max
         check_key(request)
         return {"object": "list", "data": [{"id": model_id, "object": "model", "owned_by": "proxt2i",
                                             "size": f"{pipe.image_size}x{pipe.image_size}", "objective": pipe.objective}]}
+
+    @app.get("/v1/progress/{progress_id}")
+    async def progress(progress_id: str, request: fastapi.Request):
+        """How far the request sent with this progress_id is: {"state", "step", "steps"} (the page polls it)."""
+        check_key(request)
+        batcher = state.get("batcher")
+        entry = batcher.progress.get(progress_id) if batcher else None
+        if entry is None:
+            raise ApiError(404, f"no request with progress_id {progress_id[:64]!r} (not sent yet, or long finished)", "not_found")
+        return dict(entry)
 
     @app.get("/healthz")
     async def healthz():

@@ -31,7 +31,7 @@ PAGE = """<!doctype html>
  <label id="keylabel" hidden>API key <input id="key" type="password"></label>
  <br><button id="generate" type="submit">Generate</button>
 </form>
-<div id="status"></div><div id="warning"></div><div id="error" role="alert"></div>
+<div id="status"></div><progress id="progress" max="1" value="0" hidden></progress><div id="warning"></div><div id="error" role="alert"></div>
 <div id="grid"></div>
 <script>
 const $ = (id) => document.getElementById(id);
@@ -48,6 +48,22 @@ $("form").onsubmit = async (event) => {
   for (const k of ["steps", "guidance", "seed", "n"]) if (Number.isNaN(body[k])) delete body[k];
   const headers = {"Content-Type": "application/json"};
   if ($("key").value) headers["Authorization"] = "Bearer " + $("key").value;
+  body.progress_id = "page-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10);
+  const bar = $("progress"); bar.hidden = false; bar.value = 0; bar.dataset.id = body.progress_id;
+  let polling = true;
+  const poll = async () => {  // per-step progress: GET /v1/progress/ID while the generation runs
+    while (polling) {
+      try {
+        const r = await fetch("/v1/progress/" + body.progress_id, {headers});
+        const p = r.ok ? await r.json() : null;
+        if (!polling) return;  // the answer came while this poll was out: it has the last word
+        if (p) { bar.max = p.steps; bar.value = p.step;
+                 if (p.state === "running") $("status").textContent = "step " + p.step + " of " + p.steps; }
+      } catch (e) { /* the answer below reports errors */ }
+      await new Promise((done) => setTimeout(done, 150));
+    }
+  };
+  poll();
   try {
     const response = await fetch("/v1/images/generations", {method: "POST", headers, body: JSON.stringify(body)});
     const answer = await response.json().catch(() => ({error: {message: "the server answered " + response.status}}));
@@ -56,10 +72,11 @@ $("form").onsubmit = async (event) => {
       const img = new Image(); img.src = "data:image/png;base64," + item.b64_json;
       img.alt = body.prompt + " (seed " + (answer.seed + i) + ")"; img.className = "result"; return img; }));
     if (answer.warnings) $("warning").textContent = answer.warnings.join(" ");
+    bar.max = 1; bar.value = 1;
     $("status").textContent = answer.data.length + " images in " + Math.round(performance.now() - started) + " ms";
   } catch (err) {
     $("status").textContent = ""; $("error").textContent = err.message;
-  } finally { $("generate").disabled = false; }
+  } finally { polling = false; $("generate").disabled = false; }
 };
 </script></body></html>
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 
 from ..errors import UsageError
@@ -18,7 +19,9 @@ from .errors import ApiError
 MAX_IMAGES = 8  # n per request
 MAX_STEPS = 50  # a server bound, far below the pipeline's 1000: one request must not hold the worker for minutes
 MAX_SEED = 2**63 - 1
-FIELDS = {"prompt", "n", "response_format", "size", "model", "user", "steps", "guidance", "sampler", "seed", "time_grid"}
+FIELDS = {"prompt", "n", "response_format", "size", "model", "user", "steps", "guidance", "sampler", "seed", "time_grid",
+          "progress_id"}
+PROGRESS_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # chosen by the client, read back at GET /v1/progress/ID
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Generation:
     sampler: str
     seed: int
     time_grid: str | None
+    progress_id: str | None = None  # not part of the batch key
 
     @property
     def batch_key(self) -> tuple:
@@ -99,4 +103,7 @@ def parse_generation(data: dict, *, objective: str, image_size: int, default_gri
         sampler_grid(spec, sampler, grid, steps)  # a bad grid name, or a grid for a sampler with its own timesteps
     except UsageError as err:
         raise ApiError(422, str(err)) from None
-    return Generation(prompt, n, steps, float(guidance), sampler, seed, grid)
+    progress_id = data.get("progress_id")
+    if progress_id is not None and not (isinstance(progress_id, str) and PROGRESS_ID.fullmatch(progress_id)):
+        raise ApiError(422, f"progress_id must be 1-64 letters, digits, '-' or '_', got {json.dumps(progress_id)[:40]}")
+    return Generation(prompt, n, steps, float(guidance), sampler, seed, grid, progress_id)

@@ -19,7 +19,7 @@ import asyncio
 import base64
 import io
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -51,6 +51,9 @@ class Batcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="proxt2i-batch")
         self._task: asyncio.Task | None = None
         self.batches_run = 0
+        # progress_id -> {"state": queued | running | done | failed | cancelled, "step": steps done, "steps": steps in all};
+        # written by the worker thread (whole-value assignments), read by GET /v1/progress/ID
+        self.progress: OrderedDict[str, dict] = OrderedDict()
 
     @property
     def depth(self) -> int:
@@ -80,6 +83,8 @@ class Batcher:
             raise ApiError(429, f"the queue is full ({self.max_queue} requests waiting); retry shortly", "rate_limit_error",
                            headers={"Retry-After": "1"})
         job = Job(request, asyncio.get_running_loop().create_future(), disconnected)
+        if request.progress_id:
+            self._set_progress([request], "queued", 0, request.steps)
         self._queue.put_nowait(job)
         self.metrics.queue_depth.set(self.depth)
         return job.future
@@ -124,6 +129,7 @@ class Batcher:
             for job in batch:  # a request whose client left or timed out is not computed
                 if job.future.done() or await client_gone(job):
                     self.metrics.dropped.inc()
+                    self._set_progress([job.request], "cancelled")
                     if not job.future.done():
                         job.future.cancel()
                 else:
@@ -143,6 +149,7 @@ class Batcher:
                 failure = ApiError(500, f"generation failed: {type(err).__name__}: {err}", "server_error")
             else:
                 failure = None
+            self._set_progress([job.request for job in live], "failed" if failure is not None else "done")
             for i, job in enumerate(live):
                 if not job.future.done():
                     if failure is not None:
@@ -160,13 +167,19 @@ class Batcher:
         prompts = [r.prompt for r in requests for _ in range(r.n)]
         seeds = [s for r in requests for s in r.seeds]
         images = []
-        for lo in range(0, len(prompts), self.max_batch):
+        chunks = -(-len(prompts) // self.max_batch)
+        total = chunks * first.steps
+        self._set_progress(requests, "running", 0, total)
+        for chunk, lo in enumerate(range(0, len(prompts), self.max_batch)):
+            done_before = chunk * first.steps
+            step = lambda info, before=done_before: self._set_progress(requests, "running", before + info["i"] + 1, total)
             chunk_p, chunk_s = prompts[lo: lo + self.max_batch], seeds[lo: lo + self.max_batch]
             real = len(chunk_p)
             if self.pad_batches and real < self.max_batch:  # padding rows: their values never reach anyone
                 chunk_p = chunk_p + [chunk_p[0]] * (self.max_batch - real)
                 chunk_s = chunk_s + [0] * (self.max_batch - real)
-            lat = self.pipe.sample_latents(chunk_p, first.steps, first.guidance, first.sampler, chunk_s, None, first.time_grid)
+            lat = self.pipe.sample_latents(chunk_p, first.steps, first.guidance, first.sampler, chunk_s, None, first.time_grid,
+                                           callback=step)
             with torch.no_grad():
                 images.append(self.pipe.autoencoder.decode(lat).clamp(0, 1)[:real])
         encoded = [png_base64(im) for im in to_pil(torch.cat(images))]
@@ -175,6 +188,21 @@ class Batcher:
             out.append(encoded[at: at + r.n])
             at += r.n
         return out
+
+
+    MAX_PROGRESS = 1024  # ids remembered; the oldest are forgotten first
+
+    def _set_progress(self, requests: list[Generation], state: str, step: int | None = None, steps: int | None = None) -> None:
+        for r in requests:
+            if not r.progress_id:
+                continue
+            old = self.progress.get(r.progress_id, {})
+            self.progress[r.progress_id] = {"state": state, "step": old.get("step", 0) if step is None else step,
+                                            "steps": old.get("steps", r.steps) if steps is None else steps}
+            if state == "done":
+                self.progress[r.progress_id]["step"] = self.progress[r.progress_id]["steps"]
+        while len(self.progress) > self.MAX_PROGRESS:
+            self.progress.popitem(last=False)
 
 
 async def client_gone(job: Job) -> bool:
