@@ -7,12 +7,21 @@ from proxt2i.errors import UsageError
 from proxt2i.training.text import load_text_encoder, synthfaces_vocabulary
 
 
-def test_synthfaces_vocabulary_covers_prompt_sets():
-    from proxt2i.data.prompts import load_prompts
-    from proxt2i.text_split import embedded_words as words
+def test_synthfaces_vocabulary_covers_every_prompt_set_and_every_parser_word():
+    """The vocabulary training builds (the default call) holds every word of the three shipped sets,
+    the paraphrase set included although no paraphrase is a training caption, and every parser word."""
+    from proxt2i.data import captions
+    from proxt2i.data.prompts import PROMPT_SETS, load_prompts
+    from proxt2i.text_split import prompt_words
 
-    vocab = set(synthfaces_vocabulary(num_captions=2000))
-    assert all(w in vocab for p in load_prompts("heldout") for w in words(p))
+    vocab = set(synthfaces_vocabulary())
+    for name in PROMPT_SETS:
+        missing = {w for p in load_prompts(name) for w in prompt_words(p)} - vocab
+        assert not missing, (name, missing)
+    parser = {w for phrases in captions.VALUE_PHRASES.values() for p in phrases for w in p.split()}
+    parser |= {w for words in captions.MODIFIERS.values() for m in words for w in m.split()}
+    parser |= set(captions.HEADS) | set(captions.STANDALONE) | captions.GLUE | captions.NOUNS | captions.NEGATIONS
+    assert parser - vocab == set() and len(vocab) == len(parser)
 
 
 def test_contrastive_text_encoder_is_the_evaluators_tower_frozen_and_saved_with_the_model(tmp_path):

@@ -17,6 +17,10 @@ class UsageError(ValueError):
     """Bad input from the user (arguments, files, prompts). The message says what to do."""
 
 
+class UnseenWordsWarning(UserWarning):
+    """A prompt has words the model never saw in training; it still generates (unknown words carry no meaning)."""
+
+
 def read_text(path, what: str = "file") -> str:
     """A UTF-8 text file's contents: a byte-order mark is dropped (editors on Windows write one), CRLF
     line ends read as LF; a missing file, a folder, or bytes that are not UTF-8 are one UsageError naming it."""

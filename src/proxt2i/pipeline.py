@@ -11,11 +11,13 @@ on the time grid the model names for it.
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 
-from .errors import UsageError
+from .errors import UnseenWordsWarning, UsageError
 from .models.io import ModelFolder, default_time_grid, load_model_folder
+from .models.text import unseen_words
 from .samplers.guidance import guided_model
 from .samplers.registry import DEFAULT_SAMPLER, SamplerSpec, get_sampler
 from .schedule import Schedule, VPSchedule, time_grid
@@ -36,10 +38,11 @@ def sampler_grid(spec: SamplerSpec, name: str, kind: str | None, num_steps: int)
 def sample_latents(net, objective: str, prompts: list[str], latent_shape: tuple, num_steps: int = 4,
                    guidance_scale: float = 4.0, sampler: str | None = None, seeds: list[int] | None = None,
                    guidance_interval=None, device="cpu", time_grid: str | None = None,
-                   schedule: Schedule | None = None) -> torch.Tensor:
+                   schedule: Schedule | None = None, callback=None) -> torch.Tensor:
     """Latents [B, C, h, w] for B prompts; image i uses torch.Generator seeded with seeds[i] for x_T and
     every step's noise, so it does not depend on the rest of the batch. time_grid: uniform (default),
-    quadratic or power:R for the samplers that walk a grid. schedule: the model's (default VP)."""
+    quadratic or power:R for the samplers that walk a grid. schedule: the model's (default VP). callback(info)
+    after every step: the sampler's record (samplers/common.py), info["i"] = steps done - 1."""
     name = sampler or DEFAULT_SAMPLER[objective]
     spec = get_sampler(name, objective)
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1 or num_steps > MAX_STEPS:
@@ -54,7 +57,7 @@ def sample_latents(net, objective: str, prompts: list[str], latent_shape: tuple,
     if isinstance(net, TextConditionedUViT):  # weights are fixed here: encode the prompts once, not every step
         net = TextMemo(net)
     fn = guided_model(net, objective, prompts, guidance_scale, guidance_interval, schedule)
-    return spec(fn, x_T, grid, generator=gens, schedule=schedule)
+    return spec(fn, x_T, grid, generator=gens, schedule=schedule, callback=callback)
 
 
 class ProxT2IPipeline:
@@ -84,15 +87,40 @@ class ProxT2IPipeline:
 
         return cls(load_model_folder(resolve_model(str(name_or_path or DEFAULT_MODEL))))
 
+    def unseen_words(self, prompt: str) -> list[str]:
+        """The words of `prompt` this model's text encoder never saw in training, once each, in order."""
+        return unseen_words(getattr(self.net, "text_encoder", None), prompt)
+
+    def unseen_words_message(self, prompt: str) -> str | None:
+        """One line naming the prompt's unseen words and how each is read, or None if it has none."""
+        words = self.unseen_words(prompt)
+        if not words:
+            return None
+        pieces = getattr(self.net.text_encoder, "pieces", None)
+        shown = []
+        for w in words:
+            known = [p for p in pieces(w) if p] if pieces else []
+            shown.append(f"{w} (read as {' '.join(known)})" if known else w)
+        short = prompt if len(prompt) <= 60 else prompt[:57] + "..."
+        return f"prompt {short!r} has words the model never saw in training, generating anyway: {', '.join(shown)}"
+
+    def warn_unseen_words(self, prompts: list[str]) -> None:
+        """One UnseenWordsWarning per distinct prompt with unseen words."""
+        for p in dict.fromkeys(prompts):
+            message = self.unseen_words_message(p)
+            if message:
+                warnings.warn(message, UnseenWordsWarning, stacklevel=3)
+
     def sample_latents(self, prompts: list[str], num_steps: int = 4, guidance_scale: float = 4.0, sampler: str | None = None,
                        seeds: list[int] | None = None, guidance_interval=None, time_grid: str | None = None, net=None,
-                       device="cpu") -> torch.Tensor:
+                       device="cpu", callback=None) -> torch.Tensor:
         """Latents [B, C, h, w] with this model's shape, schedule and default time grid; `net` replaces the
         network (e.g. an EMA copy being fine-tuned)."""
         used = sampler or DEFAULT_SAMPLER[self.objective]
         grid = self.time_grid_for(used, time_grid) if get_sampler(used).walks_grid else time_grid  # own timesteps: refused if given
         return sample_latents(self.net if net is None else net, self.objective, prompts, self.latent_shape, num_steps,
-                              guidance_scale, sampler, seeds, guidance_interval, device=device, time_grid=grid, schedule=self.schedule)
+                              guidance_scale, sampler, seeds, guidance_interval, device=device, time_grid=grid, schedule=self.schedule,
+                              callback=callback)
 
     def __call__(self, prompts, num_steps: int = 4, guidance_scale: float = 4.0, sampler: str | None = None,
                  seed: int | None = 0, generator: torch.Generator | None = None, guidance_interval=None,
@@ -106,6 +134,7 @@ class ProxT2IPipeline:
 
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         check_prompts(prompts)
+        self.warn_unseen_words(prompts)
         if generator is not None:
             seeds = torch.randint(0, 2**62, (len(prompts),), generator=generator).tolist()
         else:

@@ -1,17 +1,22 @@
-"""Word splitting of prompts and captions. Three rules, because each defines the inputs of something
-already trained or shipped; they differ on hyphens and apostrophes only (all lower-case; every other
-character separates words):
+"""Word splitting of prompts and captions.
+
+`prompt_words` is the rule: the SynthFaces prompt parser, the embedded text encoder's tokenizer
+(tokenizer "pieces", every model trained since the paraphrase captions), its truncation check and the
+unseen-word warning all split with it. Two older rules remain, each because something shipped was
+trained on it; they differ on hyphens and apostrophes only (all lower-case; every other character
+separates words):
 
     text                    embedded_words              caption_words             prompt_words
     "A red-haired man."     a, red-haired, man          a, red, haired, man       a, red, haired, man
     "the man's cap"         the, man, s, cap            the, man's, cap           the, man, cap
     "don't"                 don, t                      don't                     don't
 
-- embedded_words: the embedded text encoder's tokens and the vocabulary a training run builds from its
-  captions (models/text.py EmbeddedTextEncoder, training/factories.py training_vocabulary).
+- embedded_words: the embedded text encoder of models saved with tokenizer "words" (models/text.py).
 - caption_words: the evaluator's word tokenizer, hence also the contrastive text tower used as a text
   encoder (models/tokenizer.py Tokenizer and build_vocab, evaluation/train.py caption_vocab).
-- prompt_words: the SynthFaces prompt parser (data/captions.py), which also drops every "'s".
+- prompt_words: caption_words with every "'s" dropped.
+
+`known_pieces` splits a word the model never saw into words it did ("redhaired" -> red, haired).
 """
 
 from __future__ import annotations
@@ -36,3 +41,27 @@ def caption_words(text: str) -> list[str]:
 def prompt_words(text: str) -> list[str]:
     """caption_words with every "'s" removed first: "the man's red-haired friend" -> ['the', 'man', 'red', 'haired', 'friend']."""
     return caption_words(text.lower().replace("'s", ""))
+
+
+MIN_PIECE = 3  # shorter pieces ("a", "no") would split almost any word into noise
+
+
+def known_pieces(word: str, known) -> list[str | None]:
+    """`word` as known words, longest first from the left; None stands for each run of letters no known
+    word of MIN_PIECE or more letters covers: 'redhaired' -> ['red', 'haired'], 'smiley' -> ['smile', None],
+    'astronaut' -> [None]. A known word is itself: ['cap']."""
+    if word in known:
+        return [word]
+    pieces: list[str | None] = []
+    i = 0
+    while i < len(word):
+        for j in range(len(word), i + MIN_PIECE - 1, -1):
+            if word[i:j] in known:
+                pieces.append(word[i:j])
+                i = j
+                break
+        else:
+            if not pieces or pieces[-1] is not None:
+                pieces.append(None)
+            i += 1
+    return pieces

@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import check_seed, option
+from ..data.prompts import PROMPT_SETS as SHIPPED_PROMPT_SETS
 from ..errors import UsageError
 from ..samplers.registry import SAMPLERS, get_sampler
 
 ALL_SAMPLERS = tuple(SAMPLERS)  # prox samplers first, in registry order
 DEFAULT_STEPS = (1, 2, 3, 4, 6, 8, 10, 16, 25, 50)
-PROMPT_SETS = ("heldin", "heldout")
+PROMPT_SETS = tuple(SHIPPED_PROMPT_SETS)  # heldin, heldout, paraphrase
 DEFAULT_NUM_PROMPTS = 256  # per set: the whole shipped prompt files
 
 # Quality levels, fixed before any measurement (docs/benchmark.md).

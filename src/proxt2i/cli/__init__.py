@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
-from ..errors import UsageError
+from ..errors import UnseenWordsWarning, UsageError
 from . import bench as bench_cmd
 from . import data as data_cmd
 from . import generate as generate_cmd
@@ -73,6 +74,11 @@ def build_parser(command: str | None = "") -> argparse.ArgumentParser:
     return parser
 
 
+def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line each on stderr ('proxt2i: warning: ...'), not Python's file:line and source line."""
+    print(f"proxt2i: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
@@ -81,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line_warning
+            warnings.filterwarnings("default", category=UnseenWordsWarning)  # once per prompt, whatever the caller's filters
+            return int(args.func(args) or 0)
     except USER_ERRORS as err:
         print(f"proxt2i: error: {os_error_line(err) if isinstance(err, OSError) and err.filename else err}", file=sys.stderr)
         return 2

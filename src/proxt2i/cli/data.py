@@ -37,12 +37,12 @@ def register(sub) -> None:
     a.set_defaults(func=run_synthfaces)
 
     a = actions.add_parser("prompts", help="print a standard prompt set, one prompt per line")
-    a.add_argument("set", help="heldin or heldout")
+    a.add_argument("set", help="heldin, heldout or paraphrase (training-distribution faces in phrasings no training caption uses)")
     a.add_argument("--num", type=int, default=None, help="print only the first N (after shuffling, if --seed)")
     a.add_argument("--seed", type=seed_value, default=None, help="shuffle deterministically with this seed (default: file order)")
     a.set_defaults(func=run_prompts)
 
-    a = actions.add_parser("make-prompts", help="regenerate the shipped heldin.txt / heldout.txt prompt files")
+    a = actions.add_parser("make-prompts", help="regenerate the shipped heldin.txt / heldout.txt / paraphrase.txt prompt files")
     a.add_argument("--out-dir", default=None, help="write here instead of the package's assets/prompts")
     a.set_defaults(func=run_make_prompts)
 

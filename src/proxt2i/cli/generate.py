@@ -85,15 +85,23 @@ def run(args) -> int:
 
 
 def read_prompts(args) -> list[str]:
-    """The prompts: PROMPT, or the non-blank lines of --prompts FILE (UTF-8; a byte-order mark and CRLF are fine)."""
-    from ..errors import UsageError, read_lines
+    """The prompts: PROMPT, or the non-blank lines of --prompts FILE (UTF-8; a byte-order mark and CRLF
+    are fine); a line past the prompt length limit is refused with its line number."""
+    from ..errors import UsageError, read_text
+    from ..pipeline import MAX_PROMPT_CHARS
 
-    if args.prompts is None:
-        return [args.prompt]
-    prompts = read_lines(args.prompts, "prompt file")
-    if not prompts:
-        raise UsageError(f"prompt file {args.prompts!r} has no prompts")
-    return prompts
+    if args.prompt is None:
+        prompts = []
+        for number, line in enumerate(read_text(args.prompts, "prompt file").split("\n"), 1):
+            if len(line.strip()) > MAX_PROMPT_CHARS:
+                raise UsageError(f"prompt file {args.prompts!r} line {number}: prompt of {len(line.strip())} characters is too long "
+                                 f"(at most {MAX_PROMPT_CHARS})")
+            if line.strip():
+                prompts.append(line.strip())
+        if not prompts:
+            raise UsageError(f"prompt file {args.prompts!r} has no prompts")
+        return prompts
+    return [args.prompt]
 
 
 def check_sampling_flags(args) -> None:

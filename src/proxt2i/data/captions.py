@@ -1,7 +1,7 @@
 """SynthFaces captions and the prompt parser, over one controlled vocabulary.
 
-`caption` writes varied natural text naming a chosen subset of a face's attribute families;
-`parse_prompt` maps text back to {family: value}. For every caption,
+`parse_prompt` maps text to {family: value}; `vocabulary` lists what it reads. The caption writers
+(data/caption_writer.py, data/paraphrase.py) write text over these tables, and for every caption
 parse_prompt(text) == {f: attrs[f] for f in named}.
 
 Grammar of the parser (words lower-cased, hyphens and punctuation split off):
@@ -17,11 +17,9 @@ Grammar of the parser (words lower-cased, hyphens and punctuation split off):
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import UsageError
 from ..text_split import prompt_words
-from .attributes import ATTRIBUTES, FAMILIES, check_attributes
+from .attributes import ATTRIBUTES
 
 # ---------------------------------------------------------------- vocabulary
 
@@ -181,151 +179,6 @@ def parse_prompt(prompt: str) -> dict[str, str]:
     if problems:
         raise UsageError("; ".join(problems))
     return out
-
-
-# ---------------------------------------------------------------- caption writer
-
-def _pick(rng: np.random.Generator, options):
-    return options[int(rng.integers(len(options)))]
-
-
-def _hair_words(attrs, named, rng) -> tuple[str | None, str | None]:
-    """(adjective, noun phrase) for the named hair families."""
-    colour = _pick(rng, HAIR_COLOUR_WORDS[attrs["hair_color"]]) if "hair_color" in named else None
-    style = attrs["hair_style"] if "hair_style" in named else None
-    if style in ("long", "short"):
-        phrase = f"{style} {colour} hair" if colour else f"{style} hair"
-        adj = f"{style}-haired" if not colour else None
-    elif style == "bun":
-        phrase = _pick(rng, (f"{colour} hair in a bun", _article(f"{colour} bun"))) if colour else _pick(rng, ("hair in a bun", "a bun", "a top knot"))
-        adj = None
-    elif style == "afro":
-        phrase = _article(f"{colour} afro") if colour else "an afro"
-        adj = None
-    else:
-        phrase = f"{colour} hair" if colour else None
-        adj = f"{colour}-haired" if colour and colour != "brunette" else None
-    return adj, phrase
-
-
-HAIR_COLOUR_WORDS = {
-    "black": ("black", "jet black"), "brown": ("brown", "brunette", "chestnut"), "blond": ("blond", "blonde", "golden"),
-    "red": ("red", "ginger", "auburn"), "grey": ("grey", "gray", "silver", "white"), "blue": ("blue",),
-}
-SKIN_WORDS = {"pale": ("pale", "fair"), "tan": ("tan", "olive", "tanned"), "brown": ("brown",), "dark": ("dark",)}
-ADJECTIVES = {  # family -> value -> adjectives placed before the noun
-    "expression": {
-        "neutral": ("serious", "expressionless", "calm"), "smiling": ("smiling", "grinning", "happy", "beaming"),
-        "sad": ("sad", "frowning", "unhappy"), "surprised": ("surprised", "astonished", "shocked"),
-    },
-    "facial_hair": {"none": ("clean-shaven",), "moustache": ("moustached", "mustachioed"), "beard": ("bearded",)},
-    "eyewear": {"glasses": ("bespectacled",)},
-    "headwear": {"none": ("bareheaded",)},
-}
-WITH = {  # family -> value -> phrases after "with"
-    "expression": {
-        "neutral": ("a neutral expression", "a serious expression", "a blank expression"),
-        "smiling": ("a big smile", "a smile", "a grin"),
-        "sad": ("a sad expression", "a frown", "a sad look"),
-        "surprised": ("a surprised expression", "a shocked look", "an astonished look"),
-    },
-    "facial_hair": {
-        "none": ("no facial hair",), "moustache": ("a moustache", "a mustache"), "beard": ("a beard", "a full beard"),
-    },
-    "eyewear": {"none": ("no glasses", "no eyewear")},
-    "headwear": {"none": ("no hat", "no headwear")},
-    "earrings": {"none": ("no earrings",)},
-}
-WEAR = {  # family -> value -> phrases after "wearing"
-    "eyewear": {"glasses": ("glasses", "spectacles", "eyeglasses"), "sunglasses": ("sunglasses", "shades", "dark glasses")},
-    "headwear": {"cap": ("a cap", "a baseball cap"), "beanie": ("a beanie", "a knitted hat", "a woolly hat"), "headband": ("a headband",)},
-    "earrings": {"earrings": ("earrings", "hoop earrings", "gold earrings")},
-}
-PREFIXES = ("", "", "", "a photo of ", "a portrait of ", "a close-up portrait of ", "an illustration of ", "a drawing of ", "a headshot of ", "a picture of ")
-NOUN_WORDS = ("person", "person", "character", "individual")
-
-
-def _article(phrase: str) -> str:
-    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
-
-
-def _join(parts: list[str]) -> str:
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
-def choose_named(rng: np.random.Generator) -> list[str]:
-    """A random subset of families to name: short (1-3), medium (4-6) or long (7-11) captions."""
-    u = rng.random()
-    lo, hi = (1, 3) if u < 0.35 else (4, 6) if u < 0.75 else (7, len(FAMILIES))
-    k = int(rng.integers(lo, hi + 1))
-    return [FAMILIES[i] for i in rng.permutation(len(FAMILIES))[:k]]
-
-
-def _realise(family: str, attrs: dict[str, str], named, rng: np.random.Generator) -> tuple[str, str]:
-    """(slot, words) for one named family; slot is "adj" (before the noun), "with", "wear" or
-    "background". The two hair families are realised together, under "hair_color"."""
-    v = attrs[family]
-    if family == "hair_color":
-        adj, phrase = _hair_words(attrs, named, rng)
-        return ("adj", adj) if adj and rng.random() < 0.35 else ("with", phrase)
-    if family == "background":
-        return "background", v
-    if family == "skin":
-        if rng.random() < 0.5:
-            return "adj", f"{_pick(rng, SKIN_WORDS[v][:2])}-skinned"  # not "tanned-skinned"
-        w = _pick(rng, SKIN_WORDS[v])
-        return "with", _pick(rng, (f"{w} skin", _article(f"{w} complexion")))
-    if family == "face_shape":
-        return ("adj", f"{v}-faced") if rng.random() < 0.4 else ("with", _article(f"{v} face"))
-    if family == "eye_color":
-        return ("adj", f"{v}-eyed") if rng.random() < 0.3 else ("with", f"{v} eyes")
-    adj_options = ADJECTIVES.get(family, {}).get(v)
-    if adj_options and rng.random() < 0.5:
-        return "adj", _pick(rng, adj_options)
-    if v in WEAR.get(family, {}):
-        return "wear", _pick(rng, WEAR[family][v])
-    return "with", _pick(rng, WITH[family][v])
-
-
-BACKGROUND_CLAUSES = (", {} background", " on a {} background", " against a {} backdrop", " in front of a {} background")
-
-
-def caption(attrs: dict[str, str], rng: np.random.Generator, named=None) -> tuple[str, tuple[str, ...]]:
-    """(text, named families). named: families the text must name (all of them, in random order);
-    None draws a random subset. parse_prompt(text) == {f: attrs[f] for f in named families}."""
-    check_attributes(attrs)
-    named = list(choose_named(rng) if named is None else named)
-    for f in named:
-        if f not in ATTRIBUTES:
-            raise UsageError(f"unknown attribute family {f!r}; families: {', '.join(FAMILIES)}")
-    slots: dict[str, list[str]] = {"adj": [], "with": [], "wear": [], "background": []}
-    hair_done = False
-    for i in rng.permutation(len(named)):
-        family = "hair_color" if named[i] == "hair_style" else named[i]  # hair words come as one
-        if family == "hair_color":
-            if hair_done:
-                continue
-            hair_done = True
-        slot, words = _realise(family, attrs, named, rng)
-        slots[slot].append(words)
-    adjs, withs, wears, background = slots["adj"], slots["with"], slots["wear"], slots["background"]
-
-    if rng.random() < 0.15:  # tag list: "smiling, red hair, sunglasses, green background"
-        parts = [w.removeprefix("a ").removeprefix("an ") for w in adjs + withs + wears]
-        parts += [f"{b} background" for b in background]
-        return ", ".join(parts[i] for i in rng.permutation(len(parts))), tuple(named)
-    prefix = _pick(rng, PREFIXES)
-    if prefix or rng.random() < 0.9:
-        text = prefix + _article(" ".join([*adjs, _pick(rng, NOUN_WORDS)]))
-    else:
-        text = " ".join([*adjs, "someone"])
-    if withs:
-        text += " with " + _join(withs)
-    if wears:
-        text += (", wearing " if withs else " wearing ") + _join(wears)
-    for b in background:
-        text += _pick(rng, BACKGROUND_CLAUSES).format(b)
-    return text, tuple(named)
 
 
 def vocabulary() -> dict[str, dict[str, list[str]]]:

@@ -1,8 +1,11 @@
-"""The standard SynthFaces prompt sets, shipped as src/proxt2i/assets/prompts/{heldin,heldout}.txt.
+"""The standard SynthFaces prompt sets, shipped as src/proxt2i/assets/prompts/{heldin,heldout,paraphrase}.txt.
 
-heldin:  256 distinct captions of training-distribution faces, each naming 2-6 families.
-heldout: 256 distinct captions that each name both values of at least one held-out pair
-         (attributes.HELDOUT_PAIRS) plus 0-4 other families.
+heldin:     256 distinct captions of training-distribution faces, each naming 2-6 families
+            (the classic writer, one of the training caption forms).
+heldout:    256 distinct captions that each name both values of at least one held-out pair
+            (attributes.HELDOUT_PAIRS) plus 0-4 other families (the classic writer).
+paraphrase: 256 distinct prompts of training-distribution faces naming 2-6 families, in the
+            paraphrase grammar (data/paraphrase.py), whose frames no training caption has.
 
 The files are the output of `make_prompts` (regenerate with `proxt2i data make-prompts`); a test
 checks that the committed files still equal it.
@@ -18,9 +21,10 @@ import numpy as np
 from ..atomic import atomic_write_text
 from ..errors import UsageError, read_text
 from .attributes import FAMILIES, sample_attributes, sample_heldout_attributes
-from .captions import caption
+from .caption_writer import classic_caption
+from .paraphrase import paraphrase
 
-PROMPT_SETS: dict[str, int] = {"heldin": 0, "heldout": 1}  # name -> id mixed into the seed
+PROMPT_SETS: dict[str, int] = {"heldin": 0, "heldout": 1, "paraphrase": 2}  # name -> id mixed into the seed
 PROMPT_SEED = 20250  # the seed behind the shipped files
 PROMPT_COUNT = 256
 
@@ -31,9 +35,12 @@ def check_prompt_set(name: str) -> str:
     return name
 
 
-def make_prompts(name: str, num: int = PROMPT_COUNT, seed: int = PROMPT_SEED) -> list[str]:
-    """`num` distinct prompts of set `name`, a pure function of (name, num, seed)."""
+def make_prompts(name: str, num: int = PROMPT_COUNT, seed: int = PROMPT_SEED, writer=None) -> list[str]:
+    """`num` distinct prompts of set `name`, a pure function of (name, num, seed). writer(attrs, rng,
+    named) -> (text, named) replaces the set's own writer for heldin / heldout (the fine-tuning prompt
+    sources use the training mixture, data/caption_writer.caption)."""
     rng = np.random.default_rng([seed, PROMPT_SETS[check_prompt_set(name)]])
+    writer = writer or classic_caption
     prompts: dict[str, None] = {}
     while len(prompts) < num:
         if name == "heldout":
@@ -43,7 +50,8 @@ def make_prompts(name: str, num: int = PROMPT_COUNT, seed: int = PROMPT_SEED) ->
             attrs, must, k = sample_attributes(rng, "train"), [], int(rng.integers(2, 7))
         others = [f for f in FAMILIES if f not in must]
         named = must + [others[i] for i in rng.permutation(len(others))[:k]]
-        prompts[caption(attrs, rng, named)[0]] = None
+        text = paraphrase(attrs, rng, named) if name == "paraphrase" else writer(attrs, rng, named)[0]
+        prompts[text] = None
     return list(prompts)
 
 
@@ -52,7 +60,7 @@ def prompt_file(name: str) -> Path:
 
 
 def write_prompt_files(out_dir: str | Path | None = None) -> list[Path]:
-    """Write heldin.txt and heldout.txt (one prompt per line) atomically; default: the package assets."""
+    """Write heldin.txt, heldout.txt and paraphrase.txt (one prompt per line) atomically; default: the package assets."""
     paths = []
     for name in PROMPT_SETS:
         path = prompt_file(name) if out_dir is None else Path(out_dir) / f"{name}.txt"

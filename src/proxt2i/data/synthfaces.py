@@ -35,7 +35,8 @@ from .attributes import (
     sample_attributes,
     sample_heldout_attributes,
 )
-from .captions import caption, parse_prompt
+from .caption_writer import caption
+from .captions import parse_prompt
 from .render import MAX_SIZE, MIN_SIZE, render_face
 
 __all__ = [

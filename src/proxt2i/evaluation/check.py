@@ -122,11 +122,11 @@ def autoencoder_ceiling(ev: Evaluator, autoencoder, size: int, num: int = 512, s
                         batch_size: int = 256) -> dict:
     """Per-family recogniser accuracy on `num` renders at `size` px before and after a round trip
     through `autoencoder` (encode to the posterior mean, decode), and the round trip's alignment
-    reference on the shipped held-in / held-out prompt sets: the per-family accuracies weighted by how
+    reference on the shipped held-in / held-out / paraphrase prompt sets: the per-family accuracies weighted by how
     often each family is prompted there (alignment is a micro-average over prompted attributes)."""
     from collections import Counter
 
-    from ..data.prompts import load_prompts
+    from ..data.prompts import PROMPT_SETS, load_prompts
     from .metrics import all_prompt_labels
 
     images, attrs, _ = render(num, seed, size, "test")
@@ -136,7 +136,7 @@ def autoencoder_ceiling(ev: Evaluator, autoencoder, size: int, num: int = 512, s
                          for i in range(0, num, batch_size)])
     direct, through = per_family_accuracy(ev, x, attrs), per_family_accuracy(ev, rec, attrs)
     ceiling = {}
-    for name in ("heldin", "heldout"):
+    for name in PROMPT_SETS:
         counts = Counter(family for labels in all_prompt_labels(ev, load_prompts(name)) for family in labels)
         ceiling[name] = sum(through[f] * n for f, n in counts.items()) / sum(counts.values())
     return {"num": num, "seed": seed, "size": size, "accuracy_direct": direct, "accuracy_autoencoder": through,

@@ -1,7 +1,10 @@
 """Text encoders behind one interface: encode(prompts) -> TextEncoding(tokens [B, L, D], mask [B, L], pooled [B, D]).
 
-- "embedded": a word-level tokenizer over a fixed vocabulary and a small transformer, trained jointly
-  with the generator (the default for SynthFaces; its weights are saved with the model);
+- "embedded": a tokenizer over the words of the training captions and a small transformer, trained
+  jointly with the generator (the default for SynthFaces; its weights are saved with the model).
+  Tokenizer "pieces": text_split.prompt_words, and a word never seen in training is read as the known
+  words inside it ("redhaired" -> red, haired; the rest -> one unknown token); "words" (models saved
+  before it): text_split.embedded_words, an unseen word is one unknown token;
 - "clip": a Hugging Face CLIP / MetaCLIP text model from a local directory (pooled = text_embeds or pooler_output);
 - "t5": a Hugging Face T5 encoder from a local directory (pooled = masked mean of the states);
 - "concat": two encoders (the paper's MetaCLIP + T5): token sequences concatenated along the sequence
@@ -27,7 +30,7 @@ import torch.nn.functional as F
 from ..config import check_ranges, config_from_section
 from ..errors import UsageError
 from ..extras import require
-from ..text_split import caption_words, embedded_words
+from ..text_split import caption_words, embedded_words, known_pieces, prompt_words
 from .hf import HF_WEIGHTS, TEXT_ENCODER_FOLDER, require_model_dir
 from .tokenizer import Tokenizer
 from .towers import TextTower
@@ -46,13 +49,28 @@ def warn_truncated(prompt: str, limit: int) -> None:
     warnings.warn(f"prompt longer than the text encoder's {limit} tokens was truncated: {prompt[:60]!r}...", stacklevel=3)
 
 
-class EmbeddedTextEncoder(nn.Module):
-    """Word-level tokenizer + small transformer. vocab: list of words (ids 2.. ; 0 pad, 1 unknown)."""
+TOKENIZERS = {"pieces": prompt_words, "words": embedded_words}  # embedded tokenizer -> its word splitter
 
-    def __init__(self, vocab: list[str], dim: int = 128, depth: int = 2, heads: int = 4, max_length: int = 32):
+
+def unseen_words(text_encoder, prompt: str) -> list[str]:
+    """The words of `prompt` the text encoder never saw in training (its vocabulary lacks them), in order,
+    once each; [] for encoders with an open vocabulary (Hugging Face tokenizers)."""
+    fn = getattr(text_encoder, "unseen_words", None)
+    return fn(prompt) if fn is not None else []
+
+
+class EmbeddedTextEncoder(nn.Module):
+    """Tokenizer over the training words + small transformer. vocab: list of words (ids 2.. ; 0 pad, 1 unknown)."""
+
+    def __init__(self, vocab: list[str], dim: int = 128, depth: int = 2, heads: int = 4, max_length: int = 32,
+                 tokenizer: str = "pieces"):
         super().__init__()
+        if tokenizer not in TOKENIZERS:
+            raise UsageError(f"unknown embedded tokenizer {tokenizer!r}; choose one of: {', '.join(TOKENIZERS)}")
         self.vocab = list(vocab)
         self.index = {w: i + 2 for i, w in enumerate(self.vocab)}
+        self.tokenizer_kind = tokenizer
+        self.words = TOKENIZERS[tokenizer]
         self.dim, self.max_length = dim, max_length
         self.embed = nn.Embedding(len(self.vocab) + 2, dim, padding_idx=0)
         self.pos = nn.Parameter(torch.zeros(1, max_length, dim))
@@ -62,12 +80,26 @@ class EmbeddedTextEncoder(nn.Module):
 
     def config(self) -> dict:
         return {"type": "embedded", "vocab": self.vocab, "dim": self.dim, "depth": len(self.encoder.layers),
-                "heads": self.encoder.layers[0].self_attn.num_heads, "max_length": self.max_length}
+                "heads": self.encoder.layers[0].self_attn.num_heads, "max_length": self.max_length,
+                "tokenizer": self.tokenizer_kind}
+
+    def pieces(self, word: str) -> list[str | None]:
+        """How `word` is read: itself if known, else the known words inside it (None: an unknown token)."""
+        if self.tokenizer_kind == "words":
+            return [word if word in self.index else None]
+        return known_pieces(word, self.index)
+
+    def unseen_words(self, prompt: str) -> list[str]:
+        return list(dict.fromkeys(w for w in self.words(prompt) if w not in self.index))
+
+    def tokens(self, prompt: str) -> list[int]:
+        """Token ids of one prompt, untruncated (1: unknown)."""
+        return [1 if p is None else self.index[p] for w in self.words(prompt) for p in self.pieces(w)]
 
     def token_ids(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         ids = torch.zeros(len(prompts), self.max_length, dtype=torch.long)
         for i, p in enumerate(prompts):
-            toks = [self.index.get(w, 1) for w in embedded_words(p)]
+            toks = self.tokens(p)
             if len(toks) > self.max_length:
                 warn_truncated(p, self.max_length)
                 toks = toks[: self.max_length]
@@ -156,6 +188,11 @@ class ConcatTextEncoder(nn.Module):
     def config(self) -> dict:
         return {"type": "concat", "first": self.first.config(), "second": self.second.config()}
 
+    def unseen_words(self, prompt: str) -> list[str]:
+        """Words neither encoder knows."""
+        second = set(unseen_words(self.second, prompt))
+        return [w for w in unseen_words(self.first, prompt) if w in second]
+
     def encode(self, prompts: list[str]) -> TextEncoding:
         a, b = self.first.encode(prompts), self.second.encode(prompts)
         pad = lambda x: F.pad(x, (0, self.dim - x.shape[-1]))
@@ -183,6 +220,9 @@ class ContrastiveTextEncoder(nn.Module):
 
     def train(self, mode: bool = True):  # frozen: always in eval mode
         return super().train(False)
+
+    def unseen_words(self, prompt: str) -> list[str]:
+        return list(dict.fromkeys(self.tokenizer.unknown_words(prompt)))
 
     def encode(self, prompts: list[str]) -> TextEncoding:
         ids, mask = self.tokenizer(list(prompts))
@@ -226,6 +266,7 @@ class EmbeddedTextConfig:
     depth: int = 2
     heads: int = 4
     max_length: int = 32
+    tokenizer: str = "words"  # embedded only; absent in folders saved before "pieces", which read as "words"
 
     def __post_init__(self):
         check_ranges(self, dim=(1, None), depth=(1, None), heads=(1, None), max_length=(1, None))
@@ -248,8 +289,9 @@ class HFTextConfig:
 
 def _embedded_like(cls, section: str = "text_encoder"):
     def build(cfg: dict) -> nn.Module:
-        c = config_from_section(EmbeddedTextConfig, cfg, section)
-        return cls(list(c.vocab), dim=c.dim, depth=c.depth, heads=c.heads, max_length=c.max_length)
+        c = config_from_section(EmbeddedTextConfig, cfg, section, optional=("tokenizer",))
+        extra = {"tokenizer": c.tokenizer} if cls is EmbeddedTextEncoder else {}
+        return cls(list(c.vocab), dim=c.dim, depth=c.depth, heads=c.heads, max_length=c.max_length, **extra)
 
     return build
 

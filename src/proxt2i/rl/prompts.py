@@ -8,22 +8,24 @@ import numpy as np
 
 from ..errors import UsageError, read_lines
 
-# named prompt sources: the shipped evaluation sets, and fresh samples of the same generators that
-# exclude every prompt of the shipped sets (train on these, evaluate on the shipped ones)
-PROMPT_SOURCES = ("synthfaces", "synthfaces-heldout", "heldin", "heldout")
+# named prompt sources: the shipped evaluation sets, and fresh captions in the training grammar
+# (data/caption_writer.caption) of held-in or held-out faces that exclude every prompt of the shipped
+# sets (train on these, evaluate on the shipped ones)
+PROMPT_SOURCES = ("synthfaces", "synthfaces-heldout", "heldin", "heldout", "paraphrase")
 FRESH_PROMPT_SEED, FRESH_PROMPT_COUNT = 31_337, 2048
 
 
 def load_prompt_source(source: str) -> list[str]:
     """A prompt FILE (one per line) or a named source (PROMPT_SOURCES)."""
-    from ..data.prompts import load_prompts, make_prompts
+    from ..data.caption_writer import caption
+    from ..data.prompts import PROMPT_SETS, load_prompts, make_prompts
 
-    if source in ("heldin", "heldout"):
+    if source in PROMPT_SETS:
         return load_prompts(source)
     if source in ("synthfaces", "synthfaces-heldout"):
-        shipped = set(load_prompts("heldin")) | set(load_prompts("heldout"))
+        shipped = {p for name in PROMPT_SETS for p in load_prompts(name)}
         kind = "heldin" if source == "synthfaces" else "heldout"
-        return [p for p in make_prompts(kind, FRESH_PROMPT_COUNT, FRESH_PROMPT_SEED) if p not in shipped]
+        return [p for p in make_prompts(kind, FRESH_PROMPT_COUNT, FRESH_PROMPT_SEED, writer=caption) if p not in shipped]
     path = Path(source)
     if not path.exists():
         raise UsageError(f"prompts {source!r}: not a file nor one of {', '.join(PROMPT_SOURCES)}")

@@ -223,6 +223,7 @@ class FineTuneRun:
         self.pipe = pipe = ProxT2IPipeline.from_pretrained(resolve_model(cfg.model))
         if self.prox_only and pipe.objective != "prox":
             raise UsageError(f"{self.algorithm} here fine-tunes prox models; {cfg.model!r} is a {pipe.objective} model")
+        pipe.warn_unseen_words(self.train_prompts + self.eval_prompts)
         self.objective, self.schedule, self.latent_shape = pipe.objective, pipe.schedule, pipe.latent_shape
         self.autoencoder = pipe.autoencoder.to(acc.device).eval().requires_grad_(False)
         self.sampler = DEFAULT_SAMPLER[self.objective]  # the chain that is tuned: pda-hybrid / euler-maruyama-denoise

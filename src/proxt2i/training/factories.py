@@ -28,10 +28,10 @@ def build_autoencoder(spec: str):
 
 def training_vocabulary(source: BatchSource) -> list[str]:
     """The embedded text encoder's words: SynthFaces' vocabulary, or every word of the dataset's captions."""
-    from ..text_split import embedded_words
+    from ..text_split import prompt_words
     from .text import synthfaces_vocabulary
 
-    return synthfaces_vocabulary() if source.records is None else sorted({w for t in source.captions_for_vocabulary() for w in embedded_words(t)})
+    return synthfaces_vocabulary() if source.records is None else sorted({w for t in source.captions_for_vocabulary() for w in prompt_words(t)})
 
 
 def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, vocab: list[str]):
@@ -59,24 +59,59 @@ def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, voca
     return TextConditionedUViT(UViT(UViTConfig.from_dict(base)), text)
 
 
+def remapped_text_weights(target, source) -> tuple[dict, dict]:
+    """`source`'s embedded text-encoder weights for `target`'s vocabulary, and counts of how each row was
+    made: a word both know keeps its row ("kept"); a new word that is a part of old hyphenated words gets
+    their mean ("red-haired", "long-haired" -> "haired": "from_parts"); any other word the mean of all
+    old word rows ("new"). Pad and unknown rows, positions and the transformer are copied."""
+    import torch
+
+    state = {k: v.float() for k, v in source.state_dict().items()}
+    old = state["embed.weight"]
+    old_index = source.index
+    words_mean = old[2:].mean(0)
+    rows, counts = [old[0], old[1]], {"kept": 0, "from_parts": 0, "new": 0}
+    for word in target.vocab:
+        if word in old_index:
+            rows.append(old[old_index[word]])
+            counts["kept"] += 1
+            continue
+        parts = [i for w, i in old_index.items() if "-" in w and word in w.split("-")]
+        rows.append(old[parts].mean(0) if parts else words_mean)
+        counts["from_parts" if parts else "new"] += 1
+    state["embed.weight"] = torch.stack(rows)
+    return state, counts
+
+
 def init_from_model(net, name_or_path: str) -> dict | None:
     """Copy a trained model's U-ViT and embedded text-encoder weights into `net` (fine-tuning); returns
-    that model's recipe. Architecture, vocabulary and objective must match; a mismatch is one clear error."""
+    that model's recipe. Architecture and objective must match; a mismatch is one clear error. An
+    embedded encoder with another vocabulary or tokenizer is carried over word by word
+    (remapped_text_weights), and the recipe records how."""
     from ..models.io import load_model_folder
+    from ..models.text import EmbeddedTextEncoder
     from ..shipped import resolve_model
 
     model = load_model_folder(resolve_model(name_or_path))
     cfg, src = model.config, model.net
+    recipe = cfg.get("recipe") or None
     if cfg.get("objective") != ("prox" if net.uvit.lam_embed is not None else "score"):
         raise UsageError(f"init={name_or_path!r} is a {cfg.get('objective')} model; initialise from a model with this config's objective")
-    if getattr(net.text_encoder, "vocab", None) not in (None, getattr(src.text_encoder, "vocab", None)):
+    text_state = {k: v.float() for k, v in src.text_encoder.state_dict().items()}
+    target, source = net.text_encoder, src.text_encoder
+    if isinstance(target, EmbeddedTextEncoder) and isinstance(source, EmbeddedTextEncoder) and (
+            target.vocab != source.vocab or target.tokenizer_kind != source.tokenizer_kind):
+        text_state, counts = remapped_text_weights(target, source)
+        recipe = {**(recipe or {}), "text_vocabulary_remap": {"from_words": len(source.vocab), "from_tokenizer": source.tokenizer_kind,
+                                                             "to_words": len(target.vocab), "to_tokenizer": target.tokenizer_kind, **counts}}
+    elif getattr(target, "vocab", None) not in (None, getattr(source, "vocab", None)):
         raise UsageError(f"init={name_or_path!r} has a different text vocabulary from this config's data")
     try:
         net.uvit.load_state_dict({k: v.float() for k, v in src.uvit.state_dict().items()})
         if list(net.text_encoder.state_dict()):
-            net.text_encoder.load_state_dict({k: v.float() for k, v in src.text_encoder.state_dict().items()})
+            net.text_encoder.load_state_dict(text_state)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[-1].strip()
         raise UsageError(f"init={name_or_path!r} does not match this config's network ({first}); "
                          "use a model trained with the same width, depth, patch size, text encoder and objective") from None
-    return cfg.get("recipe") or None
+    return recipe

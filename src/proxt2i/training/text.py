@@ -6,11 +6,13 @@ They sit here, not in models/, because they need the data and the evaluator, whi
 
 from __future__ import annotations
 
+import functools
+
 import torch.nn as nn
 
 from ..models import text as model_text
 from ..models.text import ContrastiveTextEncoder
-from ..text_split import embedded_words
+from ..text_split import prompt_words
 
 SYNTHFACES_CONTRASTIVE = "synthfaces-contrastive"
 
@@ -34,8 +36,14 @@ def load_text_encoder(spec: str) -> nn.Module:
 
 
 def synthfaces_vocabulary(num_captions: int = 20000, seed: int = 0) -> list[str]:
-    """Every word of the SynthFaces caption language (sorted), gathered from generated captions and
-    the shipped prompt sets: the embedded encoder's vocabulary."""
+    """Every word of the SynthFaces caption language (sorted), gathered from generated training captions
+    and the heldin / heldout prompt sets: the embedded encoder's vocabulary. (Every word the prompt
+    parser knows is among them: tests/test_captions.py.)"""
+    return list(_caption_words(num_captions, seed))
+
+
+@functools.lru_cache(maxsize=4)  # a pure function of its arguments, and a few seconds of caption writing
+def _caption_words(num_captions: int, seed: int) -> tuple[str, ...]:
     import numpy as np
 
     from ..data.prompts import load_prompts
@@ -44,8 +52,8 @@ def synthfaces_vocabulary(num_captions: int = 20000, seed: int = 0) -> list[str]
     rng = np.random.default_rng(seed)
     seen: set[str] = set()
     for _ in range(num_captions):
-        seen.update(embedded_words(caption(sample_attributes(rng, split="full"), rng)[0]))
+        seen.update(prompt_words(caption(sample_attributes(rng, split="full"), rng)[0]))
     for name in ("heldin", "heldout"):
         for p in load_prompts(name):
-            seen.update(embedded_words(p))
-    return sorted(seen)
+            seen.update(prompt_words(p))
+    return tuple(sorted(seen))
