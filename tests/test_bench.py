@@ -42,13 +42,13 @@ def test_bench_rows_nfe_and_files(models, tmp_path, capsys):
     assert all("gamma" in s["reason"] for s in report["skipped"])
     keys = {(r["sampler"], r["steps"], r["prompt_set"]) for r in rows}
     assert keys == {(s, n, p) for s in ("pda-hybrid", "ddim", "dpm-solver++-2m-sde", "euler-maruyama") for n in (1, 2)
-                    for p in ("heldin", "heldout")}
+                    for p in ("heldin", "heldout", "paraphrase")}
     for r in rows:
         assert {"sampler", "steps", "nfe", "guidance", "prompt_set", "alignment", "fd", "clip_score", "sec_per_image", "time_grid"} <= set(r)
         assert r["time_grid"] == ("diffusers" if r["sampler"] in SCHEDULER_SAMPLERS else "uniform")  # tiny models: no grid of their own
         assert r["nfe"] == 2 * r["steps"] and r["guidance"] == 4.0 and r["n"] == 4  # guidance: cond + uncond per step
         assert 0 <= r["alignment"] <= 1 and r["fd"] >= 0 and r["sec_per_image"] > 0
-    assert set(report["speedup"]) == {"levels", "heldin", "heldout"}
+    assert set(report["speedup"]) == {"levels", "heldin", "heldout", "paraphrase"}
     assert report["speedup"]["heldin"]["reference_steps"] == 2
     assert set(report["speedup"]["heldin"]["alignment"]["nfe_to_target"]) == {"pda-hybrid", "ddim", "dpm-solver++-2m-sde", "euler-maruyama"}
     for name in ("results.md", "quality_vs_nfe.png", "sampler_grid.png"):
@@ -62,7 +62,7 @@ def test_bench_nfe_without_guidance_and_same_seeds(models):
     cfg = BenchConfig(prox_model=models[0], score_model=models[1], samplers=("ddim",), steps=(3,), guidance=1.0,
                       num_prompts=4, reference_num=16, seed=7)
     report, grid = run_bench(cfg, progress=False)
-    assert [r["nfe"] for r in report["results"]] == [3, 3] and nfe(3, 1.0) == 3 and nfe(3, 0.0) == 6
+    assert [r["nfe"] for r in report["results"]] == [3, 3, 3] and nfe(3, 1.0) == 3 and nfe(3, 0.0) == 6
     # the grid cell is image 0 of the held-in set: its first prompt with seed 7, as the pipeline makes it alone
     pipe = ProxT2IPipeline.from_pretrained(models[1])
     alone = pipe(report["config"]["grid_prompt"], num_steps=3, guidance_scale=1.0, sampler="ddim", seed=7, output_type="tensor")

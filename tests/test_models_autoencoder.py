@@ -80,7 +80,7 @@ def test_train_vae_cli_latent_channels_and_its_ceiling(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluator", "check", "--autoencoder", str(out), "--num", "8", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["size"] == 32 and set(result["alignment_ceiling"]) == {"heldin", "heldout"}
+    assert result["size"] == 32 and set(result["alignment_ceiling"]) == {"heldin", "heldout", "paraphrase"}
     assert main(["train-vae", "--out", str(tmp_path / "bad"), "--latent-channels", "0"]) == 2
     assert not (tmp_path / "bad").exists()
 

@@ -34,6 +34,15 @@ def sampler_grid(spec: SamplerSpec, name: str, kind: str | None, num_steps: int)
     return time_grid(num_steps, kind or "uniform")
 
 
+def resolve_sampling(objective: str, sampler: str | None, num_steps: int, time_grid: str | None) -> tuple[SamplerSpec, torch.Tensor]:
+    """The sampler (None: the objective's default) and its grid [N + 1]; a bad name, step count or grid is a UsageError."""
+    name = sampler or DEFAULT_SAMPLER[objective]
+    spec = get_sampler(name, objective)
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1 or num_steps > MAX_STEPS:
+        raise UsageError(f"steps must be an integer in 1..{MAX_STEPS}, got {num_steps!r}")
+    return spec, sampler_grid(spec, name, time_grid, num_steps)
+
+
 @torch.no_grad()
 def sample_latents(net, objective: str, prompts: list[str], latent_shape: tuple, num_steps: int = 4,
                    guidance_scale: float = 4.0, sampler: str | None = None, seeds: list[int] | None = None,
@@ -43,11 +52,7 @@ def sample_latents(net, objective: str, prompts: list[str], latent_shape: tuple,
     every step's noise, so it does not depend on the rest of the batch. time_grid: uniform (default),
     quadratic or power:R for the samplers that walk a grid. schedule: the model's (default VP). callback(info)
     after every step: the sampler's record (samplers/common.py), info["i"] = steps done - 1."""
-    name = sampler or DEFAULT_SAMPLER[objective]
-    spec = get_sampler(name, objective)
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1 or num_steps > MAX_STEPS:
-        raise UsageError(f"steps must be an integer in 1..{MAX_STEPS}, got {num_steps!r}")
-    grid = sampler_grid(spec, name, time_grid, num_steps)
+    spec, grid = resolve_sampling(objective, sampler, num_steps, time_grid)
     schedule = schedule or VPSchedule()
     seeds = list(range(len(prompts))) if seeds is None else list(seeds)
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
@@ -111,15 +116,20 @@ class ProxT2IPipeline:
             if message:
                 warnings.warn(message, UnseenWordsWarning, stacklevel=3)
 
+    def grid_kind(self, sampler: str | None, time_grid: str | None) -> str | None:
+        """The grid kind a call walks: `time_grid`, else this model's default for the sampler; samplers with their
+        own timesteps get `time_grid` as given (refused downstream if it is set)."""
+        used = sampler or DEFAULT_SAMPLER[self.objective]
+        return self.time_grid_for(used, time_grid) if get_sampler(used).walks_grid else time_grid
+
     def sample_latents(self, prompts: list[str], num_steps: int = 4, guidance_scale: float = 4.0, sampler: str | None = None,
                        seeds: list[int] | None = None, guidance_interval=None, time_grid: str | None = None, net=None,
                        device="cpu", callback=None) -> torch.Tensor:
         """Latents [B, C, h, w] with this model's shape, schedule and default time grid; `net` replaces the
         network (e.g. an EMA copy being fine-tuned)."""
-        used = sampler or DEFAULT_SAMPLER[self.objective]
-        grid = self.time_grid_for(used, time_grid) if get_sampler(used).walks_grid else time_grid  # own timesteps: refused if given
         return sample_latents(self.net if net is None else net, self.objective, prompts, self.latent_shape, num_steps,
-                              guidance_scale, sampler, seeds, guidance_interval, device=device, time_grid=grid, schedule=self.schedule,
+                              guidance_scale, sampler, seeds, guidance_interval, device=device,
+                              time_grid=self.grid_kind(sampler, time_grid), schedule=self.schedule,
                               callback=callback)
 
     def __call__(self, prompts, num_steps: int = 4, guidance_scale: float = 4.0, sampler: str | None = None,
@@ -134,6 +144,7 @@ class ProxT2IPipeline:
 
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         check_prompts(prompts)
+        resolve_sampling(self.objective, sampler, num_steps, self.grid_kind(sampler, time_grid))  # refuse bad settings first
         self.warn_unseen_words(prompts)
         if generator is not None:
             seeds = torch.randint(0, 2**62, (len(prompts),), generator=generator).tolist()

@@ -242,9 +242,13 @@ def _noun_phrase_form(ds: list[Descriptor], rng) -> str:
             wears.append(d.wear)
         else:
             withs.append(d.noun_phrase)
+    withouts = [w for w in withs if w.startswith("without ")]  # "a man without glasses": no "with" before it
+    withs = [w for w in withs if w not in withouts]
     text = _pick(rng, PREFIXES) + _noun_head(adjs, standalone, rng)[0]
     if withs:
         text += _pick(rng, (" with ", " with ", " having ", " shown with ")) + _join(withs, rng)
+    if withouts:
+        text += (", " if withs else " ") + _join(withouts, rng)
     if wears:
         text += _pick(rng, (", wearing ", " wearing ", " in ")) + _join(wears, rng)
     return text + "".join(d.background for d in ds if d.background)
@@ -271,6 +275,10 @@ def _tag_form(ds: list[Descriptor], rng) -> str:
     return _pick(rng, TAG_HEADS) + sep.join(tags[i] for i in order)
 
 
+def _with(phrase: str) -> str:
+    return phrase if phrase.startswith("without ") else "with " + phrase
+
+
 def _lead_form(ds: list[Descriptor], rng) -> str:
     """One or two descriptors first, then the rest as a noun phrase: 'smiling, red-haired: a man in a cap'."""
     movable = [d for d in ds if not d.background and not d.standalone]
@@ -279,7 +287,7 @@ def _lead_form(ds: list[Descriptor], rng) -> str:
     k = 1 if len(movable) == 1 else int(rng.integers(1, 3))
     lead = [movable[i] for i in rng.permutation(len(movable))[:k]]
     rest = [d for d in ds if d not in lead]
-    words = [("with " + d.noun_phrase) if d.noun_phrase and (not d.adjective or rng.random() < 0.5) else d.adjective for d in lead]
+    words = [_with(d.noun_phrase) if d.noun_phrase and (not d.adjective or rng.random() < 0.5) else d.adjective for d in lead]
     return ", ".join(words) + _pick(rng, (", ", ": ", " - ")) + _noun_phrase_form(rest, rng).lstrip(", ")
 
 
@@ -291,7 +299,7 @@ def _subjectless_form(ds: list[Descriptor], rng) -> str:
         if d.wear and rng.random() < 0.5:
             parts.append("wearing " + d.wear)
         elif d.noun_phrase:
-            parts.append("with " + d.noun_phrase)
+            parts.append(_with(d.noun_phrase))
         else:
             parts.append(d.adjective)
     background = "".join(d.background for d in ds if d.background)
