@@ -11,7 +11,8 @@ CASES = [  # text, embedded_words, caption_words, prompt_words
     ("the man's cap", ["the", "man", "s", "cap"], ["the", "man's", "cap"], ["the", "man", "cap"]),
     ("O'Neil'S hat", ["o", "neil", "s", "hat"], ["o'neil's", "hat"], ["o'neil", "hat"]),
     ("-x- a--b 3-4 well-", ["x-", "a--b", "3-4", "well-"], ["x", "a", "b", "3", "4", "well"], ["x", "a", "b", "3", "4", "well"]),
-    ("café a_b", ["caf", "a", "b"], ["caf", "a", "b"], ["caf", "a", "b"]),
+    ("café a_b", ["caf", "a", "b"], ["caf", "a", "b"], ["café", "a", "b"]),
+    ("ein lächelnder Mann", ["ein", "l", "chelnder", "mann"], ["ein", "l", "chelnder", "mann"], ["ein", "lächelnder", "mann"]),
     ("", [], [], []),
 ]
 
