@@ -42,3 +42,17 @@ def test_default_model_is_the_grpo_fine_tune_of_the_pretrained_prox_model():
     assert pipe.time_grid_for() == "quadratic"  # the grid it was fine-tuned on, kept as its default
     tuned, base = pipe.net.uvit.state_dict(), ProxT2IPipeline.from_pretrained("synthfaces-prox").net.uvit.state_dict()
     assert tuned.keys() == base.keys() and any(not torch.equal(tuned[k], base[k]) for k in base)
+
+
+@pytest.mark.parametrize("name", list(SHIPPED))
+def test_shipped_generators_read_every_parser_word(name):
+    """Retrained on the six-form captions: the word-piece tokenizer, and no word the prompt parser knows is unseen."""
+    from proxt2i.data import captions
+
+    pipe = ProxT2IPipeline.from_pretrained(name)
+    enc = pipe.net.text_encoder
+    words = {w for phrases in captions.VALUE_PHRASES.values() for p in phrases for w in p.split()}
+    words |= {w for mods in captions.MODIFIERS.values() for m in mods for w in m.split()}
+    words |= set(captions.HEADS) | set(captions.STANDALONE) | captions.GLUE | captions.NOUNS | captions.NEGATIONS
+    assert enc.tokenizer_kind == "pieces" and pipe.unseen_words(" ".join(sorted(words))) == []
+    assert any("text_vocabulary_remap" in st for st in recipe_stages(pipe.config["recipe"]))  # how the old words were carried over

@@ -1,5 +1,6 @@
 """Fingerprints of fixed generations: every shipped model with every sampler it takes, the RL chains, R0's
 generator, the toy testbed and `proxt2i evaluate` numbers. A restructuring must leave every value unchanged.
+The record (output_hashes.before.json) was retaken when the shipped models were retrained (issue 18, stage 5).
 
     python docs/experiments/output_hashes.py > after.json && diff before.json after.json
 

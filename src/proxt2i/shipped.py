@@ -30,9 +30,10 @@ def _rebuild(kind: str) -> str:
 VAE_NAME = "synthfaces-vae"
 VAE_REBUILD = ("proxt2i train-vae --out runs/vae --steps 3000 --size 32 --batch 32 --seed 0 && proxt2i train-vae --init runs/vae "
                "--decoder-only --steps 10000 --lr 5e-4 --seed 1 --out {path}")
-# 150 GRPO iterations (8 prompts x 8 images) from the shipped prox model, 27 min on 2 CPU cores (docs/finetune.md)
-GRPO_REBUILD = ("proxt2i finetune grpo --model synthfaces-prox --reward alignment-prob --prompts synthfaces-heldout --steps 150 "
-                "--lr 5e-5 --kl 0.03 --prompts-per-step 8 --inner-epochs 2 --eval-every 25 --eval-num 256 --threads 2 "
+# 50 GRPO iterations (8 prompts x 8 images) from the shipped prox model, about 37 min on 2 shared CPU cores
+# (docs/finetune.md); the default before stage 5 had 150 iterations on the stage-4 model
+GRPO_REBUILD = ("proxt2i finetune grpo --model synthfaces-prox --reward alignment-prob --prompts synthfaces-heldout --steps 50 "
+                "--lr 5e-5 --kl 0.03 --prompts-per-step 8 --inner-epochs 2 --eval-every 50 --eval-num 256 --threads 2 "
                 "--out runs/synthfaces-prox-grpo && proxt2i export runs/synthfaces-prox-grpo/final "
                 "--overwrite --out src/proxt2i/assets/models/synthfaces-prox-grpo")
 SHIPPED: dict[str, dict] = {
