@@ -11,13 +11,6 @@ from proxt2i.training.presets import resolve_config
 from proxt2i.training.run import train
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("pipe") / "run"
-    train(resolve_config("test-tiny", [f"out={out}", "steps=2"]), progress=False)
-    return out / "final"
-
-
 def test_generation_is_deterministic_and_batch_independent(model_dir):
     import proxt2i
 

@@ -4,7 +4,6 @@ with their line numbers, the paraphrase set on the command line, and fine-tuning
 import json
 import warnings
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -12,14 +11,6 @@ from proxt2i.cli import main
 from proxt2i.errors import UnseenWordsWarning
 from proxt2i.pipeline import ProxT2IPipeline
 from proxt2i.training.presets import resolve_config
-from proxt2i.training.run import train
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("text") / "run"
-    train(resolve_config("test-tiny", [f"out={out}", "steps=2"]), progress=False)
-    return out / "final"
 
 
 def test_pipeline_warns_once_per_prompt_naming_unseen_words_and_still_generates(model_dir):
