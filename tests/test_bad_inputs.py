@@ -574,6 +574,22 @@ CASES = [
     (["serve", "--timeout", "0"], nothing, "--timeout"),
     (["serve", "--model", "no-such-model"], nothing, "no-such-model"),
     (["serve", "--model", "afile"], a_file, "afile"),
+    (["serve", "--device", "tpu"], nothing, "unknown device"),
+    (["serve", "--dtype", "int8"], nothing, "unknown dtype"),
+    (["generate", "x", "--device", "cuda:x"], nothing, "unknown device"),
+    (["generate", "x", "--dtype", "float64"], nothing, "unknown dtype"),
+    (["evaluate", ".", "--dtype", "double"], nothing, "unknown dtype"),
+    (["bench", "dtype=fp64"], nothing, "unknown dtype"),
+    (["bench", "device=npu"], nothing, "unknown device"),
+    (["finetune", "grpo", "--dtype", "int8"], nothing, "--dtype"),
+    (["scale-check", "t5=huge"], nothing, "t5"),
+    (["scale-check", "size=medium"], nothing, "size"),
+    (["scale-check", "batch=0"], nothing, "batch"),
+    (["scale-check", "train_steps=1"], nothing, "train_steps"),
+    (["scale-check", "dtype=int8"], nothing, "dtype"),
+    (["scale-check", "device=tpu"], nothing, "unknown device"),
+    (["scale-check", "shrunk", "out=afile"], a_file, "afile"),
+    (["scale-check", "no-such-preset"], nothing, "no-such-preset"),
 ]
 
 

@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "proxt2i"
 # Top-level module or package of proxt2i -> rank, lowest first. The one copy of the table.
 RANKS = {
     "errors": 0,  # every layer raises UsageError
-    "atomic": 1, "shipped": 1, "config": 1, "extras": 1, "text_split": 1,
+    "scale": 13, "atomic": 1, "shipped": 1, "config": 1, "extras": 1, "text_split": 1, "devices": 1,
     "imaging": 2,  # writes through atomic
     "schedule": 3,
     "parameterization": 4,

@@ -55,8 +55,8 @@ def sample_latents(net, objective: str, prompts: list[str], latent_shape: tuple,
     spec, grid = resolve_sampling(objective, sampler, num_steps, time_grid)
     schedule = schedule or VPSchedule()
     seeds = list(range(len(prompts))) if seeds is None else list(seeds)
-    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
-    x_T = torch.stack([torch.randn(latent_shape, generator=g) for g in gens]).to(device)
+    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]  # CPU generators: the same draws on any device
+    x_T = torch.stack([torch.randn(latent_shape, generator=g) for g in gens]).to(device)  # the chain stays float32
     from .models.conditional import TextConditionedUViT, TextMemo
 
     if isinstance(net, TextConditionedUViT):  # weights are fixed here: encode the prompts once, not every step
@@ -76,6 +76,25 @@ class ProxT2IPipeline:
         self.image_size = int(self.config["image_size"])
         down = getattr(self.autoencoder, "downsample", 1)
         self.latent_shape = (self.autoencoder.latent_channels, self.image_size // down, self.image_size // down)
+        self.device, self.dtype, self.compiled = torch.device("cpu"), torch.float32, False
+
+    def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> "ProxT2IPipeline":
+        """Move the networks (in place) to `device` and cast their weights to `dtype` (None: keep each);
+        returns self. The sampler's chain stays float32 on the device: only the networks run in `dtype`."""
+        from .devices import resolve_device, resolve_dtype
+
+        device = self.device if device is None else resolve_device(device)
+        dtype = resolve_dtype(self.dtype if dtype is None else dtype, device)
+        self.net.to(device=device, dtype=dtype)
+        self.autoencoder.to(device=device, dtype=dtype)
+        self.device, self.dtype = device, dtype
+        return self
+
+    def compile(self, **options) -> "ProxT2IPipeline":
+        """torch.compile the U-ViT in place (the first calls at each batch size pay the compilation); returns self."""
+        self.net.uvit.compile(**options)
+        self.compiled = True
+        return self
 
     def time_grid_for(self, sampler: str | None = None, asked: str | None = None) -> str:
         """The grid a call with `sampler` (None: the default sampler) walks: `asked`, else this model's
@@ -86,11 +105,20 @@ class ProxT2IPipeline:
         return asked or default_time_grid(self.config, sampler)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike | None = None) -> "ProxT2IPipeline":
-        """A shipped name (`proxt2i models`) or a model folder; None: the default of `proxt2i generate`."""
+    def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, device: str | torch.device | None = None,
+                        torch_dtype: str | torch.dtype | None = None, compile: bool = False) -> "ProxT2IPipeline":
+        """A shipped name (`proxt2i models`) or a model folder; None: the default of `proxt2i generate`.
+        device (default cpu; "auto": cuda if available) and torch_dtype (default float32) as in .to();
+        compile: torch.compile the U-ViT. A bad device or dtype is refused before the weights are read."""
+        from .devices import resolve_device, resolve_dtype
         from .shipped import DEFAULT_MODEL, resolve_model
 
-        return cls(load_model_folder(resolve_model(str(name_or_path or DEFAULT_MODEL))))
+        where = resolve_device(device or "cpu")
+        dtype = resolve_dtype(torch_dtype, where)
+        pipe = cls(load_model_folder(resolve_model(str(name_or_path or DEFAULT_MODEL))))
+        if (where, dtype) != (pipe.device, pipe.dtype):
+            pipe.to(where, dtype)
+        return pipe.compile() if compile else pipe
 
     def unseen_words(self, prompt: str) -> list[str]:
         """The words of `prompt` this model's text encoder never saw in training, once each, in order."""
@@ -124,13 +152,18 @@ class ProxT2IPipeline:
 
     def sample_latents(self, prompts: list[str], num_steps: int = 4, guidance_scale: float = 4.0, sampler: str | None = None,
                        seeds: list[int] | None = None, guidance_interval=None, time_grid: str | None = None, net=None,
-                       device="cpu", callback=None) -> torch.Tensor:
-        """Latents [B, C, h, w] with this model's shape, schedule and default time grid; `net` replaces the
-        network (e.g. an EMA copy being fine-tuned)."""
+                       device=None, callback=None) -> torch.Tensor:
+        """Latents [B, C, h, w] (float32, on `device`: default the pipeline's) with this model's shape, schedule
+        and default time grid; `net` replaces the network (e.g. an EMA copy being fine-tuned)."""
         return sample_latents(self.net if net is None else net, self.objective, prompts, self.latent_shape, num_steps,
-                              guidance_scale, sampler, seeds, guidance_interval, device=device,
+                              guidance_scale, sampler, seeds, guidance_interval, device=self.device if device is None else device,
                               time_grid=self.grid_kind(sampler, time_grid), schedule=self.schedule,
                               callback=callback)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents [B, C, h, w] -> images [B, 3, S, S] in [0, 1], float32 on the CPU."""
+        return self.autoencoder.decode(latents.to(self.device, self.dtype)).float().clamp(0, 1).cpu()
 
     def __call__(self, prompts, num_steps: int = 4, guidance_scale: float = 4.0, sampler: str | None = None,
                  seed: int | None = 0, generator: torch.Generator | None = None, guidance_interval=None,
@@ -154,8 +187,7 @@ class ProxT2IPipeline:
         for i in tqdm(range(0, len(prompts), batch_size), desc="generate", disable=not progress or len(prompts) <= batch_size):
             lat = self.sample_latents(prompts[i : i + batch_size], num_steps, guidance_scale, sampler, seeds[i : i + batch_size],
                                       guidance_interval, time_grid)
-            with torch.no_grad():
-                chunks.append(self.autoencoder.decode(lat).clamp(0, 1))
+            chunks.append(self.decode(lat))
         images = torch.cat(chunks)
         return images if output_type == "tensor" else to_pil(images)
 

@@ -41,6 +41,8 @@ class BenchConfig:
     batch_size: int = option(64, "prompts per network batch")
     reference_num: int | None = option(None, "fresh renders behind FD; none = the evaluator default (2048)")
     evaluator: str | None = option(None, "evaluator folder; none = the shipped one", metavar="DIR")
+    device: str = option("auto", "where the generators run: auto (cuda if available), cpu, cuda, cuda:N, mps (--overhead: auto = cpu and cuda)")
+    dtype: str = option("float32", "the generators' weights: float32, bfloat16 or float16 (the evaluator stays float32)")
 
     def __post_init__(self):
         check_samplers(self.samplers)
@@ -59,6 +61,9 @@ class BenchConfig:
         if self.reference_num is not None and self.reference_num < 2:
             raise UsageError(f"--reference-num must be >= 2, got {self.reference_num}")
         check_seed(self.seed, "--seed")
+        from ..devices import resolve_device, resolve_dtype
+
+        resolve_dtype(self.dtype, resolve_device(self.device))
 
 
 def check_samplers(samplers) -> None:
@@ -106,14 +111,15 @@ def undefined_reason(pipe, sampler: str, steps: int) -> str | None:
     return spec.undefined_reason(grid, pipe.schedule)
 
 
-def load_pipelines(prox_model: str, score_model: str, samplers) -> dict:
-    """{objective: ProxT2IPipeline} for the objectives the samplers need; checks each model's objective."""
+def load_pipelines(prox_model: str, score_model: str, samplers, device="cpu", dtype=None) -> dict:
+    """{objective: ProxT2IPipeline} on `device` in `dtype` for the objectives the samplers need; checks each model's objective."""
+    from ..devices import resolve_device
     from ..pipeline import ProxT2IPipeline
 
     pipes = {}
     for objective, name, flag in (("prox", prox_model, "--prox-model"), ("score", score_model, "--score-model")):
         if any(objective_of(s) == objective for s in samplers):
-            pipe = ProxT2IPipeline.from_pretrained(name)
+            pipe = ProxT2IPipeline.from_pretrained(name, device=resolve_device(device), torch_dtype=dtype)
             if pipe.objective != objective:
                 raise UsageError(f"{flag} {name!r} is a {pipe.objective} model; give a {objective} model")
             pipes[objective] = pipe

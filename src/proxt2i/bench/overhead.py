@@ -43,8 +43,10 @@ def sampler_overhead(cfg: BenchConfig, steps: int = OVERHEAD_STEPS, batch_sizes=
 
     from ..data.prompts import load_prompts
     check_steps([steps])
+    if devices is None and cfg.device != "auto":
+        devices = [cfg.device]
     devices = list(devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])))
-    pipes = load_pipelines(cfg.prox_model, cfg.score_model, cfg.samplers)
+    pipes = load_pipelines(cfg.prox_model, cfg.score_model, cfg.samplers, dtype=cfg.dtype)
     prompts = load_prompts("heldin", max(batch_sizes))
     rows, skipped = [], []
     jobs = [(d, s, b) for d in devices for s in cfg.samplers for b in batch_sizes]
@@ -55,8 +57,7 @@ def sampler_overhead(cfg: BenchConfig, steps: int = OVERHEAD_STEPS, batch_sizes=
             if device == devices[0] and b == batch_sizes[0]:
                 skipped.append({"sampler": sampler, "steps": steps, "reason": reason})
             continue
-        pipe.net.to(device)
-        pipe.autoencoder.to(device)
+        pipe.to(device)
         timed = TimedNetwork(pipe.net, device)
         seeds = [cfg.seed + i for i in range(b)]
 
@@ -64,8 +65,7 @@ def sampler_overhead(cfg: BenchConfig, steps: int = OVERHEAD_STEPS, batch_sizes=
             lat = pipe.sample_latents(prompts[:b], steps, cfg.guidance, sampler, seeds, net=timed, device=device)
             timed._sync()
             t_mid = time.perf_counter()
-            with torch.no_grad():
-                pipe.autoencoder.decode(lat)
+            pipe.decode(lat)
             timed._sync()
             return time.perf_counter() - t_mid
 

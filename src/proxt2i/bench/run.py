@@ -21,7 +21,7 @@ def run_bench(cfg: BenchConfig, evaluator=None, progress: bool = True) -> tuple[
     from ..evaluation import evaluate_images, load_evaluator
     from ..evaluation.features import REFERENCE_NUM
 
-    pipes = load_pipelines(cfg.prox_model, cfg.score_model, cfg.samplers)
+    pipes = load_pipelines(cfg.prox_model, cfg.score_model, cfg.samplers, cfg.device, cfg.dtype)
     ev = evaluator or load_evaluator(cfg.evaluator)
     reference_num = cfg.reference_num or REFERENCE_NUM
     prompts = {s: load_prompts(s, cfg.num_prompts) for s in cfg.prompt_sets}

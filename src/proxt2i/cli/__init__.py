@@ -26,9 +26,10 @@ from . import toy as toy_cmd
 from . import finetune as finetune_cmd
 from . import export as export_cmd
 from . import serve as serve_cmd
+from . import scale_check as scale_check_cmd
 
 # Plain list of subcommand modules, in the order `--help` shows them.
-COMMAND_MODULES = [generate_cmd, models_cmd, train_cmd, export_cmd, train_vae_cmd, evaluate_cmd, bench_cmd, finetune_cmd, serve_cmd, data_cmd, toy_cmd, info_cmd]
+COMMAND_MODULES = [generate_cmd, models_cmd, train_cmd, export_cmd, train_vae_cmd, evaluate_cmd, bench_cmd, scale_check_cmd, finetune_cmd, serve_cmd, data_cmd, toy_cmd, info_cmd]
 
 # The exceptions that mean "the input was bad", reported as one line with exit status 2.
 USER_ERRORS = (UsageError, FileNotFoundError, NotADirectoryError, IsADirectoryError)

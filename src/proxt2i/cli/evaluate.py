@@ -11,6 +11,7 @@ COMMANDS = {"evaluate": "score generated images (alignment, Frechet distance, pr
 
 def register(sub) -> None:
     from ..config import add_config_arguments
+    from ..devices import add_device_arguments
     from ..evaluation.train import EvaluatorTrainConfig
 
     p = sub.add_parser(
@@ -28,6 +29,7 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--evaluator", metavar="DIR", help="evaluator folder (default: the shipped one)")
     p.add_argument("--reference-num", type=int, default=None, help="fresh renders for the reference statistics (default 2048)")
+    add_device_arguments(p)
     p.set_defaults(func=run_evaluate)
 
     e = sub.add_parser("evaluator", help=COMMANDS["evaluator"], description="Train or measure the SynthFaces evaluator.")
@@ -79,6 +81,7 @@ def format_result(r: dict) -> str:
 
 
 def run_evaluate(args) -> int:
+    from ..devices import autocast, resolve_device, resolve_dtype
     from ..errors import UsageError
     from ..evaluation import evaluate_folder, load_evaluator
     from ..evaluation.features import REFERENCE_NUM
@@ -86,7 +89,10 @@ def run_evaluate(args) -> int:
     reference_num = REFERENCE_NUM if args.reference_num is None else args.reference_num
     if reference_num < 2:
         raise UsageError(f"--reference-num must be >= 2, got {reference_num}")
-    result = evaluate_folder(args.folder, load_evaluator(args.evaluator), reference_num=reference_num)
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    with autocast(device, dtype):  # the evaluator's weights stay float32: its features feed float64 statistics
+        result = evaluate_folder(args.folder, load_evaluator(args.evaluator).to(device), reference_num=reference_num)
     print(json.dumps(result) if args.json else format_result(result))
     return 0
 

@@ -12,6 +12,7 @@ COMMANDS = {"generate": "generate images from a prompt (default model: synthface
 
 def register(sub) -> None:
     from ..config import finite_float, seed_value
+    from ..devices import add_device_arguments
     from ..samplers.registry import SAMPLERS
     from ..shipped import DEFAULT_MODEL
 
@@ -36,6 +37,9 @@ def register(sub) -> None:
     p.add_argument("--num", type=int, default=4, help="images per prompt (default 4)")
     p.add_argument("--batch-size", type=int, default=32, help="images per network batch (default 32)")
     p.add_argument("--compare-steps", metavar="LIST", help="e.g. 2,4,8: one figure, a row per prompt (first seed) and a column per step count, written to OUT.png")
+    add_device_arguments(p)
+    p.add_argument("--compile", action="store_true", help="torch.compile the U-ViT first (pays off on long runs on a GPU; "
+                                                         "docs/scale.md has the measurement)")
     p.add_argument("--out", default="outputs/sample", help="output path prefix (single prompt) or folder (--prompts); default outputs/sample")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing outputs: the OUT_*.png files, or the --prompts folder as a whole (only a folder with "
@@ -54,10 +58,11 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     prompts = read_prompts(args)
-    from ..pipeline import ProxT2IPipeline, check_prompts
+    from ..pipeline import check_prompts
     from ..samplers.registry import DEFAULT_SAMPLER
 
     check_prompts(prompts)
+    check_device_flags(args)
     check_sampling_flags(args)
     check_outputs(args)
     from ..atomic import check_output_file, output_lock, replace_folder
@@ -65,11 +70,11 @@ def run(args) -> int:
     out = Path(args.out)
     if args.compare_steps:
         check_output_file(out.with_suffix(".png"), args.overwrite)
-        return compare_steps(ProxT2IPipeline.from_pretrained(args.model), prompts, args)
+        return compare_steps(load_pipeline(args), prompts, args)
     if args.prompts is not None:
         # the whole folder is built beside --out and swapped in: a kill leaves the old folder or the new one
         with replace_folder(out, overwrite=args.overwrite, is_ours=_is_image_folder, what="imagefolder (metadata.jsonl)") as tmp:
-            pipe = ProxT2IPipeline.from_pretrained(args.model)
+            pipe = load_pipeline(args)
             expanded = [p for p in prompts for _ in range(args.num)]
             images = _generate(pipe, expanded, args)
             used = args.sampler or DEFAULT_SAMPLER[pipe.objective]
@@ -79,9 +84,25 @@ def run(args) -> int:
     for path in single_paths(out, args.num):
         check_output_file(path, args.overwrite)
     with output_lock(out):
-        images = _generate(ProxT2IPipeline.from_pretrained(args.model), prompts * args.num, args)
+        images = _generate(load_pipeline(args), prompts * args.num, args)
         write_single(out, images)
     return 0
+
+
+def check_device_flags(args) -> None:
+    """--device and --dtype, refused in one line before anything loads."""
+    from ..devices import resolve_device, resolve_dtype
+
+    resolve_dtype(args.dtype, resolve_device(args.device))
+
+
+def load_pipeline(args):
+    """The pipeline of --model on --device in --dtype (compiled with --compile)."""
+    from ..devices import resolve_device
+    from ..pipeline import ProxT2IPipeline
+
+    return ProxT2IPipeline.from_pretrained(args.model, device=resolve_device(args.device), torch_dtype=args.dtype,
+                                           compile=getattr(args, "compile", False))
 
 
 def read_prompts(args) -> list[str]:

@@ -10,6 +10,7 @@ API_KEY_ENV = "PROXT2I_API_KEY"
 
 
 def register(sub) -> None:
+    from ..devices import add_device_arguments
     from ..shipped import DEFAULT_MODEL
 
     p = sub.add_parser("serve", help=COMMANDS["serve"],
@@ -28,6 +29,7 @@ def register(sub) -> None:
     p.add_argument("--no-pad-batches", action="store_true",
                    help="run each batch at its real size instead of padding it to --max-batch: less compute when lightly "
                         "loaded, but an image then differs in its last bits with the batch it shares (docs/serving.md)")
+    add_device_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -59,6 +61,9 @@ def check_args(args) -> str | None:
         raise UsageError(f"--max-wait-ms must be in 0..10000, got {args.max_wait_ms:g}")
     if not args.timeout > 0:
         raise UsageError(f"--timeout must be > 0, got {args.timeout:g}")
+    from ..devices import resolve_device, resolve_dtype
+
+    resolve_dtype(args.dtype, resolve_device(args.device))
     return key
 
 
@@ -68,10 +73,12 @@ def run(args) -> int:
     key = check_args(args)
     uvicorn = require("uvicorn", "serve", "proxt2i serve")
     require("fastapi", "serve", "proxt2i serve")
+    from ..devices import resolve_device
     from ..serve import create_app
 
     app = create_app(args.model, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-                     api_key=key, timeout_s=args.timeout, pad_batches=not args.no_pad_batches)
+                     api_key=key, timeout_s=args.timeout, pad_batches=not args.no_pad_batches,
+                     device=resolve_device(args.device), dtype=args.dtype)
     print(f"serving {args.model} on http://{args.host}:{args.port}/ (API: /v1/images/generations)", flush=True)
     # uvicorn handles SIGTERM/SIGINT: stop accepting, let in-flight requests finish, then the app's shutdown answers the rest 503
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=30)

@@ -30,7 +30,7 @@ class GaussianStats:
 
 def gaussian_stats(features: np.ndarray | torch.Tensor) -> GaussianStats:
     """[N, F] -> GaussianStats, unbiased covariance (N >= 2)."""
-    x = np.asarray(features.detach().cpu() if isinstance(features, torch.Tensor) else features, dtype=np.float64)
+    x = np.asarray(features.detach().float().cpu() if isinstance(features, torch.Tensor) else features, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"need features [N >= 2, F], got shape {x.shape}")
     return GaussianStats(x.mean(0), np.cov(x, rowvar=False), x.shape[0])

@@ -139,13 +139,13 @@ class DiffusersKL(nn.Module):
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor, generator=None) -> torch.Tensor:
-        dist = self.vae.encode(images * 2.0 - 1.0).latent_dist
+        dist = self.vae.encode(images.to(self.vae.dtype) * 2.0 - 1.0).latent_dist
         raw = dist.mean if generator is None else dist.sample(generator)
-        return (raw - self.shift) * self.scale
+        return ((raw - self.shift) * self.scale).float()
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return (self.vae.decode(latents / self.scale + self.shift).sample + 1.0) / 2.0
+        return (self.vae.decode((latents / self.scale + self.shift).to(self.vae.dtype)).sample.float() + 1.0) / 2.0
 
 
 @dataclass(frozen=True)

@@ -243,18 +243,19 @@ def text_encoder_from_config(cfg: dict) -> nn.Module:
     return TEXT_ENCODERS[kind](cfg)
 
 
-def load_text_encoder(spec: str, load_part: Callable[[str], nn.Module] | None = None) -> nn.Module:
+def load_text_encoder(spec: str, load_part: Callable[..., nn.Module] | None = None, max_length: int | None = None) -> nn.Module:
     """From a spec string: 'clip:/dir', 't5:/dir' or 'clip:/dir+t5:/dir' (concatenated). load_part
     (default: this function) loads each side of a '+', so that a caller can add its own names
-    (training.text adds 'synthfaces-contrastive')."""
+    (training.text adds 'synthfaces-contrastive'). max_length: each Hugging Face encoder's token limit
+    (None: its own; T5 has no position limit, so 512)."""
     if "+" in spec:
         a, b = spec.split("+", 1)
         load_part = load_part or load_text_encoder
-        return ConcatTextEncoder(load_part(a), load_part(b))
+        return ConcatTextEncoder(load_part(a, max_length=max_length), load_part(b, max_length=max_length))
     kind, _, path = spec.partition(":")
     if kind not in ("clip", "t5") or not path:
         raise UsageError(f"text encoder spec {spec!r} not understood; use 'clip:DIR', 't5:DIR' or 'clip:DIR+t5:DIR'")
-    return HFTextEncoder(kind, path)
+    return HFTextEncoder(kind, path, max_length)
 
 
 @dataclass(frozen=True)

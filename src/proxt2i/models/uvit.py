@@ -89,7 +89,8 @@ class ScalarEmbedder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(freq_dim, width), nn.SiLU(), nn.Linear(width, width))
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
-        return self.mlp(sinusoidal_embedding(v * self.scale, self.freq_dim))
+        features = sinusoidal_embedding(v * self.scale, self.freq_dim)  # float32: the phases of 1000 t need its precision
+        return self.mlp(features.to(self.mlp[0].weight.dtype))
 
 
 class Block(nn.Module):

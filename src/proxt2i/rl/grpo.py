@@ -181,9 +181,8 @@ def grpo_command(cfg: GRPORunConfig) -> str:
 
 def finetune_grpo(cfg: GRPORunConfig, progress: bool = True) -> Path:
     """GRPO fine-tuning (or its resumption) of cfg.model; returns the exported model folder OUT/final."""
-    import copy
-
     from ..rewards import parse_reward_spec
+    from ..training.ema import frozen_copy
     from ..training.seeding import step_generator
     from .policy import rollout, same_kernels_with_and_without_grad
 
@@ -191,7 +190,7 @@ def finetune_grpo(cfg: GRPORunConfig, progress: bool = True) -> Path:
     grpo_cfg = cfg.grpo()
     with same_kernels_with_and_without_grad():
         run = FineTuneRun(cfg, "grpo", "raise --kl or lower --lr", weight_decay=cfg.weight_decay).start(weights)
-        ref = copy.deepcopy(run.net).requires_grad_(False) if cfg.kl > 0 else None  # the pretrained policy
+        ref = frozen_copy(run.net) if cfg.kl > 0 else None  # the pretrained policy
 
         def step(i: int, g: torch.Generator, prompts: list[str], x_T: torch.Tensor) -> StepResult:
             # --- rollout

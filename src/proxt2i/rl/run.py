@@ -34,6 +34,9 @@ TIME_GRID_HELP = ("time grid the sampler is tuned and evaluated on: uniform, qua
 COMMAND_KEEPS = ("model", "reward", "out")
 
 
+MIXED_PRECISION = {"float32": "no", "bfloat16": "bf16", "float16": "fp16"}  # --dtype -> accelerate's mixed_precision
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """The settings every fine-tuning run shares (what FineTuneRun reads); GRPORunConfig and R0Config
@@ -61,6 +64,9 @@ class RunSettings:
     checkpoint_every: int = option(10, "checkpoint every N steps")
     keep_checkpoints: int = option(2, "newest checkpoints kept; raise it to export an earlier step later")
     threads: int = option(1, "CPU threads")
+    device: str = option("auto", "where it runs: auto (cuda if available), cpu or cuda (accelerate; several GPUs: accelerate launch)")
+    dtype: str = option("float32", "compute dtype of the policy's forward passes: float32, or bfloat16 / float16 autocast (accelerate "
+                                   "mixed precision; weights and optimiser stay float32)")
 
     def __post_init__(self):
         for ok, msg in self.checks():
@@ -85,6 +91,7 @@ class RunSettings:
             (self.group >= 1, f"--group must be >= 1, got {self.group}"),
             (self.grad_clip >= 0, f"--grad-clip must be >= 0 (0 = off), got {self.grad_clip}"),
             (0 <= self.seed <= SEED_MAX, f"--seed must be an integer in 0..{SEED_MAX}, got {self.seed}"),
+            (self.dtype in MIXED_PRECISION, f"--dtype must be one of {', '.join(MIXED_PRECISION)}, got {self.dtype!r}"),
         ]
 
 
@@ -120,7 +127,7 @@ def evaluate_alignment(pipe, net, prompts: list[str], num_steps: int, guidance: 
     for i in range(0, len(prompts), batch_size):
         chunk = prompts[i : i + batch_size]
         lat = pipe.sample_latents(chunk, num_steps, guidance, seeds=list(range(i, i + len(chunk))), time_grid=time_grid, net=net)
-        images.append(pipe.autoencoder.decode(lat).clamp(0, 1).cpu())
+        images.append(pipe.decode(lat))
     images = torch.cat(images)
     out = {"alignment": None, "alignment_all": None, "fd": None, "n": len(prompts)}
     try:
@@ -206,30 +213,35 @@ class FineTuneRun:
         self.out = Path(cfg.out)
 
     def start(self, reward_weights: dict) -> "FineTuneRun":
-        from accelerate import Accelerator
-
         from ..pipeline import ProxT2IPipeline
         from ..rewards import combine_rewards
         from ..samplers.registry import DEFAULT_SAMPLER
         from ..shipped import resolve_model
+        from ..training.accelerator import make_accelerator
+        from ..training.ema import frozen_copy
         from .diversity import DiversityMonitor
 
         cfg = self.cfg
         torch.set_num_threads(cfg.threads)
         self.train_prompts = load_prompt_source(cfg.prompts)
         self.eval_prompts = load_prompt_source(cfg.eval_prompts)[: cfg.eval_num]
-        self.acc = acc = Accelerator(cpu=not torch.cuda.is_available())
+        from ..devices import resolve_device, resolve_dtype
+
+        device = resolve_device(cfg.device)
+        resolve_dtype(cfg.dtype, device)
+        self.acc = acc = make_accelerator(MIXED_PRECISION[cfg.dtype], cpu=device.type == "cpu")
         self.reward = combine_rewards(reward_weights, device=acc.device)  # first: a bad reward folder fails before anything heavy
         self.pipe = pipe = ProxT2IPipeline.from_pretrained(resolve_model(cfg.model))
         if self.prox_only and pipe.objective != "prox":
             raise UsageError(f"{self.algorithm} here fine-tunes prox models; {cfg.model!r} is a {pipe.objective} model")
         pipe.warn_unseen_words(self.train_prompts + self.eval_prompts)
         self.objective, self.schedule, self.latent_shape = pipe.objective, pipe.schedule, pipe.latent_shape
-        self.autoencoder = pipe.autoencoder.to(acc.device).eval().requires_grad_(False)
+        pipe.to(acc.device)
+        self.autoencoder = pipe.autoencoder.eval().requires_grad_(False)
         self.sampler = DEFAULT_SAMPLER[self.objective]  # the chain that is tuned: pda-hybrid / euler-maruyama-denoise
         self.grid, self.sampling = finetune_grid(pipe, self.sampler, cfg.time_grid)
-        self.net = pipe.net.to(acc.device).eval()  # eval mode: no dropout, so rollout and update are the same policy
-        self.ema = copy.deepcopy(self.net).requires_grad_(False)
+        self.net = pipe.net.eval()  # eval mode: no dropout, so rollout and update are the same policy
+        self.ema = frozen_copy(self.net)
         self.params = [p for p in self.net.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=self.weight_decay)
         self.monitor = DiversityMonitor(cfg.diversity_threshold)

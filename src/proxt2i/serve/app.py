@@ -21,9 +21,9 @@ MAX_BODY_BYTES = 64 * 1024  # a prompt is at most 2000 characters; anything near
 
 
 def create_app(model=None, *, max_batch: int = 8, max_wait_ms: float = 10.0, max_queue: int = 64, api_key: str | None = None,
-               timeout_s: float = 60.0, pad_batches: bool = True, pipeline=None):
-    """The app serving `model` (a shipped name or a model folder; None: the default model), or an already
-    loaded `pipeline`. api_key: every request but / and /healthz needs `Authorization: Bearer KEY`."""
+               timeout_s: float = 60.0, pad_batches: bool = True, pipeline=None, device=None, dtype=None):
+    """The app serving `model` (a shipped name or a model folder; None: the default model) on `device` in
+    `dtype` (ProxT2IPipeline.from_pretrained's), or an already loaded `pipeline`. api_key: every request but / and /healthz needs `Authorization: Bearer KEY`."""
     fastapi = require("fastapi", "serve", "proxt2i serve")
     from fastapi.responses import HTMLResponse, JSONResponse, Response
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -33,7 +33,7 @@ def create_app(model=None, *, max_batch: int = 8, max_wait_ms: float = 10.0, max
     from .page import page_html
     from .worker import Batcher
 
-    pipe = pipeline or ProxT2IPipeline.from_pretrained(model)  # a missing or corrupt model fails here, before serving
+    pipe = pipeline or ProxT2IPipeline.from_pretrained(model, device=device, torch_dtype=dtype)  # a missing or corrupt model fails here, before serving
     model_id = str(model or DEFAULT_MODEL) if pipeline is None else str(model or pipe.path or "model")
     metrics = Metrics()
     state = {}

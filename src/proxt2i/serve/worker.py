@@ -180,8 +180,7 @@ class Batcher:
                 chunk_s = chunk_s + [0] * (self.max_batch - real)
             lat = self.pipe.sample_latents(chunk_p, first.steps, first.guidance, first.sampler, chunk_s, None, first.time_grid,
                                            callback=step)
-            with torch.no_grad():
-                images.append(self.pipe.autoencoder.decode(lat).clamp(0, 1)[:real])
+            images.append(self.pipe.decode(lat)[:real])
         encoded = [png_base64(im) for im in to_pil(torch.cat(images))]
         out, at = [], 0
         for r in requests:

@@ -20,6 +20,20 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import UsageError
+from .ema import frozen_children
+
+
+def trained_state(module, frozen: set[str]) -> dict:
+    """module's state dict without the entries of its `frozen` children (frozen_children of the trained model)."""
+    return {k: v.detach().contiguous() for k, v in module.state_dict().items() if k.split(".", 1)[0] not in frozen}
+
+
+def load_trained_state(module, tensors: dict, frozen: set[str]) -> None:
+    """Load a checkpoint's tensors; only entries of `frozen` children may be absent (older checkpoints hold them too)."""
+    missing, unexpected = module.load_state_dict(tensors, strict=False)
+    missing = [k for k in missing if k.split(".", 1)[0] not in frozen]
+    if missing or unexpected:
+        raise RuntimeError(f"missing keys {missing[:3]}, unexpected keys {unexpected[:3]}")
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict, dict]:
@@ -49,8 +63,9 @@ def save_checkpoint(out: Path, step: int, model, ema, optimizer, extra: dict, ke
     final = root / f"step-{step:08d}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     try:
-        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
-        save_file({k: v.detach().contiguous() for k, v in ema.state_dict().items()}, tmp / "ema.safetensors")
+        frozen = frozen_children(model)  # frozen encoders come from their own folders: not 2 copies per checkpoint
+        save_file(trained_state(model, frozen), tmp / "model.safetensors")
+        save_file(trained_state(ema, frozen), tmp / "ema.safetensors")
         opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
         save_file(opt_tensors, tmp / "optimizer.safetensors")
         (tmp / "state.json").write_text(json.dumps({"step": step, "optimizer": opt_meta, **extra}, indent=1))
@@ -75,8 +90,9 @@ def load_checkpoint(path: Path, model, ema, optimizer) -> dict:
     """Restore model, EMA and optimizer in place; returns state.json (step, config, ...)."""
     try:
         state = json.loads((path / "state.json").read_text())
-        model.load_state_dict(load_file(path / "model.safetensors"))
-        ema.load_state_dict(load_file(path / "ema.safetensors"))
+        frozen = frozen_children(model)
+        load_trained_state(model, load_file(path / "model.safetensors"), frozen)
+        load_trained_state(ema, load_file(path / "ema.safetensors"), frozen)
         optimizer.load_state_dict(_unflatten_optimizer(load_file(path / "optimizer.safetensors"), state["optimizer"]))
     except Exception as err:  # safetensors raises its own SafetensorError for truncated files
         raise UsageError(f"checkpoint {path} is corrupt or incompatible ({str(err).splitlines()[0]}); "
@@ -87,7 +103,7 @@ def load_checkpoint(path: Path, model, ema, optimizer) -> dict:
 # Settings a resumed run may change: where and how often it writes, how it evaluates, its threads; and steps
 # (extending a finished run is a legitimate use). Everything else changes what a step computes.
 RESUME_FREE = frozenset({"steps", "out", "threads", "data_workers", "log_every", "sample_every", "checkpoint_every",
-                         "keep_checkpoints", "eval_every", "eval_prompts", "eval_num", "diversity_threshold", "stop_on_collapse"})
+                         "keep_checkpoints", "device", "eval_every", "eval_prompts", "eval_num", "diversity_threshold", "stop_on_collapse"})
 
 
 def check_resume_config(checkpoint: Path, saved: dict, new: dict, free=RESUME_FREE) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from ..errors import UsageError, read_json
-from .checkpoint import latest_checkpoint
+from .checkpoint import latest_checkpoint, load_trained_state
+from .ema import frozen_children
 
 WEIGHTS = {"ema": "ema.safetensors", "raw": "model.safetensors"}
 
@@ -48,7 +49,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, weights: str = "e
     vocab = state["vocabulary"] if "vocabulary" in state else training_vocabulary(BatchSource(cfg))
     net = build_network(cfg, autoencoder.latent_channels, cfg.image_size // autoencoder.downsample, vocab)
     try:
-        net.load_state_dict(load_file(ckpt / WEIGHTS[weights]))
+        load_trained_state(net, load_file(ckpt / WEIGHTS[weights]), frozen_children(net))
     except Exception as err:  # missing, truncated or mismatched file
         raise UsageError(f"cannot read {ckpt / WEIGHTS[weights]} ({str(err).strip().splitlines()[0]})") from None
     recipe = {"exported_from": str(ckpt), "steps": state.get("step"), "weights": weights, "config": state["config"],

@@ -46,7 +46,7 @@ def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, voca
     if cfg.text_encoder == "embedded":
         text = EmbeddedTextEncoder(vocab, dim=cfg.text_dim, depth=cfg.text_depth, heads=4 if cfg.text_dim % 4 == 0 else 1, max_length=48)
     else:  # frozen Hugging Face encoder(s) from local folders (the paper: MetaCLIP + T5, concatenated)
-        text = load_text_encoder(cfg.text_encoder)
+        text = load_text_encoder(cfg.text_encoder, cfg.text_max_length)
     base = UVIT_PRESETS[cfg.model].to_dict()
     base.update(in_channels=latent_channels, image_size=latent_size, text_dim=text.dim, max_text_len=text.max_length,
                 use_lam=cfg.objective == "prox", precondition=cfg.precondition and cfg.objective == "prox")

@@ -22,6 +22,7 @@ class TrainConfig:
     heads: int | None = option(None, "attention heads (must divide width); none = the model preset's")
     precondition: bool = option(False, "prox only: the backbone predicts y's total noise from y / sqrt(1 + lam) (models/uvit.py)")
     text_encoder: str = option("embedded", '"embedded" (trained with the model), or frozen local HF weights: "clip:DIR", "t5:DIR", "clip:DIR+t5:DIR"')
+    text_max_length: int | None = option(None, "token limit of each Hugging Face text encoder (none: its own; T5's is 512)")
     text_dim: int = option(128, "embedded text encoder width")
     text_depth: int = option(2, "embedded text encoder blocks")
     # data
@@ -43,6 +44,8 @@ class TrainConfig:
     ema: float = option(0.999, "EMA decay of the exported weights")
     ema_warmup: bool = option(True, "decay min(ema, (1 + step) / (10 + step)): early EMA weights are not dominated by the random init")
     mixed_precision: str = option("no", '"no", "bf16", "fp16" (accelerate)')
+    frozen_dtype: str = option("float32", "weights of the frozen parts (autoencoder, Hugging Face or contrastive text encoders): "
+                                          "float32, bfloat16 or float16 (halves their memory; T5-XXL needs it in 24 GB)")
     # proximal matching (ProxDM): L1 warm-up fraction, then PM with zeta halved in stages
     pm_warmup_fraction: float = option(0.2, "fraction of the steps trained with the L1 loss first")
     zeta_start: float = option(2.0, "proximal-matching zeta of the first stage")
@@ -79,6 +82,7 @@ class TrainConfig:
             (self.prox_target != "total-noise" or self.precondition, "prox_target=total-noise needs precondition=true"),
             (self.mode in ("hybrid", "backward"), f"mode must be 'hybrid' or 'backward', got {self.mode!r}"),
             (self.mixed_precision in ("no", "bf16", "fp16"), f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}"),
+            (self.frozen_dtype in ("float32", "bfloat16", "float16"), f"frozen_dtype must be float32, bfloat16 or float16, got {self.frozen_dtype!r}"),
             (not self.precondition or self.objective == "prox", "precondition applies to objective=prox only"),
             (16 <= self.image_size <= 1024, f"image_size must be in 16..1024, got {self.image_size}"),
             (self.init != "", "init must name a model (or be none)"),
@@ -91,7 +95,7 @@ class TrainConfig:
             if not ok:
                 raise UsageError(msg)
         # every count a step divides by or loops over; 0 would divide by zero or silently do nothing
-        check_ranges(self, text_dim=(1, None), text_depth=(1, None), lr_warmup=(0, None), weight_decay=(0, None),
+        check_ranges(self, text_max_length=(1, None), text_dim=(1, None), text_depth=(1, None), lr_warmup=(0, None), weight_decay=(0, None),
                      grad_clip=(0, None), pm_warmup_fraction=(0, 1), zeta_start=(None, None), zeta_decay=(None, None),
                      zeta_stages=(1, None), step_candidates=(1, 1000), candidate_power=(None, None), checkpoint_every=(1, None),
                      keep_checkpoints=(1, None), sample_every=(0, None), log_every=(1, None), threads=(1, None))
@@ -137,10 +141,16 @@ PRESETS: dict[str, TrainConfig] = {
                              log_every=1, out="runs/test-tiny"),
     # paper scale (needs local SD3.5 VAE weights and a GPU cluster): 256 px, 32x32x16 latents, ~500M params
     "laion-face-prox-256": TrainConfig(model="paper", image_size=256, autoencoder="diffusers:models/sd3.5-vae",
-                                      text_encoder="clip:models/metaclip-h14+t5:models/t5-xl",
+                                      text_encoder="clip:models/metaclip-h14+t5:models/t5-xl", text_max_length=77,
                                       data="webdataset:data/laion-face/{00000..01499}.tar", data_workers=4, batch=64, lr=1e-4,
                                       steps=500_000, lr_warmup=5000, ema=0.9999, mixed_precision="bf16",
                                       out="runs/laion-face-prox-256"),
+    # the same at 512 px: 64x64x16 latents, 1024 patches of 2x2
+    "laion-face-prox-512": TrainConfig(model="paper-512", image_size=512, autoencoder="diffusers:models/sd3.5-vae",
+                                      text_encoder="clip:models/metaclip-h14+t5:models/t5-xl", text_max_length=77,
+                                      data="webdataset:data/laion-face/{00000..01499}.tar", data_workers=4, batch=32, lr=1e-4,
+                                      steps=200_000, lr_warmup=5000, ema=0.9999, mixed_precision="bf16",
+                                      out="runs/laion-face-prox-512"),
 }
 
 

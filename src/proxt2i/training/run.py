@@ -10,7 +10,6 @@ model, EMA, optimizer and the step.
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from pathlib import Path
@@ -22,10 +21,11 @@ from ..extras import optional
 from ..imaging import save_grid
 from ..models.precond import prox_output_scale
 from ..schedule import VPSchedule
+from .accelerator import make_accelerator
 from .checkpoint import check_resume_config, latest_checkpoint, load_checkpoint, save_checkpoint
 from .data import BatchSource, dataset_latents
 from .draws import draw_t_lam
-from .ema import ema_decay, ema_update
+from .ema import ema_decay, ema_update, frozen_children, frozen_copy
 from .factories import build_autoencoder, build_network, init_from_model, training_vocabulary
 from .losses import (PMSchedule, conditional_mean_noise, denoising_score_matching_loss, loss_phase, noisy_pair, prox_pair,
                      proximal_matching_objective, total_noise)
@@ -35,15 +35,15 @@ from .schedules import lr_at
 from .seeding import step_generator
 
 
-def train(cfg: TrainConfig, progress: bool = True) -> Path:
-    """Train (or resume) cfg; returns the exported model folder OUT/final."""
-    from accelerate import Accelerator
+def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
+    """Train (or resume) cfg; returns the exported model folder OUT/final. on_step(step, seconds): after every
+    optimiser step (1-based), with its wall seconds from batch to EMA update (checkpoints not included)."""
     from tqdm import tqdm
 
     from ..models.io import save_model_folder
 
     torch.set_num_threads(max(1, cfg.threads))
-    acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    acc = make_accelerator(cfg.mixed_precision, cpu=not torch.cuda.is_available())
     out = Path(cfg.out)
     schedule = VPSchedule()
 
@@ -56,7 +56,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     vocab = training_vocabulary(source)
     torch.manual_seed(cfg.seed)
     net = build_network(cfg, autoencoder.latent_channels, latent_size, vocab)
-    ema = copy.deepcopy(net).requires_grad_(False).eval()
+    frozen_dtype = getattr(torch, cfg.frozen_dtype)
+    if frozen_dtype != torch.float32:  # the frozen parts only: the trained weights stay float32 (mixed_precision autocasts)
+        autoencoder.to(dtype=frozen_dtype)
+        for name in frozen_children(net):
+            getattr(net, name).to(dtype=frozen_dtype)
+    ema = frozen_copy(net).eval()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     # --- resume = rerun the command
@@ -92,6 +97,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     seen = 0
     stream = None if cached is not None else source.batches(range(start, cfg.steps), acc.process_index, acc.num_processes, cfg.data_workers)
     for step in bar:
+        t_step = time.perf_counter()
         # --- batch: images -> latents, captions with dropout for guidance
         g = step_generator(cfg.seed, acc.process_index, step)
         if cached is not None:
@@ -102,7 +108,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         else:
             images, captions = next(stream)
             with torch.no_grad():
-                x0 = autoencoder.encode(images.to(acc.device)).float()
+                x0 = autoencoder.encode(images.to(acc.device, frozen_dtype)).float()
         drop = torch.rand(len(captions), generator=g) < cfg.text_dropout
         captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
 
@@ -144,6 +150,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
         # --- logs, checkpoints, samples
         done = step + 1
+        if on_step is not None:
+            on_step(done, time.perf_counter() - t_step)
         if done % cfg.log_every == 0 or done == cfg.steps:
             rate = seen / max(time.time() - t_last, 1e-9)
             t_last, seen = time.time(), 0

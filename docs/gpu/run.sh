@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The GPU measurement, for a lent H200-class device (about 15 minutes of device time, start-up included):
+# one script, under 8 minutes, writing JSON that docs/scale.md's GPU table is made from.
+#
+#   bash docs/gpu/run.sh [OUT]          (OUT default: docs/gpu/results; from the repository root)
+#
+# 1. the paper stack (scale-check paper-256 / paper-512) on the GPU in bfloat16 at a real batch: training
+#    step time and memory, bit-exact resume, export, 4-step generation, a GRPO step (256 only);
+# 2. generation throughput at 256 and 512 px: PDA-hybrid at 4 steps against the score samplers at 4, 16
+#    and 28 steps, with and without torch.compile, and the shipped small models (scale/throughput.py).
+# Each part has its own time limit, so a slow one cannot eat the others; every JSON is written as it ends.
+# The GPU image has torch, transformers and accelerate but not diffusers: carry its wheel in .whl/
+# (`pip download --no-deps --only-binary=:all: -d .whl diffusers==0.42.1`).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${1:-${OUT:-docs/gpu/results}}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" TOKENIZERS_PARALLELISM=false
+if ! python3 -c "import diffusers" 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+python3 -c "import torch, sys; print(torch.__version__, torch.cuda.get_device_name(0)); sys.exit(not torch.cuda.is_available())" \
+  > "$OUT/gpu.txt" 2>&1 || { echo "no CUDA GPU here: $(cat "$OUT/gpu.txt")"; exit 2; }
+MODELS=/tmp/proxt2i-models
+T0=$(date +%s)
+part() {  # part NAME LIMIT_SECONDS COMMAND...: run it with a limit, log to OUT/NAME.log, report its time
+  local name=$1 limit=$2; shift 2
+  local t=$(date +%s)
+  timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+  echo "$name: rc $? in $(( $(date +%s) - t )) s (total $(( $(date +%s) - T0 )) s)" | tee -a "$OUT/parts.txt"
+}
+part scale_check_256 170 python3 -m proxt2i scale-check paper-256 device=cuda dtype=bfloat16 batch=64 images=64 train_steps=3 \
+  threads=16 models=$MODELS out=/tmp/sc256 --no-progress
+cp /tmp/sc256/scale_check.json "$OUT/scale_check_256.json" 2>/dev/null
+rm -rf /tmp/sc256/run /tmp/sc256/run-resumed /tmp/sc256/grpo  # 8 GB per checkpoint: the disk holds one run at a time
+part scale_check_512 120 python3 -m proxt2i scale-check paper-512 device=cuda dtype=bfloat16 batch=32 images=32 train_steps=2 \
+  grpo=false threads=16 models=$MODELS out=/tmp/sc512 --no-progress
+cp /tmp/sc512/scale_check.json "$OUT/scale_check_512.json" 2>/dev/null
+rm -rf /tmp/sc512
+part throughput 180 python3 -m proxt2i.scale.throughput --models $MODELS --out "$OUT/throughput.json" --device cuda \
+  --dtype bfloat16 --batch 16 --work /tmp/throughput-models
+ls -la "$OUT"
