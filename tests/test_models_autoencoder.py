@@ -59,6 +59,12 @@ def test_diffusers_kl_from_local_dir(tmp_path):
     assert ae.decode(z).shape == x.shape
     cache = latent_cache(tmp_path / "lat.safetensors", ae, lambda: [x])
     assert torch.equal(load_file(tmp_path / "lat.safetensors")["latents"], cache)
+    # loaded in bfloat16: its weights are, what it returns is float32 and close
+    half = DiffusersKL(tmp_path / "vae", dtype=torch.bfloat16)
+    assert half.vae.dtype is torch.bfloat16
+    zh = half.encode(x)
+    assert zh.dtype is torch.float32 and (zh - z).abs().mean() < 0.05 * z.abs().mean() + 1e-3
+    assert half.decode(zh).dtype is torch.float32
 
 
 def test_missing_vae_dir_names_expected_files(tmp_path):

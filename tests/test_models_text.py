@@ -64,6 +64,13 @@ def test_clip_t5_and_concat_load_from_local_dirs(tmp_path):
     e2 = both.encode(["a smiling woman"])
     assert e2.tokens.shape[1] == clip.max_length + t5.max_length and e2.tokens.shape[-1] == 32
     assert text_encoder_from_config(json.loads(json.dumps(both.config()))).dim == 32
+    # a token limit for every Hugging Face part, and weights loaded in the dtype asked for
+    short = load_text_encoder(f"clip:{tmp_path / 'clip'}+t5:{tmp_path / 't5'}", max_length=5, dtype=torch.bfloat16)
+    assert short.max_length == 10 and short.first.model.dtype is torch.bfloat16 and short.second.model.dtype is torch.bfloat16
+    rebuilt = text_encoder_from_config(json.loads(json.dumps(short.config())), torch.bfloat16)
+    assert rebuilt.max_length == 10 and rebuilt.second.model.dtype is torch.bfloat16
+    eh = short.encode(["a smiling woman"])
+    assert eh.tokens.shape[1] == 10 and torch.isfinite(eh.tokens.float()).all()
 
 
 def test_missing_or_bad_dirs(tmp_path):

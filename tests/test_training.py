@@ -157,21 +157,53 @@ def test_score_objective_trains_without_lam(tmp_path):
     assert json.loads((out / "final" / "config.json").read_text())["uvit"]["use_lam"] is False
 
 
-def test_two_process_ddp_on_cpu_stays_in_sync(tmp_path):
-    out = tmp_path / "ddp"
+def two_processes(*settings) -> None:
+    """`proxt2i train test-tiny SETTINGS` in 2 CPU processes (gloo) under torch.distributed.run."""
     import socket
 
     with socket.socket() as sock:  # a free loopback port for the gloo rendezvous
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(port), "-m", "proxt2i", "train", "test-tiny", f"out={out}", "--no-progress"]
+           "--master_port", str(port), "-m", "proxt2i", "train", "test-tiny", *settings, "--no-progress"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_two_process_ddp_on_cpu_stays_in_sync(tmp_path):
+    out = tmp_path / "ddp"
+    two_processes(f"out={out}")
     recipe = json.loads((out / "final" / "config.json").read_text())["recipe"]
     assert recipe["processes"] == 2
     a, b = recipe["rank_weight_checksums"]
     assert a == b  # each rank saw different data: equal weights mean gradients were all-reduced
+    # FSDP: one copy, sharded; the same updates as DDP up to the order of the reductions
+    two_processes(f"out={tmp_path / 'fsdp'}", "fsdp=true")
+    recipe = json.loads((tmp_path / "fsdp" / "final" / "config.json").read_text())["recipe"]
+    ddp_ckpt, fsdp_ckpt = (tmp_path / run / "checkpoints" / "step-00000004" for run in ("ddp", "fsdp"))
+    total = sum(v.numel() for v in load_file(ddp_ckpt / "model.safetensors").values())
+    local = recipe["fsdp_local_trained_parameters"]
+    assert len(local) == 2 and sum(local) == total and max(local) < 0.6 * total  # each process holds about half
+    for name in ("model", "ema", "optimizer"):
+        a, b = load_file(ddp_ckpt / f"{name}.safetensors"), load_file(fsdp_ckpt / f"{name}.safetensors")
+        assert a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a), name
+    # a killed FSDP run resumes bit for bit (from whole-tensor checkpoints, sliced again)
+    resumed = tmp_path / "fsdp-resumed"
+    shutil.copytree(tmp_path / "fsdp", resumed)
+    shutil.rmtree(resumed / "checkpoints" / "step-00000004")
+    shutil.rmtree(resumed / "final")
+    two_processes(f"out={resumed}", "fsdp=true")
+    for name in ("model", "ema", "optimizer"):
+        a, b = (load_file(run / "checkpoints" / "step-00000004" / f"{name}.safetensors") for run in (tmp_path / "fsdp", resumed))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    # the same checkpoint is a single process's: one process extends the FSDP run
+    train(resolve_config("test-tiny", [f"out={tmp_path / 'fsdp'}", "steps=5"]), progress=False)
+    assert (tmp_path / "fsdp" / "checkpoints" / "step-00000005").is_dir()
+
+
+def test_fsdp_needs_several_processes(tmp_path):
+    with pytest.raises(UsageError, match="fsdp=true needs several processes"):
+        train(resolve_config("test-tiny", [f"out={tmp_path / 'one'}", "fsdp=true"]), progress=False)
 
 
 def test_imagefolder_training_with_and_without_cached_latents_is_identical(tmp_path):

@@ -115,7 +115,7 @@ class ProxT2IPipeline:
 
         where = resolve_device(device or "cpu")
         dtype = resolve_dtype(torch_dtype, where)
-        pipe = cls(load_model_folder(resolve_model(str(name_or_path or DEFAULT_MODEL))))
+        pipe = cls(load_model_folder(resolve_model(str(name_or_path or DEFAULT_MODEL)), dtype=dtype))
         if (where, dtype) != (pipe.device, pipe.dtype):
             pipe.to(where, dtype)
         return pipe.compile() if compile else pipe

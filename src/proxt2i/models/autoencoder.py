@@ -116,7 +116,8 @@ def calibrate_latent_scale(vae: SmallVAE, images: torch.Tensor) -> None:
 class DiffusersKL(nn.Module):
     """diffusers AutoencoderKL from a local folder; scaling_factor and shift_factor from its config."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, dtype: torch.dtype | None = None):
+        """dtype: the weights', loaded as such (None: float32)."""
         super().__init__()
         AutoencoderKL = require("diffusers", "hf", "a diffusers VAE (autoencoder=diffusers:DIR)").AutoencoderKL
 
@@ -127,7 +128,8 @@ class DiffusersKL(nn.Module):
         if not list(p.glob("*.safetensors")):
             raise UsageError(f"VAE folder {str(p)!r} has no .safetensors weights; expected {expected}")
         self.path = str(p)
-        self.vae = AutoencoderKL.from_pretrained(p, local_files_only=True, use_safetensors=True).requires_grad_(False).eval()
+        self.vae = AutoencoderKL.from_pretrained(p, local_files_only=True, use_safetensors=True,
+                                                 torch_dtype=dtype or torch.float32).requires_grad_(False).eval()
         cfg = self.vae.config
         self.scale = float(getattr(cfg, "scaling_factor", 1.0) or 1.0)
         self.shift = float(getattr(cfg, "shift_factor", None) or 0.0)
@@ -176,31 +178,32 @@ class IdentityConfig:
     pass
 
 
-def _small_vae(cfg: dict) -> nn.Module:
+def _small_vae(cfg: dict, dtype=None) -> nn.Module:
     return SmallVAE(**asdict(config_from_section(SmallVAEConfig, cfg, "autoencoder")))
 
 
-def _identity(cfg: dict) -> nn.Module:
+def _identity(cfg: dict, dtype=None) -> nn.Module:
     config_from_section(IdentityConfig, cfg, "autoencoder")  # refuses fields identity would ignore
     return IdentityAutoencoder()
 
 
-def _diffusers_kl(cfg: dict) -> nn.Module:
-    return DiffusersKL(config_from_section(DiffusersKLConfig, cfg, "autoencoder").path)
+def _diffusers_kl(cfg: dict, dtype=None) -> nn.Module:
+    return DiffusersKL(config_from_section(DiffusersKLConfig, cfg, "autoencoder").path, dtype)
 
 
 # config.json "autoencoder" type -> constructor from that config
-AUTOENCODERS: dict[str, Callable[[dict], nn.Module]] = {
+AUTOENCODERS: dict[str, Callable[..., nn.Module]] = {
     "identity": _identity,
     "small_vae": _small_vae,
     "diffusers_kl": _diffusers_kl,
 }
 
 
-def autoencoder_from_config(cfg: dict) -> nn.Module:
-    """Build an autoencoder from its config dict (the "autoencoder" entry of a model's config.json)."""
+def autoencoder_from_config(cfg: dict, dtype: torch.dtype | None = None) -> nn.Module:
+    """Build an autoencoder from its config dict (the "autoencoder" entry of a model's config.json); dtype:
+    a diffusers VAE loads its weights in it (the small VAE is cast by its holder)."""
     kind = cfg.get("type") if isinstance(cfg, dict) else None
     if kind not in AUTOENCODERS:
         raise UsageError(f"unknown autoencoder type {kind!r}; choose one of: {', '.join(AUTOENCODERS)}")
-    return AUTOENCODERS[kind](cfg)
+    return AUTOENCODERS[kind](cfg, dtype)
 

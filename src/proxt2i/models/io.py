@@ -167,8 +167,9 @@ def load_weights(module: torch.nn.Module, file: Path) -> None:
         raise UsageError(f"weights in {file} do not match config.json ({str(err).splitlines()[0]})") from None
 
 
-def load_model_folder(path) -> ModelFolder:
-    """A model folder's config, network (TextConditionedUViT, eval mode), autoencoder and schedule."""
+def load_model_folder(path, dtype: torch.dtype | None = None) -> ModelFolder:
+    """A model folder's config, network (TextConditionedUViT, eval mode), autoencoder and schedule. dtype:
+    Hugging Face text encoders and a diffusers VAE load their weights in it (the pipeline casts the rest)."""
     from .autoencoder import autoencoder_from_config
     from .conditional import TextConditionedUViT
     from .text import SAVED_TEXT_ENCODERS, text_encoder_from_config
@@ -180,8 +181,8 @@ def load_model_folder(path) -> ModelFolder:
     schedule = schedule_from_config(cfg.get("schedule"), where)
     try:  # every section is checked (types, ranges, agreement) before any weights are read
         uvit_config = UViTConfig.from_dict(cfg["uvit"])
-        text = text_encoder_from_config(cfg["text_encoder"])
-        ae = autoencoder_from_config(cfg["autoencoder"])
+        text = text_encoder_from_config(cfg["text_encoder"], dtype)
+        ae = autoencoder_from_config(cfg["autoencoder"], dtype)
         check_agreement(cfg, uvit_config, text, ae)
     except UsageError as err:
         raise UsageError(f"{where}: {err}") from None

@@ -124,7 +124,8 @@ class EmbeddedTextEncoder(nn.Module):
 class HFTextEncoder(nn.Module):
     """A frozen Hugging Face text encoder (CLIP / MetaCLIP text or T5 encoder) from a local directory."""
 
-    def __init__(self, kind: str, path: str | Path, max_length: int | None = None):
+    def __init__(self, kind: str, path: str | Path, max_length: int | None = None, dtype: torch.dtype | None = None):
+        """dtype: the weights' dtype, loaded as such (None: float32); a frozen T5-XL is 4.9 GB in float32."""
         super().__init__()
         transformers = require("transformers", "hf", "a Hugging Face text encoder")
         AutoTokenizer = transformers.AutoTokenizer
@@ -137,11 +138,11 @@ class HFTextEncoder(nn.Module):
             if kind == "clip":
                 CLIPTextModel = transformers.CLIPTextModel
 
-                self.model = CLIPTextModel.from_pretrained(p, local_files_only=True, use_safetensors=True)
+                self.model = CLIPTextModel.from_pretrained(p, local_files_only=True, use_safetensors=True, dtype=dtype or torch.float32)
             elif kind == "t5":
                 T5EncoderModel = transformers.T5EncoderModel
 
-                self.model = T5EncoderModel.from_pretrained(p, local_files_only=True, use_safetensors=True)
+                self.model = T5EncoderModel.from_pretrained(p, local_files_only=True, use_safetensors=True, dtype=dtype or torch.float32)
             else:
                 raise UsageError(f"unknown Hugging Face text encoder kind {kind!r}; use 'clip' or 't5'")
         except OSError as err:
@@ -235,27 +236,29 @@ class ContrastiveTextEncoder(nn.Module):
         return TextEncoding(tokens=tokens, mask=mask.to(dev), pooled=pooled)
 
 
-def text_encoder_from_config(cfg: dict) -> nn.Module:
-    """Build a text encoder from its config dict (the "text_encoder" entry of a model's config.json)."""
+def text_encoder_from_config(cfg: dict, dtype: torch.dtype | None = None) -> nn.Module:
+    """Build a text encoder from its config dict (the "text_encoder" entry of a model's config.json);
+    dtype: Hugging Face encoders load their weights in it (the embedded ones are cast by their holder)."""
     kind = cfg.get("type") if isinstance(cfg, dict) else None
     if kind not in TEXT_ENCODERS:
         raise UsageError(f"unknown text encoder type {kind!r}; choose one of: {', '.join(TEXT_ENCODERS)}")
-    return TEXT_ENCODERS[kind](cfg)
+    return TEXT_ENCODERS[kind](cfg, dtype)
 
 
-def load_text_encoder(spec: str, load_part: Callable[..., nn.Module] | None = None, max_length: int | None = None) -> nn.Module:
+def load_text_encoder(spec: str, load_part: Callable[..., nn.Module] | None = None, max_length: int | None = None,
+                      dtype: torch.dtype | None = None) -> nn.Module:
     """From a spec string: 'clip:/dir', 't5:/dir' or 'clip:/dir+t5:/dir' (concatenated). load_part
     (default: this function) loads each side of a '+', so that a caller can add its own names
     (training.text adds 'synthfaces-contrastive'). max_length: each Hugging Face encoder's token limit
-    (None: its own; T5 has no position limit, so 512)."""
+    (None: its own; T5 has no position limit, so 512); dtype: their weights' dtype (None: float32)."""
     if "+" in spec:
         a, b = spec.split("+", 1)
         load_part = load_part or load_text_encoder
-        return ConcatTextEncoder(load_part(a, max_length=max_length), load_part(b, max_length=max_length))
+        return ConcatTextEncoder(load_part(a, max_length=max_length, dtype=dtype), load_part(b, max_length=max_length, dtype=dtype))
     kind, _, path = spec.partition(":")
     if kind not in ("clip", "t5") or not path:
         raise UsageError(f"text encoder spec {spec!r} not understood; use 'clip:DIR', 't5:DIR' or 'clip:DIR+t5:DIR'")
-    return HFTextEncoder(kind, path, max_length)
+    return HFTextEncoder(kind, path, max_length, dtype)
 
 
 @dataclass(frozen=True)
@@ -289,7 +292,7 @@ class HFTextConfig:
 
 
 def _embedded_like(cls, section: str = "text_encoder"):
-    def build(cfg: dict) -> nn.Module:
+    def build(cfg: dict, dtype=None) -> nn.Module:
         c = config_from_section(EmbeddedTextConfig, cfg, section, optional=("tokenizer",))
         extra = {"tokenizer": c.tokenizer} if cls is EmbeddedTextEncoder else {}
         return cls(list(c.vocab), dim=c.dim, depth=c.depth, heads=c.heads, max_length=c.max_length, **extra)
@@ -298,22 +301,22 @@ def _embedded_like(cls, section: str = "text_encoder"):
 
 
 def _hugging_face(kind: str, section: str = "text_encoder"):
-    def build(cfg: dict) -> nn.Module:
+    def build(cfg: dict, dtype=None) -> nn.Module:
         c = config_from_section(HFTextConfig, cfg, section, optional=("max_length",))
-        return HFTextEncoder(kind, c.path, c.max_length)
+        return HFTextEncoder(kind, c.path, c.max_length, dtype)
 
     return build
 
 
-def _concat(cfg: dict) -> nn.Module:
+def _concat(cfg: dict, dtype=None) -> nn.Module:
     unknown = sorted(set(cfg) - {"type", "first", "second"})
     if unknown or not isinstance(cfg.get("first"), dict) or not isinstance(cfg.get("second"), dict):
         raise UsageError('text_encoder of type concat needs "first" and "second" encoder objects and nothing else')
-    return ConcatTextEncoder(text_encoder_from_config(cfg["first"]), text_encoder_from_config(cfg["second"]))
+    return ConcatTextEncoder(text_encoder_from_config(cfg["first"], dtype), text_encoder_from_config(cfg["second"], dtype))
 
 
 # config.json "text_encoder" type -> constructor from that config
-TEXT_ENCODERS: dict[str, Callable[[dict], nn.Module]] = {
+TEXT_ENCODERS: dict[str, Callable[..., nn.Module]] = {  # (cfg, dtype) -> encoder
     "embedded": _embedded_like(EmbeddedTextEncoder),
     "clip": _hugging_face("clip"),
     "t5": _hugging_face("t5"),

@@ -74,7 +74,7 @@ def measure(models: Path, work: Path, device: str, dtype: str, batch: int, shrun
 
     where = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, where)
-    if not (models / "sd3.5-vae" / "config.json").exists():
+    if sizes and not (models / "sd3.5-vae" / "config.json").exists():
         raise UsageError(f"{models} has no sd3.5-vae/; run `proxt2i scale-check` first (it builds MODELS/) or give --models")
     result = {"device": str(where), "device_name": torch.cuda.get_device_name(where) if where.type == "cuda" else "cpu",
               "dtype": dtype_name(torch_dtype), "batch": batch, "shrunk": shrunk, "rows": []}
@@ -97,25 +97,27 @@ def measure(models: Path, work: Path, device: str, dtype: str, batch: int, shrun
                 del pipe
                 if where.type == "cuda":
                     torch.cuda.empty_cache()
-    for name in ("synthfaces-prox-grpo", "synthfaces-score"):
-        pipe = ProxT2IPipeline.from_pretrained(name, device=where, torch_dtype=torch_dtype)
-        sampler = "pda-hybrid" if pipe.objective == "prox" else "ddim"
-        row = {"size": pipe.image_size, "uvit": name, "objective": pipe.objective, "compiled": False,
-               **time_generation(pipe, sampler, 4, 8 * batch)}
-        result["rows"].append(row)
-        log(json.dumps(row))
+    for compiled in ((False, True) if compile_too else (False,)):
+        for name in ("synthfaces-prox-grpo", "synthfaces-score"):
+            pipe = ProxT2IPipeline.from_pretrained(name, device=where, torch_dtype=torch_dtype, compile=compiled)
+            sampler = "pda-hybrid" if pipe.objective == "prox" else "ddim"
+            row = {"size": pipe.image_size, "uvit": name, "objective": pipe.objective, "compiled": compiled,
+                   **time_generation(pipe, sampler, 4, 8 * batch)}
+            result["rows"].append(row)
+            log(json.dumps(row))
     return result
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m proxt2i.scale.throughput", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", required=True, help="MODELS folder of `proxt2i scale-check` (sd3.5-vae, metaclip-h14, t5-*)")
+    p.add_argument("--models", default="runs/scale-check/models",
+                   help="MODELS folder of `proxt2i scale-check` (sd3.5-vae, metaclip-h14, t5-*; default runs/scale-check/models)")
     p.add_argument("--out", required=True, help="JSON file to write")
     p.add_argument("--work", help="where the random model folders go (default: beside --out)")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="bfloat16")
     p.add_argument("--batch", type=int, default=16, help="prompts per call (the shipped small models: 8x this)")
-    p.add_argument("--sizes", default="256,512", help="comma-separated: 256, 512")
+    p.add_argument("--sizes", default="256,512", help="comma-separated: 256, 512; empty: the shipped small models only")
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--shrunk", action="store_true", help="tiny U-ViTs at 32 px over a shrunk MODELS folder: checks the script on a CPU")
     args = p.parse_args(argv)

@@ -56,6 +56,15 @@ def _unflatten_optimizer(tensors: dict, meta: dict) -> dict:
 
 
 def save_checkpoint(out: Path, step: int, model, ema, optimizer, extra: dict, keep: int = 2) -> Path:
+    frozen = frozen_children(model)  # frozen encoders come from their own folders: not 2 copies per checkpoint
+    return write_checkpoint(out, step, trained_state(model, frozen), trained_state(ema, frozen), optimizer.state_dict(), extra, keep)
+
+
+def write_checkpoint(out: Path, step: int, model_state, ema_state, optimizer_state, extra: dict, keep: int = 2) -> Path:
+    """OUT/checkpoints/step-XXXXXXXX from state dicts (whole tensors), renamed into place; keeps the newest `keep`.
+    Each state may be a function that makes it: it is then made, written and released before the next
+    (a sharded run gathers one of the three at a time)."""
+    made = lambda state: state() if callable(state) else state
     if keep < 1:  # [:-keep] would delete every checkpoint (keep -1) or none (keep 0)
         raise ValueError(f"keep must be >= 1, got {keep}")
     root = Path(out) / "checkpoints"
@@ -63,11 +72,11 @@ def save_checkpoint(out: Path, step: int, model, ema, optimizer, extra: dict, ke
     final = root / f"step-{step:08d}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     try:
-        frozen = frozen_children(model)  # frozen encoders come from their own folders: not 2 copies per checkpoint
-        save_file(trained_state(model, frozen), tmp / "model.safetensors")
-        save_file(trained_state(ema, frozen), tmp / "ema.safetensors")
-        opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+        save_file(made(model_state), tmp / "model.safetensors")
+        save_file(made(ema_state), tmp / "ema.safetensors")
+        opt_tensors, opt_meta = _flatten_optimizer(made(optimizer_state))
         save_file(opt_tensors, tmp / "optimizer.safetensors")
+        del opt_tensors
         (tmp / "state.json").write_text(json.dumps({"step": step, "optimizer": opt_meta, **extra}, indent=1))
         if final.exists():
             shutil.rmtree(final)
@@ -103,7 +112,7 @@ def load_checkpoint(path: Path, model, ema, optimizer) -> dict:
 # Settings a resumed run may change: where and how often it writes, how it evaluates, its threads; and steps
 # (extending a finished run is a legitimate use). Everything else changes what a step computes.
 RESUME_FREE = frozenset({"steps", "out", "threads", "data_workers", "log_every", "sample_every", "checkpoint_every",
-                         "keep_checkpoints", "device", "eval_every", "eval_prompts", "eval_num", "diversity_threshold", "stop_on_collapse"})
+                         "keep_checkpoints", "device", "fsdp", "eval_every", "eval_prompts", "eval_num", "diversity_threshold", "stop_on_collapse"})
 
 
 def check_resume_config(checkpoint: Path, saved: dict, new: dict, free=RESUME_FREE) -> None:

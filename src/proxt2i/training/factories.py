@@ -10,8 +10,9 @@ from .data import BatchSource
 from .presets import TrainConfig
 
 
-def build_autoencoder(spec: str):
-    """'identity', 'shipped' (the embedded SynthFaces VAE), 'diffusers:DIR' or a VAE folder."""
+def build_autoencoder(spec: str, dtype=None):
+    """'identity', 'shipped' (the embedded SynthFaces VAE), 'diffusers:DIR' (its weights loaded in `dtype`;
+    None: float32) or a VAE folder."""
     from ..models.autoencoder import DiffusersKL, IdentityAutoencoder
     from .vae import load_autoencoder_dir
 
@@ -22,7 +23,7 @@ def build_autoencoder(spec: str):
 
         return load_autoencoder_dir(shipped_vae_dir())
     if spec.startswith("diffusers:"):
-        return DiffusersKL(spec.split(":", 1)[1])
+        return DiffusersKL(spec.split(":", 1)[1], dtype)
     return load_autoencoder_dir(spec)
 
 
@@ -46,7 +47,9 @@ def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, voca
     if cfg.text_encoder == "embedded":
         text = EmbeddedTextEncoder(vocab, dim=cfg.text_dim, depth=cfg.text_depth, heads=4 if cfg.text_dim % 4 == 0 else 1, max_length=48)
     else:  # frozen Hugging Face encoder(s) from local folders (the paper: MetaCLIP + T5, concatenated)
-        text = load_text_encoder(cfg.text_encoder, cfg.text_max_length)
+        import torch
+
+        text = load_text_encoder(cfg.text_encoder, cfg.text_max_length, getattr(torch, cfg.frozen_dtype))
     base = UVIT_PRESETS[cfg.model].to_dict()
     base.update(in_channels=latent_channels, image_size=latent_size, text_dim=text.dim, max_text_len=text.max_length,
                 use_lam=cfg.objective == "prox", precondition=cfg.precondition and cfg.objective == "prox")

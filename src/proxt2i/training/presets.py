@@ -44,6 +44,8 @@ class TrainConfig:
     ema: float = option(0.999, "EMA decay of the exported weights")
     ema_warmup: bool = option(True, "decay min(ema, (1 + step) / (10 + step)): early EMA weights are not dominated by the random init")
     mixed_precision: str = option("no", '"no", "bf16", "fp16" (accelerate)')
+    fsdp: bool = option(False, "shard the trained network, its gradients, AdamW state and EMA over the processes (FSDP2; "
+                               "needs several processes: accelerate launch or torch.distributed.run; docs/scale.md)")
     frozen_dtype: str = option("float32", "weights of the frozen parts (autoencoder, Hugging Face or contrastive text encoders): "
                                           "float32, bfloat16 or float16 (halves their memory; T5-XXL needs it in 24 GB)")
     # proximal matching (ProxDM): L1 warm-up fraction, then PM with zeta halved in stages

@@ -49,7 +49,7 @@ def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
 
     # --- data, autoencoder and network
     source = BatchSource(cfg)
-    autoencoder = build_autoencoder(cfg.autoencoder).to(acc.device).eval()
+    autoencoder = build_autoencoder(cfg.autoencoder, getattr(torch, cfg.frozen_dtype)).to(acc.device).eval()
     if cfg.image_size % autoencoder.downsample:
         raise UsageError(f"image_size {cfg.image_size} must be a multiple of the autoencoder's downsampling {autoencoder.downsample}")
     latent_size = cfg.image_size // autoencoder.downsample
@@ -77,8 +77,16 @@ def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
         start, wall_before = int(state["step"]), float(state.get("wall_seconds", 0.0))
         init_recipe = checkpoint_init_recipe(state, cfg.init)
         acc.print(f"resuming from {ckpt} (step {start})")
-    net, opt = acc.prepare(net, opt)
-    ema.to(acc.device)
+    sharded = None
+    if cfg.fsdp:  # shard after loading: the checkpoint holds whole tensors
+        from .fsdp import ShardedTraining, full
+
+        sharded = ShardedTraining(acc, net, ema, opt, cfg)
+        opt, ema = acc.prepare(sharded.opt), (ema if acc.is_main_process else None)  # the main process keeps a whole EMA to export into
+    else:
+        net, opt = acc.prepare(net, opt)
+    if ema is not None:
+        ema.to(acc.device)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(config_dict(cfg), indent=1))
@@ -145,7 +153,10 @@ def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
         if cfg.grad_clip > 0:
             acc.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         opt.step()
-        ema_update(ema, acc.unwrap_model(net), ema_decay(step, cfg))
+        if sharded is not None:
+            sharded.ema.update(net, ema_decay(step, cfg))
+        else:
+            ema_update(ema, acc.unwrap_model(net), ema_decay(step, cfg))
         seen += x0.shape[0] * acc.num_processes
 
         # --- logs, checkpoints, samples
@@ -165,22 +176,38 @@ def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
                 writer.add_scalar("images_per_second", rate, done)
                 if zeta is not None:
                     writer.add_scalar("zeta", zeta, done)
-        if acc.is_main_process and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-            save_checkpoint(out, done, acc.unwrap_model(net), ema, opt, {"config": config_dict(cfg), "vocabulary": vocab, "init_recipe": init_recipe,
-                            "wall_seconds": round(wall_before + time.time() - t_start, 1)}, keep=cfg.keep_checkpoints)
-        if acc.is_main_process and cfg.sample_every > 0 and done % cfg.sample_every == 0:
-            _sample_grid(ema, autoencoder, cfg, latent_size, out / "samples" / f"step-{done:08d}.png")
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            extra = {"config": config_dict(cfg), "vocabulary": vocab, "init_recipe": init_recipe,
+                     "wall_seconds": round(wall_before + time.time() - t_start, 1)}
+            if sharded is not None:  # every process gathers its slices; the main one writes
+                sharded.save_checkpoint(out, done, net, opt, extra, cfg.keep_checkpoints, acc.is_main_process)
+            elif acc.is_main_process:
+                save_checkpoint(out, done, acc.unwrap_model(net), ema, opt, extra, keep=cfg.keep_checkpoints)
+        if cfg.sample_every > 0 and done % cfg.sample_every == 0:
+            if sharded is not None:
+                sharded.load_whole_ema(net, ema)
+            if acc.is_main_process:
+                _sample_grid(ema, autoencoder, cfg, latent_size, out / "samples" / f"step-{done:08d}.png")
         acc.wait_for_everyone()
 
     # --- export the EMA model (with a per-rank weight checksum: DDP ranks must agree)
     final = out / "final"
-    checksum = torch.tensor([float(sum(p.detach().double().sum() for p in acc.unwrap_model(net).parameters()))], device=acc.device)
+    if sharded is not None:  # one copy, sharded: the record is each process's share of it
+        rank_local = acc.gather(torch.tensor([float(sharded.local_parameters(net))], device=acc.device)).cpu().tolist()
+        sharded.load_whole_ema(net, ema)
+        checksum = torch.tensor([float(sum(full(p).double().sum() for p in net.parameters()))], device=acc.device)
+    else:
+        checksum = torch.tensor([float(sum(p.detach().double().sum() for p in acc.unwrap_model(net).parameters()))], device=acc.device)
     rank_checksums = acc.gather(checksum).cpu().tolist()
+    rank_peaks = acc.gather(torch.tensor([peak_rss_gib()], device=acc.device)).cpu().tolist()
     if acc.is_main_process:
         recipe = {"command": train_command(cfg), "config": config_dict(cfg), "steps": cfg.steps,
                   "images_seen": cfg.steps * cfg.batch * acc.num_processes, "processes": acc.num_processes,
                   "wall_seconds": round(wall_before + time.time() - t_start, 1),  # over all resumed sessions
-                  "rank_weight_checksums": rank_checksums, "init_recipe": init_recipe}
+                  "rank_weight_checksums": rank_checksums, "rank_peak_rss_gib": [round(v, 2) for v in rank_peaks],
+                  "init_recipe": init_recipe}
+        if sharded is not None:
+            recipe["fsdp_local_trained_parameters"] = rank_local
         save_model_folder(final, ema.uvit, ema.text_encoder, autoencoder, objective=cfg.objective,
                           image_size=cfg.image_size, recipe=recipe, sampling=sampling_defaults(cfg), schedule=schedule,
                           overwrite=True)  # the run's own output: a rerun rewrites it
@@ -188,6 +215,17 @@ def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
             writer.close()
     acc.wait_for_everyone()
     return final
+
+
+def peak_rss_gib() -> float:
+    """This process's peak resident memory so far in GiB (-1 where the platform does not say)."""
+    try:
+        import resource
+        import sys
+    except ImportError:
+        return -1.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**30 if sys.platform == "darwin" else peak / 2**20  # bytes on macOS, KiB on Linux
 
 
 def _tensorboard(out: Path):

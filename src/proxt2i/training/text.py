@@ -27,13 +27,13 @@ def synthfaces_contrastive_text_encoder() -> ContrastiveTextEncoder:
     return enc.requires_grad_(False)
 
 
-def load_text_encoder(spec: str, max_length: int | None = None) -> nn.Module:
+def load_text_encoder(spec: str, max_length: int | None = None, dtype=None) -> nn.Module:
     """From a spec string: 'synthfaces-contrastive', or any spec of models.text.load_text_encoder
     ('clip:/dir', 't5:/dir', 'clip:/dir+t5:/dir'); either side of a '+' may be 'synthfaces-contrastive'.
-    max_length: the token limit of each Hugging Face encoder (None: its own)."""
+    max_length: the token limit of each Hugging Face encoder (None: its own); dtype: their weights' (None: float32)."""
     if spec == SYNTHFACES_CONTRASTIVE:
         return synthfaces_contrastive_text_encoder()
-    return model_text.load_text_encoder(spec, load_part=load_text_encoder, max_length=max_length)
+    return model_text.load_text_encoder(spec, load_part=load_text_encoder, max_length=max_length, dtype=dtype)
 
 
 def synthfaces_vocabulary(num_captions: int = 20000, seed: int = 0) -> list[str]:
