@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import socket
-import statistics
 import threading
 import time
 
