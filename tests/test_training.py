@@ -159,13 +159,9 @@ def test_score_objective_trains_without_lam(tmp_path):
 
 def two_processes(*settings) -> None:
     """`proxt2i train test-tiny SETTINGS` in 2 CPU processes (gloo) under torch.distributed.run."""
-    import socket
-
-    with socket.socket() as sock:  # a free loopback port for the gloo rendezvous
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(port), "-m", "proxt2i", "train", "test-tiny", *settings, "--no-progress"]
+    # --standalone: the rendezvous picks its own free port (a port chosen here could be taken by a parallel test)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "proxt2i", "train", "test-tiny", *settings, "--no-progress"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
 

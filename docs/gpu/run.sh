@@ -29,10 +29,10 @@ part() {  # part NAME LIMIT_SECONDS COMMAND...: run it with a limit, log to OUT/
   timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
   echo "$name: rc $? in $(( $(date +%s) - t )) s (total $(( $(date +%s) - T0 )) s)" | tee -a "$OUT/parts.txt"
 }
-part scale_check_256 170 python3 -m proxt2i scale-check paper-256 device=cuda dtype=bfloat16 batch=64 images=64 train_steps=3 \
+part scale_check_256 170 python3 -m proxt2i scale-check paper-256 device=cuda dtype=bfloat16 batch=64 images=64 train_steps=2 \
   threads=16 models=$MODELS out=/tmp/sc256 --no-progress
 cp /tmp/sc256/scale_check.json "$OUT/scale_check_256.json" 2>/dev/null
-rm -rf /tmp/sc256/run /tmp/sc256/run-resumed /tmp/sc256/grpo  # 8 GB per checkpoint: the disk holds one run at a time
+rm -rf /tmp/sc256  # ~40 GB of checkpoints and exports: the 64 GB disk holds one check at a time (MODELS stays)
 part scale_check_512 120 python3 -m proxt2i scale-check paper-512 device=cuda dtype=bfloat16 batch=32 images=32 train_steps=2 \
   grpo=false threads=16 models=$MODELS out=/tmp/sc512 --no-progress
 cp /tmp/sc512/scale_check.json "$OUT/scale_check_512.json" 2>/dev/null

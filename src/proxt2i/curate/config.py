@@ -34,7 +34,7 @@ class CurateConfig:
     shard_size: int = option(1000, "samples per output shard")
     batch_size: int = option(16, "images per model batch")
     limit: int | None = option(None, "read at most N source records; none = all", legacy=0)
-    device: str = option("cpu", "torch device for the models")
+    device: str = option("cpu", "where the models run: cpu, cuda, cuda:N, mps or auto (docs/scale.md)")
 
     def __post_init__(self):
         self.check()
@@ -54,18 +54,10 @@ class CurateConfig:
         for name in ("aesthetic", "captioner"):
             if getattr(self, name) == "":
                 raise UsageError(f"--{name} must name a folder (or be none)")
-        check_device(self.device)
+        from ..devices import resolve_device
+
+        resolve_device(self.device)  # a device that is not there: one line, before any model loads
         return self
-
-
-def check_device(name: str) -> None:
-    """A torch device string (cpu, cuda, cuda:1, mps), checked by torch itself; else one UsageError."""
-    import torch
-
-    try:
-        torch.device(name)
-    except (RuntimeError, ValueError, TypeError):
-        raise UsageError(f"--device {name!r} is not a torch device; use e.g. cpu, cuda or cuda:0") from None
 
 
 def shape_reason(width: int, height: int, cfg: CurateConfig) -> str | None:

@@ -150,9 +150,13 @@ def estimate(cfg: ScaleCheckConfig, components: list[Component]) -> dict:
     training = counts["uvit"] * TRAIN_BYTES_PER_PARAM
     # saved activations: ~24 floats per token and channel per block (attention, MLP at 4x, norms), a rule of thumb
     activations = cfg.batch * tokens * ucfg.width * ucfg.depth * 24 * BYTES[cfg.dtype]
+    # on disk: the float32 component folders, a checkpoint (model, EMA, AdamW: 16 bytes per parameter) per training
+    # step, one more for the resumed run and one for GRPO, and three float16 exports
+    disk = sum(v for k, v in counts.items() if k != "uvit") * 4 + counts["uvit"] * (16 * (cfg.train_steps + 2) + 3 * 2)
     return {"parameters": counts, "uvit_tokens": tokens, "uvit_width": ucfg.width, "uvit_depth": ucfg.depth,
             "estimate_gib": {"frozen_weights": round(frozen / GIB, 2), "uvit_training_state": round(training / GIB, 2),
-                             "activations": round(activations / GIB, 2), "total": round((frozen + training + activations) / GIB, 2)}}
+                             "activations": round(activations / GIB, 2), "total": round((frozen + training + activations) / GIB, 2),
+                             "disk": round(disk / GIB, 1)}}
 
 
 def available_gib(device: torch.device) -> float:
@@ -190,6 +194,10 @@ def run_scale_check(cfg: ScaleCheckConfig, progress: bool = True, log=print) -> 
         raise UsageError(f"the {cfg.preset} stack needs about {e['total']:.1f} GiB (U-ViT training state {e['uvit_training_state']:.1f}, "
                          f"frozen weights {e['frozen_weights']:.1f}, activations {e['activations']:.1f}) and {device} has "
                          f"{have:.1f} GiB free; use a smaller t5=, dtype=bfloat16, batch=1 or model=base")
+    free_disk = shutil.disk_usage(next(p for p in [out, *out.absolute().parents] if p.exists())).free / GIB
+    if est["estimate_gib"]["disk"] > free_disk:
+        raise UsageError(f"the {cfg.preset} check writes about {est['estimate_gib']['disk']:.0f} GiB (component folders, a checkpoint "
+                         f"per step, exports) and {out} has {free_disk:.0f} GiB free; free space, give another out=, or lower train_steps")
     torch.set_num_threads(cfg.threads)
     record = {"config": config.config_dict(cfg), "device": str(device), "dtype": dtype_name(dtype),
               "machine": {"cpu_threads": cfg.threads, "memory_available_gib": round(have, 1),

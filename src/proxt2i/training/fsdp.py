@@ -128,19 +128,24 @@ class ShardedEMA:
         return sum(s.numel() for s in self.slices.values())
 
 
+def check_launch(acc) -> None:
+    """fsdp=true needs several processes, and not accelerate's own FSDP wrapper; else one UsageError."""
+    from ..errors import UsageError
+
+    if acc.num_processes < 2:
+        raise UsageError("fsdp=true needs several processes (accelerate launch --num_processes N -m proxt2i train ..., or "
+                         "python -m torch.distributed.run --nproc_per_node N -m proxt2i train ...); one process has nothing to shard")
+    if acc.distributed_type.value == "FSDP":
+        raise UsageError("use fsdp=true without accelerate's --use_fsdp: proxt2i shards the network itself (its EMA and "
+                         "checkpoints need the slices); launch with plain accelerate launch --num_processes N")
+
+
 class ShardedTraining:
     """What train() does differently with fsdp=true: shards the (loaded or initialised) network, rebuilds
     AdamW over the shards with the loaded state sliced, and keeps the EMA as slices."""
 
     def __init__(self, acc, net: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer, cfg):
-        from ..errors import UsageError
-
-        if acc.num_processes < 2:
-            raise UsageError("fsdp=true needs several processes (accelerate launch --num_processes N -m proxt2i train ..., or "
-                             "python -m torch.distributed.run --nproc_per_node N -m proxt2i train ...); one process has nothing to shard")
-        if acc.distributed_type.value == "FSDP":
-            raise UsageError("use fsdp=true without accelerate's --use_fsdp: proxt2i shards the network itself (its EMA and "
-                             "checkpoints need the slices); launch with plain accelerate launch --num_processes N")
+        check_launch(acc)
         self.frozen = frozen_children(net)
         state = opt.state_dict()  # whole tensors: fresh, or loaded from a checkpoint
         net.to(acc.device)

@@ -44,6 +44,10 @@ def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
 
     torch.set_num_threads(max(1, cfg.threads))
     acc = make_accelerator(cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    if cfg.fsdp:  # before anything is built
+        from .fsdp import check_launch
+
+        check_launch(acc)
     out = Path(cfg.out)
     schedule = VPSchedule()
 
