@@ -110,3 +110,8 @@ def test_true_size_paper_stack_on_this_machine(tmp_path):
     assert set(record["stages"]) == STAGES and record["stages"]["resume"]["bit_exact"]
     assert record["components"]["t5-xl"]["parameters"] > 1.2e9 and record["stages"]["generate"]["image"] == [3, 256, 256]
     assert torch.isfinite(torch.tensor(record["stages"]["grpo"]["log"][0]["reward_mean"]))
+
+
+def test_shards_for_sizes_past_the_renderer_are_rendered_at_its_largest(tmp_path):
+    record = check.write_shards(resolve_scale_config("paper-512", ["images=2"]), tmp_path, 512)
+    assert record == {"images": 2, "size": 256, "shards": 2}  # training resizes them to 512

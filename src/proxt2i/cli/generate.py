@@ -38,8 +38,8 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="images per network batch (default 32)")
     p.add_argument("--compare-steps", metavar="LIST", help="e.g. 2,4,8: one figure, a row per prompt (first seed) and a column per step count, written to OUT.png")
     add_device_arguments(p)
-    p.add_argument("--compile", action="store_true", help="torch.compile the U-ViT first (pays off on long runs on a GPU; "
-                                                         "docs/scale.md has the measurement)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the U-ViT first: the first batch pays the compilation "
+                                                         "(14-26 s on a 2-core CPU), later ones ran up to 15%% faster there (docs/scale.md)")
     p.add_argument("--out", default="outputs/sample", help="output path prefix (single prompt) or folder (--prompts); default outputs/sample")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing outputs: the OUT_*.png files, or the --prompts folder as a whole (only a folder with "

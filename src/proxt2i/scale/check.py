@@ -152,7 +152,7 @@ def estimate(cfg: ScaleCheckConfig, components: list[Component]) -> dict:
     activations = cfg.batch * tokens * ucfg.width * ucfg.depth * 24 * BYTES[cfg.dtype]
     # on disk: the float32 component folders, a checkpoint (model, EMA, AdamW: 16 bytes per parameter) per training
     # step, one more for the resumed run and one for GRPO, and three float16 exports
-    disk = sum(v for k, v in counts.items() if k != "uvit") * 4 + counts["uvit"] * (16 * (cfg.train_steps + 2) + 3 * 2)
+    disk = sum(v for k, v in counts.items() if k != "uvit") * 4 + counts["uvit"] * (16 * (cfg.train_steps + 1 + cfg.grpo) + 3 * 2)
     return {"parameters": counts, "uvit_tokens": tokens, "uvit_width": ucfg.width, "uvit_depth": ucfg.depth,
             "estimate_gib": {"frozen_weights": round(frozen / GIB, 2), "uvit_training_state": round(training / GIB, 2),
                              "activations": round(activations / GIB, 2), "total": round((frozen + training + activations) / GIB, 2),
@@ -250,8 +250,12 @@ def build_components(cfg: ScaleCheckConfig, components: list[Component], models:
 
 
 def write_shards(cfg: ScaleCheckConfig, out: Path, size: int) -> dict:
+    """SynthFaces renders as webdataset shards, at the training size up to the renderer's largest (training
+    resizes them to its image_size, as it does any dataset's images)."""
     from ..data.export import export
+    from ..data.synthfaces import MAX_SIZE
 
+    size = min(size, MAX_SIZE)
     export("webdataset", out / "data", num=cfg.images, size=size, seed=cfg.seed, shard_size=max(1, cfg.images // 2))
     return {"images": cfg.images, "size": size, "shards": len(list((out / "data").glob("*.tar")))}
 
