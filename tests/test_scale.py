@@ -115,3 +115,23 @@ def test_true_size_paper_stack_on_this_machine(tmp_path):
 def test_shards_for_sizes_past_the_renderer_are_rendered_at_its_largest(tmp_path):
     record = check.write_shards(resolve_scale_config("paper-512", ["images=2"]), tmp_path, 512)
     assert record == {"images": 2, "size": 256, "shards": 2}  # training resizes them to 512
+
+
+def test_the_gpu_script_runs_every_part_in_its_cpu_check_mode(tmp_path):
+    """docs/gpu/run.sh with CHECK=1: the same commands, shrunk, on the CPU, so the script cannot rot unseen."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "CHECK": "1", "WORK": str(tmp_path / "work"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    res = subprocess.run(["bash", str(root / "docs" / "gpu" / "run.sh"), str(tmp_path / "out")], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    parts = (tmp_path / "out" / "parts.txt").read_text().splitlines()
+    assert [p.split(":")[0] for p in parts] == ["scale_check_256", "scale_check_512", "throughput"]
+    assert all(": rc 0 " in p for p in parts), parts
+    for name in ("scale_check_256.json", "scale_check_512.json", "throughput.json"):
+        assert json.loads((tmp_path / "out" / name).read_text())
+    assert len(list((tmp_path / "out").iterdir())) <= 8  # what the device tool brings back: at most 8 files
