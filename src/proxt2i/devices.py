@@ -17,6 +17,13 @@ from .errors import UsageError
 DEVICES_HELP = "auto (cuda if available, else cpu), cpu, cuda, cuda:N or mps"
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
+MIXED_PRECISION = {"float32": "no", "bfloat16": "bf16", "float16": "fp16"}  # dtype name -> accelerate's mixed_precision
+
+
+def resolve(device: str | torch.device | None, dtype: str | torch.dtype | None) -> tuple[torch.device, torch.dtype]:
+    """(resolve_device(device), resolve_dtype(dtype on it)): the check every command runs on --device / --dtype."""
+    where = resolve_device(device)
+    return where, resolve_dtype(dtype, where)
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
@@ -57,7 +64,7 @@ def resolve_dtype(name: str | torch.dtype | None, device: torch.device) -> torch
         dtype = DTYPES[key]
     problem = _cannot_run(str(device), str(dtype))
     if problem:
-        raise UsageError(f"dtype {str(dtype).removeprefix('torch.')} cannot run on {device} here ({problem}); use float32")
+        raise UsageError(f"dtype {dtype_name(dtype)} cannot run on {device} here ({problem}); use float32")
     return dtype
 
 
@@ -89,9 +96,8 @@ def autocast(device: torch.device, dtype: torch.dtype):
     return contextlib.nullcontext() if dtype == torch.float32 else torch.autocast(device.type, dtype=dtype)
 
 
-def add_device_arguments(parser, dtype: bool = True) -> None:
-    """--device and --dtype on a command's parser (values checked by resolve_device / resolve_dtype)."""
+def add_device_arguments(parser) -> None:
+    """--device and --dtype on a command's parser (values checked by resolve)."""
     parser.add_argument("--device", default="auto", help=f"where the networks run: {DEVICES_HELP} (default auto)")
-    if dtype:
-        parser.add_argument("--dtype", default="float32", help="the networks' weights and compute: float32 (default; bit for bit "
-                                                               "as before on the CPU), bfloat16 or float16 (where the device runs it)")
+    parser.add_argument("--dtype", default="float32", help="the networks' weights and compute: float32 (default; bit for bit "
+                                                           "as before on the CPU), bfloat16 or float16 (where the device runs it)")

@@ -110,11 +110,10 @@ class ProxT2IPipeline:
         """A shipped name (`proxt2i models`) or a model folder; None: the default of `proxt2i generate`.
         device (default cpu; "auto": cuda if available) and torch_dtype (default float32) as in .to();
         compile: torch.compile the U-ViT. A bad device or dtype is refused before the weights are read."""
-        from .devices import resolve_device, resolve_dtype
+        from .devices import resolve
         from .shipped import DEFAULT_MODEL, resolve_model
 
-        where = resolve_device(device or "cpu")
-        dtype = resolve_dtype(torch_dtype, where)
+        where, dtype = resolve(device or "cpu", torch_dtype)
         pipe = cls(load_model_folder(resolve_model(str(name_or_path or DEFAULT_MODEL)), dtype=dtype))
         if (where, dtype) != (pipe.device, pipe.dtype):
             pipe.to(where, dtype)

@@ -61,9 +61,9 @@ class BenchConfig:
         if self.reference_num is not None and self.reference_num < 2:
             raise UsageError(f"--reference-num must be >= 2, got {self.reference_num}")
         check_seed(self.seed, "--seed")
-        from ..devices import resolve_device, resolve_dtype
+        from ..devices import resolve
 
-        resolve_dtype(self.dtype, resolve_device(self.device))
+        resolve(self.device, self.dtype)
 
 
 def check_samplers(samplers) -> None:
@@ -113,13 +113,12 @@ def undefined_reason(pipe, sampler: str, steps: int) -> str | None:
 
 def load_pipelines(prox_model: str, score_model: str, samplers, device="cpu", dtype=None) -> dict:
     """{objective: ProxT2IPipeline} on `device` in `dtype` for the objectives the samplers need; checks each model's objective."""
-    from ..devices import resolve_device
     from ..pipeline import ProxT2IPipeline
 
     pipes = {}
     for objective, name, flag in (("prox", prox_model, "--prox-model"), ("score", score_model, "--score-model")):
         if any(objective_of(s) == objective for s in samplers):
-            pipe = ProxT2IPipeline.from_pretrained(name, device=resolve_device(device), torch_dtype=dtype)
+            pipe = ProxT2IPipeline.from_pretrained(name, device=device, torch_dtype=dtype)
             if pipe.objective != objective:
                 raise UsageError(f"{flag} {name!r} is a {pipe.objective} model; give a {objective} model")
             pipes[objective] = pipe

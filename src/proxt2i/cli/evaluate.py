@@ -81,7 +81,7 @@ def format_result(r: dict) -> str:
 
 
 def run_evaluate(args) -> int:
-    from ..devices import autocast, resolve_device, resolve_dtype
+    from ..devices import autocast, resolve
     from ..errors import UsageError
     from ..evaluation import evaluate_folder, load_evaluator
     from ..evaluation.features import REFERENCE_NUM
@@ -89,8 +89,7 @@ def run_evaluate(args) -> int:
     reference_num = REFERENCE_NUM if args.reference_num is None else args.reference_num
     if reference_num < 2:
         raise UsageError(f"--reference-num must be >= 2, got {reference_num}")
-    device = resolve_device(args.device)
-    dtype = resolve_dtype(args.dtype, device)
+    device, dtype = resolve(args.device, args.dtype)
     with autocast(device, dtype):  # the evaluator's weights stay float32: its features feed float64 statistics
         result = evaluate_folder(args.folder, load_evaluator(args.evaluator).to(device), reference_num=reference_num)
     print(json.dumps(result) if args.json else format_result(result))

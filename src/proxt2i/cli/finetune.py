@@ -102,10 +102,9 @@ def check_inputs(cfg) -> None:
     from ..models.io import read_model_config
     from ..rl.prompts import PROMPT_SOURCES, load_prompt_source
     from ..shipped import resolve_model
+    from ..devices import resolve
 
-    from ..devices import resolve_device, resolve_dtype
-
-    resolve_dtype(cfg.dtype, resolve_device(cfg.device))
+    resolve(cfg.device, cfg.dtype)
     check_output_path(cfg.out, "--out", folder=True)
     read_model_config(resolve_model(cfg.model))
     for source in (cfg.prompts, cfg.eval_prompts):

@@ -58,11 +58,12 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     prompts = read_prompts(args)
+    from ..devices import resolve
     from ..pipeline import check_prompts
     from ..samplers.registry import DEFAULT_SAMPLER
 
     check_prompts(prompts)
-    check_device_flags(args)
+    resolve(args.device, args.dtype)  # refused in one line before anything loads
     check_sampling_flags(args)
     check_outputs(args)
     from ..atomic import check_output_file, output_lock, replace_folder
@@ -89,20 +90,11 @@ def run(args) -> int:
     return 0
 
 
-def check_device_flags(args) -> None:
-    """--device and --dtype, refused in one line before anything loads."""
-    from ..devices import resolve_device, resolve_dtype
-
-    resolve_dtype(args.dtype, resolve_device(args.device))
-
-
 def load_pipeline(args):
     """The pipeline of --model on --device in --dtype (compiled with --compile)."""
-    from ..devices import resolve_device
     from ..pipeline import ProxT2IPipeline
 
-    return ProxT2IPipeline.from_pretrained(args.model, device=resolve_device(args.device), torch_dtype=args.dtype,
-                                           compile=getattr(args, "compile", False))
+    return ProxT2IPipeline.from_pretrained(args.model, device=args.device, torch_dtype=args.dtype, compile=getattr(args, "compile", False))
 
 
 def read_prompts(args) -> list[str]:

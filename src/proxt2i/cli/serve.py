@@ -61,9 +61,9 @@ def check_args(args) -> str | None:
         raise UsageError(f"--max-wait-ms must be in 0..10000, got {args.max_wait_ms:g}")
     if not args.timeout > 0:
         raise UsageError(f"--timeout must be > 0, got {args.timeout:g}")
-    from ..devices import resolve_device, resolve_dtype
+    from ..devices import resolve
 
-    resolve_dtype(args.dtype, resolve_device(args.device))
+    resolve(args.device, args.dtype)
     return key
 
 
@@ -73,12 +73,11 @@ def run(args) -> int:
     key = check_args(args)
     uvicorn = require("uvicorn", "serve", "proxt2i serve")
     require("fastapi", "serve", "proxt2i serve")
-    from ..devices import resolve_device
     from ..serve import create_app
 
     app = create_app(args.model, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
                      api_key=key, timeout_s=args.timeout, pad_batches=not args.no_pad_batches,
-                     device=resolve_device(args.device), dtype=args.dtype)
+                     device=args.device, dtype=args.dtype)
     print(f"serving {args.model} on http://{args.host}:{args.port}/ (API: /v1/images/generations)", flush=True)
     # uvicorn handles SIGTERM/SIGINT: stop accepting, let in-flight requests finish, then the app's shutdown answers the rest 503
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=30)

@@ -25,6 +25,7 @@ from typing import Callable
 import torch
 
 from ..config import SEED_MAX, option
+from ..devices import MIXED_PRECISION, resolve
 from ..errors import UsageError
 from .prompts import PROMPT_SOURCES, load_prompt_source, step_prompts
 
@@ -32,9 +33,6 @@ TIME_GRID_HELP = ("time grid the sampler is tuned and evaluated on: uniform, qua
                   "`proxt2i generate` uses it (quadratic for the shipped prox model); the fine-tuned model keeps it as its default")
 # always written, although they have defaults: a recipe's command reads as what was tuned, on what, where
 COMMAND_KEEPS = ("model", "reward", "out")
-
-
-MIXED_PRECISION = {"float32": "no", "bfloat16": "bf16", "float16": "fp16"}  # --dtype -> accelerate's mixed_precision
 
 
 @dataclass(frozen=True)
@@ -225,10 +223,7 @@ class FineTuneRun:
         torch.set_num_threads(cfg.threads)
         self.train_prompts = load_prompt_source(cfg.prompts)
         self.eval_prompts = load_prompt_source(cfg.eval_prompts)[: cfg.eval_num]
-        from ..devices import resolve_device, resolve_dtype
-
-        device = resolve_device(cfg.device)
-        resolve_dtype(cfg.dtype, device)
+        device, _ = resolve(cfg.device, cfg.dtype)
         self.acc = acc = make_accelerator(MIXED_PRECISION[cfg.dtype], cpu=device.type == "cpu")
         self.reward = combine_rewards(reward_weights, device=acc.device)  # first: a bad reward folder fails before anything heavy
         self.pipe = pipe = ProxT2IPipeline.from_pretrained(resolve_model(cfg.model))

@@ -24,6 +24,7 @@ import torch
 
 from .. import config
 from ..config import option
+from ..devices import MIXED_PRECISION
 from ..errors import UsageError
 from .components import T5_V1_1, Component, check_folder_matches, parameter_count, save_component, stack
 
@@ -122,7 +123,7 @@ def train_config(cfg: ScaleCheckConfig, models: Path, components: list[Component
                  f"data=webdataset:{out / 'data'}", f"steps={cfg.train_steps}", f"batch={cfg.batch}", "checkpoint_every=1",
                  f"keep_checkpoints={cfg.train_steps}", "sample_every=0", "log_every=1", "lr_warmup=1", "data_workers=0",
                  f"threads={cfg.threads}", f"seed={cfg.seed}", f"out={out / 'run'}", f"frozen_dtype={cfg.dtype}",
-                 f"mixed_precision={ {'float32': 'no', 'bfloat16': 'bf16', 'float16': 'fp16'}[cfg.dtype]}"]
+                 f"mixed_precision={MIXED_PRECISION[cfg.dtype]}"]
     if cfg.model:
         overrides.append(f"model={cfg.model}")
     if cfg.size == "shrunk":
@@ -176,10 +177,9 @@ def check_output(out: Path) -> None:
 
 def run_scale_check(cfg: ScaleCheckConfig, progress: bool = True, log=print) -> dict:
     """Run every stage; returns (and writes to OUT/scale_check.json) the JSON record."""
-    from ..devices import dtype_name, resolve_device, resolve_dtype
+    from ..devices import dtype_name, resolve
 
-    device = resolve_device(cfg.device)
-    dtype = resolve_dtype(cfg.dtype, device)
+    device, dtype = resolve(cfg.device, cfg.dtype)
     out = Path(cfg.out)
     check_output(out)
     models = Path(cfg.models) if cfg.models else out / "models"

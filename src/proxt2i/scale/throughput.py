@@ -69,11 +69,10 @@ def time_generation(pipe, sampler: str, steps: int, batch: int, repeats: int = 2
 
 def measure(models: Path, work: Path, device: str, dtype: str, batch: int, shrunk: bool, sizes=("256", "512"), compile_too: bool = True,
             log=print) -> dict:
-    from ..devices import dtype_name, resolve_device, resolve_dtype
+    from ..devices import dtype_name, resolve
     from ..pipeline import ProxT2IPipeline
 
-    where = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, where)
+    where, torch_dtype = resolve(device, dtype)
     if sizes and not (models / "sd3.5-vae" / "config.json").exists():
         raise UsageError(f"{models} has no sd3.5-vae/; run `proxt2i scale-check` first (it builds MODELS/) or give --models")
     result = {"device": str(where), "device_name": torch.cuda.get_device_name(where) if where.type == "cuda" else "cpu",

@@ -37,7 +37,7 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
     """ema <- decay * ema + (1 - decay) * model for the trained parameters (in ema's dtype; a frozen one
     would stay as it is, so it is skipped); buffers are copied."""
     for e, p in zip(ema.parameters(), model.parameters()):
-        if p.requires_grad and e is not p:
+        if p.requires_grad:
             e.lerp_(p.detach().to(e.dtype), 1.0 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)

@@ -45,31 +45,27 @@ def full(t: torch.Tensor) -> torch.Tensor:
     return (t.full_tensor() if is_sharded(t) else t).detach().cpu()
 
 
-def full_model_state(net: torch.nn.Module, frozen: set[str], keep: bool = True) -> dict:
-    """The trained entries of net's state dict as whole tensors (collective). keep False: take part in each
-    gather and drop the result at once (the processes that do not write), so only one process pays the memory."""
+def gathered(items, keep: bool = True) -> dict:
+    """{key: whole value} of (key, value) pairs, tensors gathered one at a time (collective). keep False: take
+    part in each gather and drop the result at once (the processes that do not write), so only one process
+    pays the memory."""
     out = {}
-    for key, value in net.state_dict().items():
-        if key.split(".", 1)[0] not in frozen:
-            whole = full(value)
-            if keep:
-                out[key] = whole.contiguous()
+    for key, value in items:
+        whole = full(value).contiguous() if torch.is_tensor(value) else value
+        if keep:
+            out[key] = whole
     return out
 
 
+def full_model_state(net: torch.nn.Module, frozen: set[str], keep: bool = True) -> dict:
+    """The trained entries of net's state dict as whole tensors (collective; keep: as gathered)."""
+    return gathered(((k, v) for k, v in net.state_dict().items() if k.split(".", 1)[0] not in frozen), keep)
+
+
 def full_optimizer_state(opt: torch.optim.Optimizer, keep: bool = True) -> dict:
-    """The optimizer's state_dict with whole tensors (collective): the single-process layout (keep: as above)."""
+    """The optimizer's state_dict with whole tensors (collective): the single-process layout (keep: as gathered)."""
     state = opt.state_dict()
-    out = {}
-    for index, per_param in state["state"].items():
-        whole = {}
-        for key, value in per_param.items():
-            value = full(value) if torch.is_tensor(value) else value
-            if keep:
-                whole[key] = value
-        if keep:
-            out[index] = whole
-    return {"param_groups": state["param_groups"], "state": out}
+    return {"param_groups": state["param_groups"], "state": {i: gathered(s.items(), keep) for i, s in state["state"].items()}}
 
 
 def load_optimizer_state(opt: torch.optim.Optimizer, state: dict) -> None:
@@ -110,22 +106,16 @@ class ShardedEMA:
         (keep: as full_model_state)."""
         from torch.distributed.tensor import DTensor
 
-        out = {}
         params = dict(net.named_parameters())
-        for key, value in net.state_dict().items():
-            if key.split(".", 1)[0] in frozen:
-                continue
-            if key in self.slices:
-                p = params[key]
-                value = DTensor.from_local(self.slices[key], p.device_mesh, p.placements, shape=p.shape, stride=p.stride()) \
-                    if is_sharded(p) else self.slices[key]
-            whole = full(value)
-            if keep:
-                out[key] = whole.contiguous()
-        return out
 
-    def local_numel(self) -> int:
-        return sum(s.numel() for s in self.slices.values())
+        def entry(key, value):
+            if key not in self.slices:  # a buffer: as the network has it
+                return value
+            p = params[key]
+            return DTensor.from_local(self.slices[key], p.device_mesh, p.placements, shape=p.shape, stride=p.stride()) \
+                if is_sharded(p) else self.slices[key]
+
+        return gathered(((k, entry(k, v)) for k, v in net.state_dict().items() if k.split(".", 1)[0] not in frozen), keep)
 
 
 def check_launch(acc) -> None:
@@ -144,8 +134,8 @@ class ShardedTraining:
     """What train() does differently with fsdp=true: shards the (loaded or initialised) network, rebuilds
     AdamW over the shards with the loaded state sliced, and keeps the EMA as slices."""
 
-    def __init__(self, acc, net: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer, cfg):
-        check_launch(acc)
+    def __init__(self, acc, net: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer):
+        """After check_launch (train() runs it before building anything)."""
         self.frozen = frozen_children(net)
         state = opt.state_dict()  # whole tensors: fresh, or loaded from a checkpoint
         net.to(acc.device)

@@ -53,14 +53,14 @@ def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
 
     # --- data, autoencoder and network
     source = BatchSource(cfg)
-    autoencoder = build_autoencoder(cfg.autoencoder, getattr(torch, cfg.frozen_dtype)).to(acc.device).eval()
+    frozen_dtype = getattr(torch, cfg.frozen_dtype)
+    autoencoder = build_autoencoder(cfg.autoencoder, frozen_dtype).to(acc.device).eval()
     if cfg.image_size % autoencoder.downsample:
         raise UsageError(f"image_size {cfg.image_size} must be a multiple of the autoencoder's downsampling {autoencoder.downsample}")
     latent_size = cfg.image_size // autoencoder.downsample
     vocab = training_vocabulary(source)
     torch.manual_seed(cfg.seed)
     net = build_network(cfg, autoencoder.latent_channels, latent_size, vocab)
-    frozen_dtype = getattr(torch, cfg.frozen_dtype)
     if frozen_dtype != torch.float32:  # the frozen parts only: the trained weights stay float32 (mixed_precision autocasts)
         autoencoder.to(dtype=frozen_dtype)
         for name in frozen_children(net):
@@ -85,7 +85,7 @@ def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
     if cfg.fsdp:  # shard after loading: the checkpoint holds whole tensors
         from .fsdp import ShardedTraining, full
 
-        sharded = ShardedTraining(acc, net, ema, opt, cfg)
+        sharded = ShardedTraining(acc, net, ema, opt)
         opt, ema = acc.prepare(sharded.opt), (ema if acc.is_main_process else None)  # the main process keeps a whole EMA to export into
     else:
         net, opt = acc.prepare(net, opt)
