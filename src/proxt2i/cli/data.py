@@ -65,20 +65,26 @@ def register(sub) -> None:
     a.set_defaults(func=run_grid)
 
     a = actions.add_parser(
-        "curate", help="filter (shape, aesthetic) and recaption a face dataset, LAION-Face-T2I style",
-        description=("Curate a text-image dataset as ProxT2I built LAION-Face-T2I-15M: keep images whose short edge is >= "
-                     "--min-side and whose aspect ratio is in --aspect, optionally score them with the LAION aesthetic "
-                     "predictor (--aesthetic DIR) and keep >= --min-aesthetic, optionally recaption them with a local "
-                     "vision-language model (--captioner DIR: any transformers image-text-to-text model with its processor, "
-                     "e.g. Qwen2.5-VL). SOURCE and OUT are webdataset shards or an imagefolder; images keep their bytes; "
-                     "OUT/curation.json counts what each stage dropped (docs/synthfaces.md, 'Curating your own face data')."))
-    a.add_argument("source", help="webdataset shards (a .tar, a folder of them, a glob or a {00000..00099} range; quote it) or an imagefolder")
+        "curate", help="check, deduplicate, filter (shape, aesthetic) and recaption a face dataset, LAION-Face-T2I style; local or on Ray",
+        description=("Curate a text-image dataset as ProxT2I built LAION-Face-T2I-15M: count and drop bad records (missing "
+                     "image or text, not an image, corrupt), keep images whose short edge is >= --min-side and whose aspect "
+                     "ratio is in --aspect, drop repeated keys, exact duplicates (sha256) and near duplicates (perceptual "
+                     "hash), optionally score with the LAION aesthetic predictor (--aesthetic DIR) and keep >= "
+                     "--min-aesthetic, optionally recaption with a local vision-language model (--captioner DIR: any "
+                     "transformers image-text-to-text model with its processor, e.g. Qwen2.5-VL). --engine ray runs the "
+                     "stages on Ray Data (this machine, or a cluster with --address). A killed run resumes when started "
+                     "again with the same command. OUT/curation.json counts what each stage dropped, with examples "
+                     "(docs/curation.md)."))
+    a.add_argument("source", help="webdataset shards (a .tar, a folder of them, a glob or a {00000..00099} range; quote it; "
+                                  "img2dataset's output too), an imagefolder, img2dataset's files layout, or parquet files")
     a.add_argument("--out", required=True, help="new (or empty) output folder, written beside and swapped in when complete")
     a.add_argument("--overwrite", action="store_true", help="replace an earlier curation at --out as a whole (only a folder with "
                                                              "curation.json; any other non-empty folder is never replaced)")
     add_config_arguments_lazily(a, _curate_config_class)  # curate/ imports torch: `data prompts` need not
     a.add_argument("--aspect", type=str, nargs=2, metavar=("MIN", "MAX"), action=_Aspect, default=argparse.SUPPRESS,
                    help="allowed width / height range: --min-aspect MIN --max-aspect MAX (default 0.5625 1.7778, i.e. 9:16 to 16:9)")
+    a.add_argument("--restart", action="store_true", help="discard an unfinished curation of other settings at --out and start "
+                                                           "over (without it, an unfinished run of the same command resumes)")
     a.add_argument("--json", action="store_true", help="print the report as one JSON object")
     a.set_defaults(func=run_curate)
 
@@ -230,10 +236,12 @@ def run_curate(args) -> int:
         print_config(cfg)
         return 0
     check_output_path(args.out, "--out", folder=True)
-    report = curate(args.source, args.out, cfg, progress=not args.json, overwrite=args.overwrite)
+    report = curate(args.source, args.out, cfg, progress=not args.json, overwrite=args.overwrite, restart=args.restart)
     if args.json:
         print(json.dumps(report))
     else:
         drops = ", ".join(f"{k} {v}" for k, v in report["dropped"].items() if v) or "none"
-        print(f"kept {report['kept']} of {report['input']} (dropped: {drops}); written to {args.out}")
+        shards = ", ".join(f"{k} {v}" for k, v in report["shards"].items() if v)
+        print(f"kept {report['kept']} of {report['input']} (dropped: {drops}{'; shards: ' + shards if shards else ''}); "
+              f"written to {args.out} (examples of each drop in curation.json)")
     return 0

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
-
-from PIL import Image, UnidentifiedImageError
 
 from ..config import option
 from ..errors import UsageError
 
 FORMATS = ("webdataset", "imagefolder")
+ENGINES = ("local", "ray")
+MAX_NEAR_DISTANCE = 64  # of 256 hash bits: unrelated images differ in about 128
 DEFAULT_CAPTION_PROMPT = ("Describe this person's face in one detailed sentence: apparent age, skin tone, face shape, "
                           "hair colour and style, eye colour, expression, facial hair, eyewear, headwear, earrings, background.")
 REPORT = "curation.json"
@@ -30,11 +29,23 @@ class CurateConfig:
                                          "source captions", legacy="", metavar="DIR")
     caption_prompt: str = option(DEFAULT_CAPTION_PROMPT, "instruction given to the captioner")
     max_caption_tokens: int = option(77, "new tokens per caption")
-    format: str = option("webdataset", "output layout: webdataset or imagefolder")
-    shard_size: int = option(1000, "samples per output shard")
+    exact_dedup: bool = option(True, "drop exact duplicates (same bytes, sha256) after the first")
+    near_duplicate_distance: int | None = option(12, "drop an image whose 256-bit perceptual hash (imagehash.phash, hash_size 16) is "
+                                                      "within this many bits of an earlier kept one; none = no near-duplicate check")
+    format: str = option("webdataset", "output layout: webdataset (one shard per input part) or imagefolder")
+    shard_size: int = option(1000, "records per part (the unit of work, resume and output) for imagefolder and parquet "
+                                   "sources; webdataset sources keep their shards as parts")
     batch_size: int = option(16, "images per model batch")
     limit: int | None = option(None, "read at most N source records; none = all", legacy=0)
     device: str = option("cpu", "where the models run: cpu, cuda, cuda:N, mps or auto (docs/scale.md)")
+    engine: str = option("local", "local (this process) or ray (Ray Data: parallel stages, pip install 'proxt2i[curate]'; "
+                                  "docs/curation.md)")
+    address: str | None = option(None, "--engine ray: the cluster to join (auto, or ray://HOST:10001); none = start a Ray "
+                                       "on this machine", metavar="ADDR")
+    workers: int | None = option(None, "--engine ray: parallel CPU tasks (read, decode, check, hash, write); none = every "
+                                       "CPU Ray sees, less the model actors")
+    model_workers: int = option(1, "--engine ray: actors per model stage (aesthetic, captioner)")
+    num_gpus: float = option(0.0, "--engine ray: GPUs per model actor (e.g. 1 on a GPU cluster; 0 = CPU)")
 
     def __post_init__(self):
         self.check()
@@ -46,7 +57,17 @@ class CurateConfig:
             raise UsageError(f"--aspect needs 0 < MIN <= MAX, got {self.min_aspect:g} {self.max_aspect:g}")
         if self.format not in FORMATS:
             raise UsageError(f"unknown format {self.format!r}; choose from {', '.join(FORMATS)}")
-        for name in ("shard_size", "batch_size", "max_caption_tokens"):
+        if self.engine not in ENGINES:
+            raise UsageError(f"unknown engine {self.engine!r}; choose from {', '.join(ENGINES)}")
+        if self.engine == "local" and (self.address or self.workers not in (None, 1) or self.num_gpus):
+            raise UsageError("--address, --workers and --num-gpus need --engine ray")
+        if self.near_duplicate_distance is not None and not 0 <= self.near_duplicate_distance <= MAX_NEAR_DISTANCE:
+            raise UsageError(f"--near-duplicate-distance must be in 0..{MAX_NEAR_DISTANCE} (or none), got {self.near_duplicate_distance}")
+        if self.workers is not None and self.workers < 1:
+            raise UsageError(f"--workers must be >= 1 (or none: every CPU), got {self.workers}")
+        if not (self.num_gpus >= 0 and self.num_gpus == self.num_gpus):
+            raise UsageError(f"--num-gpus must be >= 0, got {self.num_gpus}")
+        for name in ("shard_size", "batch_size", "max_caption_tokens", "model_workers"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
@@ -58,21 +79,3 @@ class CurateConfig:
 
         resolve_device(self.device)  # a device that is not there: one line, before any model loads
         return self
-
-
-def shape_reason(width: int, height: int, cfg: CurateConfig) -> str | None:
-    """Why an image of this size is dropped ("short_side" or "aspect"), or None when it is kept."""
-    if min(width, height) < cfg.min_side:
-        return "short_side"
-    if not cfg.min_aspect <= width / height <= cfg.max_aspect:
-        return "aspect"
-    return None
-
-
-def decode(data: bytes) -> Image.Image | None:
-    """RGB PIL image, or None when the bytes are not a readable image."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            return im.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
-        return None

@@ -1,102 +1,257 @@
-"""Curate a face dataset the way ProxT2I built LAION-Face-T2I-15M: filter by shape and aesthetic
-score, then recaption with a vision-language model.
+"""Curate a face dataset the way ProxT2I built LAION-Face-T2I-15M: check, deduplicate, filter by aesthetic
+score, recaption; resumable, on one process or on Ray Data (engines.py).
 
 Stages, in order (the paper's thresholds are the defaults):
-1. readable: the image decodes (web data has broken files: they are counted, not fatal);
-2. shape: short edge >= min_side px (256) and aspect ratio width / height in [min_aspect, max_aspect] (9/16, 16/9);
-3. aesthetic (with `aesthetic`, a local folder): the LAION aesthetic predictor (rewards.AestheticReward) >= min_aesthetic (4.5);
-4. recaption (with `captioner`, a local folder): a transformers image-text-to-text model (the paper: Qwen2.5-VL-7B;
-   any AutoModelForImageTextToText with its AutoProcessor: BLIP, LLaVA, Qwen2-VL, ...), greedy decoding.
+1. scan (per part, CPU): the record is usable (bad input is counted: missing image or text, bad metadata,
+   a path outside the folder, not an image, a corrupt image), the shape rule (short edge >= 256 px, aspect
+   9:16..16:9), the hashes for deduplication;
+2. deduplicate (over the whole input, in input order, the first kept): repeated keys, exact duplicates
+   (sha256), near duplicates (perceptual hash within `near_duplicate_distance` bits);
+3. aesthetic (with `aesthetic`, a local folder): the LAION aesthetic predictor >= min_aesthetic (4.5);
+4. recaption (with `captioner`, a local folder): a transformers image-text-to-text model, greedy;
+5. write: per part, one webdataset shard (or image files), named by part, keys PART_ROW.
 
-Input: webdataset shards or an imagefolder (data/readers.py). Output: the same formats; images keep their
-original bytes (no re-encoding), the caption is the new one when recaptioned, and each record's JSON
-carries original_text, width, height, aesthetic (when scored) and source (the input key or file name).
-OUT/curation.json, written last, counts what each stage kept and dropped; a folder with it is complete.
+Resume: the run lives in .OUT.curate-work beside OUT (run.json: the source's parts and the settings;
+scan/ and done/: one JSON per finished part; out/: the output being built). A killed run, started again
+with the same command, skips every part already scanned or written: each input record is accounted for
+once, and a written shard is never rewritten. Other settings on an unfinished run are refused (or
+discarded with `restart`). When every part is done, OUT/curation.json is written last and out/ is swapped
+into OUT at once: OUT is the old complete folder or the new complete one, never a mix.
 
-config.py (the settings and the shape rule), scorers.py (the aesthetic scorer and the captioner), writer.py
-(the output formats), run.py (the stages over a source).
+The report counts every input record exactly once: input = kept + sum(dropped); shards cut short or
+unreadable are counted apart (their lost samples cannot be), with a few examples for every reason.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator
 
-from ..atomic import atomic_write_json, check_output_folder, marked_by, replace_folder
-from ..data.readers import read_records
-from .config import REPORT, CurateConfig, decode, shape_reason
-from .scorers import load_aesthetic_scorer, load_captioner
-from .writer import CuratedWriter
+from ..atomic import (atomic_write_json, check_output_folder, clean_temporaries, marked_by, output_lock, sibling_stem,
+                      swap_into_place)
+from ..errors import UsageError, read_json
+from ..extras import require
+from .checks import HASH_BITS
+from .config import REPORT, CurateConfig
+from .dedup import MAX_EXAMPLES, decide
+from .engines import Stage, make_engine
+from .sources import count_records, list_parts, part_label
+from .stages import AestheticStage, CaptionStage, load_kept, scan_part, write_part
+
+WHAT = "curated dataset (curation.json)"
+WORK_TAG = ".curate-work"
+RUN = "run.json"
+SCAN_REASONS = ("bad_metadata", "unsafe_path", "missing_image", "missing_text", "bad_text", "not_image", "corrupt_image",
+                "too_large", "short_side", "aspect")
+DEDUP_REASONS = ("duplicate_key", "exact_duplicate", "near_duplicate")
+SHARD_PROBLEMS = ("truncated_shard", "unreadable_shard")
+# settings that change where or how fast the work runs, not its result: a run may resume under others
+RUNTIME_FIELDS = ("engine", "address", "workers", "model_workers", "num_gpus", "device", "batch_size")
 
 
-def _batches(records: Iterator[dict], size: int, limit: int) -> Iterator[list[dict]]:
-    batch, n = [], 0
-    for rec in records:
-        if limit and n >= limit:
-            break
-        n += 1
-        batch.append(rec)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def curate(source, out, cfg: CurateConfig, progress: bool = True, overwrite: bool = False) -> dict:
-    """Filter and recaption `source` into `out` (a new or empty folder; with `overwrite`, an earlier curation,
-    i.e. a folder with curation.json, is replaced). The folder is built beside `out` and swapped in when
-    complete (atomic.replace_folder): a kill leaves no partial output. Returns the report (also OUT/curation.json):
-    {"input", "kept", "dropped": {reason: n}, "aesthetic_mean_kept", "recaptioned", "config"}."""
+def curate(source, out, cfg: CurateConfig, progress: bool = True, overwrite: bool = False, restart: bool = False) -> dict:
+    """Curate `source` into `out` (a new or empty folder; with `overwrite`, an earlier curation is replaced).
+    Returns the report (also OUT/curation.json): {"input", "kept", "dropped": {reason: n}, "shards": {problem: n},
+    "examples", "aesthetic_mean_kept", "recaptioned", "parts", "resumed_parts": {"scan": n, "write": n}, "config"}."""
     cfg.check()
     out = Path(out)
-    check_output_folder(out, overwrite, marked_by(REPORT), "curated dataset (curation.json)")
-    records = read_records(source, decode=False)  # a missing or empty source raises here, before any output
-    score = load_aesthetic_scorer(cfg.aesthetic, cfg.device) if cfg.aesthetic else None
-    caption = load_captioner(cfg.captioner, cfg.caption_prompt, cfg.max_caption_tokens, cfg.device) if cfg.captioner else None
-    with replace_folder(out, overwrite=overwrite, is_ours=marked_by(REPORT), what="curated dataset (curation.json)") as tmp:
-        report = _curate_into(tmp, source, records, score, caption, cfg, progress)
+    check_output_folder(out, overwrite, marked_by(REPORT), WHAT)
+    parts = list_parts(source, cfg.shard_size)  # a missing or empty source raises here, before any output
+    _check_model_folders(cfg)
+    if cfg.engine == "ray":
+        require("ray.data", "curate", "--engine ray")
+    with output_lock(out):
+        clean_temporaries(out)
+        check_output_folder(out, overwrite, marked_by(REPORT), WHAT)
+        if cfg.limit:
+            parts = _limited(parts, cfg.limit)
+        work = _open_work(out, _fingerprint(source, parts, cfg), restart)
+        model_stages = [s for s in (_model_stage(cfg, "aesthetic", AestheticStage), _model_stage(cfg, "captioner", CaptionStage)) if s]
+        with make_engine(cfg, len(model_stages)) as engine:
+            scans, resumed = _scan(engine, parts, work, cfg, progress)
+            if not any(scan["records"] for scan in scans.values()):
+                problem = next((p["detail"] for scan in scans.values() for p in scan["problems"]), "")
+                shutil.rmtree(work, ignore_errors=True)
+                raise UsageError(f"{source}: no readable records{f' ({problem})' if problem else ''}")
+            drops, dedup_counts, dedup_examples = decide(((i, scans[i]["records"]) for i in range(len(parts))),
+                                                          cfg.exact_dedup, cfg.near_duplicate_distance, HASH_BITS)
+            manifests, resumed_finish = _finish(engine, parts, scans, drops, work, cfg, model_stages, progress)
+        report = _report(source, parts, scans, dedup_counts, dedup_examples, manifests, cfg,
+                         {"scan": resumed, "write": resumed_finish})
+        _complete(work, out, cfg, manifests, report)
     return report
 
 
-def _curate_into(out: Path, source, records, score, caption, cfg: CurateConfig, progress: bool) -> dict:
+def _check_model_folders(cfg: CurateConfig) -> None:
+    from .scorers import check_model_folder
+
+    for name in ("aesthetic", "captioner"):
+        if getattr(cfg, name):
+            check_model_folder(getattr(cfg, name), name)
+
+
+def _model_stage(cfg: CurateConfig, name: str, cls) -> Stage | None:
+    return Stage(cls, {"cfg": cfg}, actor=True, name=name) if getattr(cfg, name) else None
+
+
+def _limited(parts: list[dict], limit: int) -> list[dict]:
+    """The first parts holding `limit` records, the last one cut at the limit."""
+    kept, total = [], 0
+    for part in parts:
+        n = count_records(part)
+        if total + n >= limit:
+            kept.append({**part, "limit_stop": limit - total})
+            return kept
+        kept.append(part)
+        total += n
+    return kept
+
+
+def _fingerprint(source, parts: list[dict], cfg: CurateConfig) -> dict:
+    """What a resumed run must share with the killed one: the input (each part's file, size and mtime) and the settings."""
+    def stat(part):
+        st = os.stat(Path(part["path"]) / ("metadata.jsonl" if part["kind"] == "imagefolder" else ""))
+        return [st.st_size, st.st_mtime_ns]
+
+    settings = {k: v for k, v in asdict(cfg).items() if k not in RUNTIME_FIELDS}
+    return {"source": str(source), "parts": [{**p, "stat": stat(p)} for p in parts], "settings": settings}
+
+
+def _work_folder(out: Path) -> Path:
+    return out.parent / f"{sibling_stem(out)}{WORK_TAG}"
+
+
+def _open_work(out: Path, fingerprint: dict, restart: bool) -> Path:
+    work = _work_folder(out)
+    if work.exists():
+        run = work / RUN
+        if not run.is_file() or not (work / "out").is_dir():
+            shutil.rmtree(work)  # a start killed before run.json, or a finished run killed before its cleanup
+        elif read_json(run) != _jsonable(fingerprint):
+            if not restart:
+                raise UsageError(f"{work} holds an unfinished curation of another source or other settings; run that "
+                                 f"command again to finish it, or add --restart to discard it")
+            shutil.rmtree(work)
+        else:
+            for sub in ("out", "scan", "done"):  # what killed writers left: their atomic temporaries
+                for tmp in (work / sub).glob(".*"):
+                    shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+            return work
+    for sub in ("out", "scan", "done"):
+        (work / sub).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(work / RUN, _jsonable(fingerprint))
+    return work
+
+
+def _jsonable(obj):
+    import json
+
+    return json.loads(json.dumps(obj))
+
+
+def _state_path(work: Path, stage: str, index: int) -> Path:
+    return work / stage / f"part-{index:06d}.json"
+
+
+def _bar(progress: bool, desc: str, total: int | None):
     from tqdm import tqdm
 
-    writer = CuratedWriter(out, cfg.format, cfg.shard_size)
-    dropped = {"unreadable": 0, "short_side": 0, "aspect": 0, "aesthetic": 0}
-    seen, kept_scores = 0, []
-    bar = tqdm(total=cfg.limit or None, desc="curate", unit="img", disable=not progress)
-    for batch in _batches(records, cfg.batch_size, cfg.limit):
-        seen += len(batch)
-        keep = []
-        for rec in batch:
-            image = decode(rec["image_bytes"])
-            reason = "unreadable" if image is None else shape_reason(image.width, image.height, cfg)
-            if reason:
-                dropped[reason] += 1
-            else:
-                keep.append((rec, image))
-        if keep and score:
-            scores = score([im for _, im in keep])
-            dropped["aesthetic"] += sum(s < cfg.min_aesthetic for s in scores)
-            keep = [(rec, im, s) for (rec, im), s in zip(keep, scores) if s >= cfg.min_aesthetic]
+    return tqdm(total=total, desc=desc, unit="part", disable=not progress)
+
+
+def _scan(engine, parts, work, cfg, progress) -> tuple[dict, int]:
+    scans, todo = {}, []
+    for part in parts:
+        path = _state_path(work, "scan", part["index"])
+        if path.is_file():
+            scans[part["index"]] = read_json(path)
         else:
-            keep = [(rec, im, None) for rec, im in keep]
-        captions = caption([im for _, im, _ in keep]) if keep and caption else [rec["text"] for rec, _, _ in keep]
-        for (rec, im, s), text in zip(keep, captions):
-            meta = {"original_text": rec["text"], "width": im.width, "height": im.height,
-                    "source": rec.get("key") or rec.get("file_name")}
-            if s is not None:
-                meta["aesthetic"] = round(float(s), 4)
-                kept_scores.append(float(s))
-            writer.add(rec["image_bytes"], rec["image_ext"], text, meta)
-        bar.update(len(batch))
-        bar.set_postfix(kept=writer.count)
-    bar.close()
-    writer.close()
-    report = {"source": str(source), "input": seen, "kept": writer.count, "dropped": dropped,
-              "aesthetic_mean_kept": sum(kept_scores) / len(kept_scores) if kept_scores else None,
-              "recaptioned": bool(caption), "config": asdict(cfg)}
-    atomic_write_json(out / REPORT, report)
-    return report
+            todo.append({"part": part})
+    with _bar(progress, "scan", len(parts)) as bar:
+        bar.update(len(parts) - len(todo))
+        for result in engine.run(todo, [Stage(scan_part, {"cfg": cfg}, name="scan")]):
+            index = result["part"]["index"]
+            atomic_write_json(_state_path(work, "scan", index), result)
+            scans[index] = result
+            bar.update(1)
+    return scans, len(parts) - len(todo)
+
+
+def _finish(engine, parts, scans, drops, work, cfg, model_stages, progress) -> tuple[dict, int]:
+    manifests, todo = {}, []
+    for part in parts:
+        index = part["index"]
+        path = _state_path(work, "done", index)
+        if path.is_file():
+            manifests[index] = read_json(path)
+            continue
+        dropped = drops.get(index, {})
+        keep = [r["row"] for r in scans[index]["records"] if not r.get("reason") and r["row"] not in dropped]
+        todo.append({"part": part, "keep": keep})
+    stages = [Stage(load_kept, name="load"), *model_stages, Stage(write_part, {"out": str(work / "out"), "cfg": cfg}, name="write")]
+    with _bar(progress, "write", len(parts)) as bar:
+        bar.update(len(parts) - len(todo))
+        for manifest in engine.run(todo, stages):
+            index = manifest["part"]["index"]
+            atomic_write_json(_state_path(work, "done", index), manifest)
+            manifests[index] = manifest
+            bar.update(1)
+    return manifests, len(parts) - len(todo)
+
+
+def _report(source, parts, scans, dedup_counts, dedup_examples, manifests, cfg, resumed: dict) -> dict:
+    dropped = {k: 0 for k in (*SCAN_REASONS, *DEDUP_REASONS, "aesthetic")}
+    examples: dict[str, list] = {}
+    shards = {k: 0 for k in SHARD_PROBLEMS}
+    n_input = 0
+
+    def example(reason, item):
+        if len(examples.setdefault(reason, [])) < MAX_EXAMPLES:
+            examples[reason].append(item)
+
+    for part in parts:
+        scan = scans[part["index"]]
+        n_input += len(scan["records"])
+        for rec in scan["records"]:
+            if rec.get("reason"):
+                dropped[rec["reason"]] += 1
+                example(rec["reason"], {"source": rec["source"], "detail": rec["detail"]})
+        for problem in scan["problems"]:
+            shards[problem["problem"]] += 1
+            example(problem["problem"], {"source": part_label(part), "detail": problem["detail"]})
+    for reason, n in dedup_counts.items():
+        dropped[reason] = n
+        for ex in dedup_examples[reason]:
+            example(reason, ex)
+    scores = []
+    for part in parts:
+        manifest = manifests[part["index"]]
+        dropped["aesthetic"] += manifest["aesthetic_dropped"]
+        scores += manifest["aesthetic_kept"]
+        for ex in manifest["examples"]:
+            example("aesthetic", ex)
+    kept = sum(m["kept"] for m in manifests.values())
+    if n_input != kept + sum(dropped.values()):  # an accounting bug, never bad input
+        raise AssertionError(f"curation accounting: {n_input} input records, {kept} kept + {sum(dropped.values())} dropped")
+    return {"source": str(source), "input": n_input, "kept": kept, "dropped": dropped, "shards": shards, "examples": examples,
+            "aesthetic_mean_kept": sum(scores) / len(scores) if scores else None, "recaptioned": bool(cfg.captioner),
+            "parts": len(parts), "resumed_parts": resumed, "config": asdict(cfg)}
+
+
+def _complete(work: Path, out: Path, cfg: CurateConfig, manifests: dict, report: dict) -> None:
+    """Write the imagefolder's metadata.jsonl and the report into the built folder, then swap it into OUT."""
+    from ..atomic import atomic_write_text
+
+    built = work / "out"
+    if cfg.format == "imagefolder":
+        lines = [line for i in sorted(manifests) for line in manifests[i]["metadata"]]
+        atomic_write_text(built / "metadata.jsonl", "".join(line + "\n" for line in lines))
+    atomic_write_json(built / REPORT, report)
+    os.replace(work / RUN, work / "run.finished")  # from here a rerun discards the work folder: OUT is (being) replaced
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(built, 0o777 & ~umask)
+    swap_into_place(built, out)
+    shutil.rmtree(work, ignore_errors=True)

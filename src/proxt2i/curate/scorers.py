@@ -6,8 +6,29 @@ from typing import Callable, Sequence
 
 from PIL import Image
 
+from ..errors import UsageError
 from ..extras import require
 from .config import DEFAULT_CAPTION_PROMPT
+
+
+def check_model_folder(folder: str, name: str) -> None:
+    """Refuse, before any work, a model folder without config.json and weights, with a weights file whose
+    safetensors header does not parse, or (the captioner) whose processor does not load: on Ray the models
+    load in the actors, after the scan, and their errors would come late."""
+    from safetensors import safe_open
+
+    from ..models.hf import HF_WEIGHTS, hf_call, require_model_dir
+
+    path = require_model_dir(folder, ["config.json", HF_WEIGHTS], name=name)
+    for weights in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), "pt"):
+                pass
+        except Exception as err:  # safetensors raises its own SafetensorError for a bad header
+            raise UsageError(f"{name} weights {weights} are not a readable safetensors file ({str(err).splitlines()[0]})") from None
+    if name == "captioner":
+        transformers = require("transformers", "hf", "recaptioning")
+        hf_call(f"captioner processor from {path}", lambda: transformers.AutoProcessor.from_pretrained(path, local_files_only=True))
 
 
 def load_aesthetic_scorer(folder: str, device: str = "cpu") -> Callable[[Sequence[Image.Image]], list[float]]:

@@ -1,4 +1,6 @@
-"""Writing the kept records: webdataset shards or an imagefolder, each file written atomically."""
+"""Writing one part's kept records: a webdataset shard (shard-PPPPPP.tar) or image files of an imagefolder,
+each file written atomically. Keys are PPPPPP_RRRRRR (part, row within the part): the same record gets the
+same key and the same bytes whichever engine or worker writes it, and a rewritten part replaces itself only."""
 
 from __future__ import annotations
 
@@ -10,42 +12,40 @@ from ..atomic import atomic_path
 from ..data.export import add_tar_member
 
 
-class CuratedWriter:
-    """Streams kept records to webdataset shards (each written atomically when full) or an imagefolder
-    (files atomically, metadata.jsonl at close)."""
+def output_key(part: int, row: int) -> str:
+    return f"{part:06d}_{row:06d}"
 
-    def __init__(self, out: Path, fmt: str, shard_size: int):
-        self.out, self.fmt, self.shard_size = out, fmt, shard_size
-        self.count, self.pending, self.meta_lines, self.paths = 0, [], [], []
 
-    def add(self, image_bytes: bytes, ext: str, text: str, meta: dict) -> None:
-        key = f"{self.count:08d}"
-        self.count += 1
-        if self.fmt == "imagefolder":
-            name = f"{key}.{ext}"
-            with atomic_path(self.out / name) as tmp:
-                Path(tmp).write_bytes(image_bytes)
-            self.meta_lines.append(json.dumps({"file_name": name, "text": text, **meta}))
-            return
-        self.pending.append((key, ext, image_bytes, text, meta))
-        if len(self.pending) == self.shard_size:
-            self._flush()
+def shard_name(part: int) -> str:
+    return f"shard-{part:06d}.tar"
 
-    def _flush(self) -> None:
-        if not self.pending:
-            return
-        path = self.out / f"shard-{len(self.paths):06d}.tar"
-        with atomic_path(path) as tmp, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for key, ext, data, text, meta in self.pending:
-                add_tar_member(tar, f"{key}.{ext}", data)
-                add_tar_member(tar, f"{key}.txt", text.encode())
-                add_tar_member(tar, f"{key}.json", json.dumps(meta).encode())
-        self.paths.append(path)
-        self.pending = []
 
-    def close(self) -> None:
-        if self.fmt == "imagefolder":
-            with atomic_path(self.out / "metadata.jsonl") as tmp:
-                Path(tmp).write_text("".join(line + "\n" for line in self.meta_lines))
-        else:
-            self._flush()
+def record_json(item: dict) -> dict:
+    meta = {"original_text": item["original_text"], "width": item["width"], "height": item["height"], "source": item["source"]}
+    if "aesthetic" in item:
+        meta["aesthetic"] = item["aesthetic"]
+    if item.get("meta"):
+        meta["source_meta"] = item["meta"]
+    return meta
+
+
+def write_part_output(out: Path, fmt: str, part: int, items: list[dict]) -> list[str]:
+    """Write `items` (dicts with row, image, ext, text and the record_json fields); returns the imagefolder's
+    metadata.jsonl lines for them (empty for webdataset). A part with nothing kept writes no shard."""
+    if not items:
+        return []
+    if fmt == "imagefolder":
+        lines = []
+        for item in items:
+            name = f"{output_key(part, item['row'])}.{item['ext']}"
+            with atomic_path(out / name) as tmp:
+                Path(tmp).write_bytes(item["image"])
+            lines.append(json.dumps({"file_name": name, "text": item["text"], **record_json(item)}))
+        return lines
+    with atomic_path(out / shard_name(part)) as tmp, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for item in items:
+            key = output_key(part, item["row"])
+            add_tar_member(tar, f"{key}.{item['ext']}", item["image"])
+            add_tar_member(tar, f"{key}.txt", item["text"].encode())
+            add_tar_member(tar, f"{key}.json", json.dumps(record_json(item)).encode())
+    return []
