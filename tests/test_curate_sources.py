@@ -198,9 +198,11 @@ def test_an_unfinished_run_resumes_and_other_settings_are_refused(tmp_path, caps
     curate_run._open_work(out, curate_run._fingerprint(src, parts, CurateConfig(**CFG)), restart=False)
     from proxt2i.curate.stages import load_kept, scan_part, write_part
 
-    for part in parts[:2]:
-        atomic_write_json(work / "scan" / f"part-{part['index']:06d}.json", scan_part({"part": part}, CurateConfig(**CFG)))
-    manifest = write_part(load_kept({"part": parts[0], "keep": [0, 1, 2, 3]}), str(work / "out"), CurateConfig(**CFG))
+    scans = [scan_part({"part": part}, CurateConfig(**CFG)) for part in parts[:2]]
+    for part, scan in zip(parts, scans):
+        atomic_write_json(work / "scan" / f"part-{part['index']:06d}.json", scan)
+    keep = {r["row"]: (r["width"], r["height"]) for r in scans[0]["records"]}
+    manifest = write_part(load_kept({"part": parts[0], "keep": keep}), str(work / "out"), CurateConfig(**CFG))
     atomic_write_json(work / "done" / "part-000000.json", manifest)
     written = (work / "out" / "shard-000000.tar").stat().st_mtime_ns
     (work / "out" / ".shard-000001.tar.abc.tmp.tar").write_bytes(b"half")  # a killed writer's temporary

@@ -97,6 +97,12 @@ def bench_fingerprint(snap: dict):  # results record seconds per image: the file
     return sorted(snap), json.loads(snap["results.json"])["config"] if "results.json" in snap else None
 
 
+def curate_fingerprint(snap: dict):  # curation.json records the run's wall time and what it resumed: the rest must match
+    report = json.loads(snap["curation.json"]) if "curation.json" in snap else None
+    run_only = ("seconds", "resumed_parts", "scan_workers")
+    return all_bytes({k: v for k, v in snap.items() if k != "curation.json"}), report and {k: v for k, v in report.items() if k not in run_only}
+
+
 def curate_complete(target: Path) -> None:
     imagefolder_complete(target)
     json.loads((target / "curation.json").read_text())
@@ -113,7 +119,8 @@ WRITERS = [
     Writer("synthfaces", SYNTH + ["--num", "3"], SYNTH + ["--num", "40", "--seed", "1", "--overwrite"], "data", check=imagefolder_complete),
     Writer("export", ["export", "synthfaces-prox", "--out", "model"],
            ["export", "synthfaces-score", "--out", "model", "--overwrite"], "model"),
-    Writer("curate", CURATE + ["--limit", "3"], CURATE + ["--overwrite"], "cur", check=curate_complete, setup=curate_source),
+    Writer("curate", CURATE + ["--limit", "3"], CURATE + ["--overwrite"], "cur", fingerprint=curate_fingerprint, check=curate_complete,
+           setup=curate_source),
     Writer("train-vae", VAE, VAE + ["seed=1", "--overwrite"], "vae", kills=2, fingerprint=vae_fingerprint),
     Writer("bench", BENCH, BENCH + ["--seed", "1", "--overwrite"], "bench", kills=1, fingerprint=bench_fingerprint),
 ]

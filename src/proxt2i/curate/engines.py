@@ -26,11 +26,14 @@ from .config import CurateConfig
 
 @dataclass
 class Stage:
-    """fn(row, **kwargs) -> row; with actor=True, fn is a class built once per worker as fn(**kwargs) (it holds a model)."""
+    """fn(row, **kwargs) -> row; with actor=True, fn is a class built once per worker as fn(**kwargs). model: the
+    stage holds a model (an actor pool of `model_workers`, each with `num_gpus`); other actor stages are CPU stages
+    kept in `workers` long-lived processes, each with the next part already queued (no gap between parts)."""
 
     fn: Callable
     kwargs: dict = field(default_factory=dict)
     actor: bool = False
+    model: bool = False
     name: str = ""
 
 
@@ -105,8 +108,9 @@ class RayEngine:
             if self.cfg.address:
                 ray.init(address=self.cfg.address, **kwargs)
             else:
-                # logical CPUs: every stage's workers at once (the stages stream into one another), at least the cores
-                needed = (self.cfg.workers or 1) + self.model_stages * self.cfg.model_workers + 1
+                # logical CPUs: the stages stream into one another, so each holds its workers at once (the scan's
+                # actors stay up into the write pass, beside its tasks); at least the cores
+                needed = 2 * (self.cfg.workers or 1) + self.model_stages * self.cfg.model_workers
                 ray.init(num_cpus=max(os.cpu_count() or 1, needed), **kwargs)
             self.started = True
         import ray.data
@@ -140,9 +144,10 @@ class RayEngine:
         ds = rd.from_items([{"row": pickle.dumps(r)} for r in rows], override_num_blocks=len(rows))
         for s in stages:
             if s.actor:
+                size = self.cfg.model_workers if s.model else self.workers()
                 ds = ds.map_batches(actor_class(s.fn, s.kwargs), batch_size=1,
-                                    compute=rd.ActorPoolStrategy(size=self.cfg.model_workers), num_cpus=1,
-                                    num_gpus=self.cfg.num_gpus or None)
+                                    compute=rd.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=2), num_cpus=1,
+                                    num_gpus=(self.cfg.num_gpus or None) if s.model else None)
             else:
                 ds = ds.map_batches(_apply, fn_kwargs={"fn": s.fn, "kwargs": s.kwargs}, batch_size=1,
                                     compute=rd.TaskPoolStrategy(size=self.workers()), num_cpus=1)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from .config import REPORT, CurateConfig
 from .dedup import MAX_EXAMPLES, decide
 from .engines import Stage, make_engine
 from .sources import count_records, list_parts, part_label
-from .stages import AestheticStage, CaptionStage, load_kept, scan_part, write_part
+from .stages import AestheticStage, CaptionStage, ScanStage, load_kept, write_part
 
 WHAT = "curated dataset (curation.json)"
 WORK_TAG = ".curate-work"
@@ -54,7 +55,8 @@ RUNTIME_FIELDS = ("engine", "address", "workers", "model_workers", "num_gpus", "
 def curate(source, out, cfg: CurateConfig, progress: bool = True, overwrite: bool = False, restart: bool = False) -> dict:
     """Curate `source` into `out` (a new or empty folder; with `overwrite`, an earlier curation is replaced).
     Returns the report (also OUT/curation.json): {"input", "kept", "dropped": {reason: n}, "shards": {problem: n},
-    "examples", "aesthetic_mean_kept", "recaptioned", "parts", "resumed_parts": {"scan": n, "write": n}, "config"}."""
+    "examples", "aesthetic_mean_kept", "recaptioned", "parts", "resumed_parts": {"scan": n, "write": n}, "seconds": {"start", "scan", "deduplicate", "write",
+    "total"} (wall time of this run: start is the engine's start-up, write includes the model stages), "config"}."""
     cfg.check()
     out = Path(out)
     check_output_folder(out, overwrite, marked_by(REPORT), WHAT)
@@ -69,17 +71,31 @@ def curate(source, out, cfg: CurateConfig, progress: bool = True, overwrite: boo
             parts = _limited(parts, cfg.limit)
         work = _open_work(out, _fingerprint(source, parts, cfg), restart)
         model_stages = [s for s in (_model_stage(cfg, "aesthetic", AestheticStage), _model_stage(cfg, "captioner", CaptionStage)) if s]
+        clock = [time.perf_counter()]
+
+        def lap() -> float:
+            clock.append(time.perf_counter())
+            return round(clock[-1] - clock[-2], 3)
+
         with make_engine(cfg, len(model_stages)) as engine:
+            seconds = {"start": lap()}
+            done_before = {p["index"] for p in parts if _state_path(work, "scan", p["index"]).is_file()}
             scans, resumed = _scan(engine, parts, work, cfg, progress)
+            seconds["scan"] = lap()
+            scanned_now = [p["index"] for p in parts if p["index"] not in done_before]
             if not any(scan["records"] for scan in scans.values()):
                 problem = next((p["detail"] for scan in scans.values() for p in scan["problems"]), "")
                 shutil.rmtree(work, ignore_errors=True)
                 raise UsageError(f"{source}: no readable records{f' ({problem})' if problem else ''}")
             drops, dedup_counts, dedup_examples = decide(((i, scans[i]["records"]) for i in range(len(parts))),
                                                           cfg.exact_dedup, cfg.near_duplicate_distance, HASH_BITS)
+            seconds["deduplicate"] = lap()
             manifests, resumed_finish = _finish(engine, parts, scans, drops, work, cfg, model_stages, progress)
+            seconds["write"] = lap()
         report = _report(source, parts, scans, dedup_counts, dedup_examples, manifests, cfg,
                          {"scan": resumed, "write": resumed_finish})
+        report["seconds"] = {**seconds, "total": round(clock[-1] - clock[0], 3)}  # this run's, resumed parts not included
+        report["scan_workers"] = _scan_workers([scans[i] for i in scanned_now])
         _complete(work, out, cfg, manifests, report)
     return report
 
@@ -93,7 +109,7 @@ def _check_model_folders(cfg: CurateConfig) -> None:
 
 
 def _model_stage(cfg: CurateConfig, name: str, cls) -> Stage | None:
-    return Stage(cls, {"cfg": cfg}, actor=True, name=name) if getattr(cfg, name) else None
+    return Stage(cls, {"cfg": cfg}, actor=True, model=True, name=name) if getattr(cfg, name) else None
 
 
 def _limited(parts: list[dict], limit: int) -> list[dict]:
@@ -171,7 +187,7 @@ def _scan(engine, parts, work, cfg, progress) -> tuple[dict, int]:
             todo.append({"part": part})
     with _bar(progress, "scan", len(parts)) as bar:
         bar.update(len(parts) - len(todo))
-        for result in engine.run(todo, [Stage(scan_part, {"cfg": cfg}, name="scan")]):
+        for result in engine.run(todo, [Stage(ScanStage, {"cfg": cfg}, actor=True, name="scan")]):
             index = result["part"]["index"]
             atomic_write_json(_state_path(work, "scan", index), result)
             scans[index] = result
@@ -188,7 +204,7 @@ def _finish(engine, parts, scans, drops, work, cfg, model_stages, progress) -> t
             manifests[index] = read_json(path)
             continue
         dropped = drops.get(index, {})
-        keep = [r["row"] for r in scans[index]["records"] if not r.get("reason") and r["row"] not in dropped]
+        keep = {r["row"]: (r["width"], r["height"]) for r in scans[index]["records"] if not r.get("reason") and r["row"] not in dropped}
         todo.append({"part": part, "keep": keep})
     stages = [Stage(load_kept, name="load"), *model_stages, Stage(write_part, {"out": str(work / "out"), "cfg": cfg}, name="write")]
     with _bar(progress, "write", len(parts)) as bar:
@@ -199,6 +215,19 @@ def _finish(engine, parts, scans, drops, work, cfg, model_stages, progress) -> t
             manifests[index] = manifest
             bar.update(1)
     return manifests, len(parts) - len(todo)
+
+
+def _scan_workers(scans: list[dict]) -> dict:
+    """How the scan ran: worker processes, their summed busy time, and the span from the first part's start to
+    the last one's end (images / span: the stage's throughput without the engine's start-up)."""
+    timings = [s["timing"] for s in scans]
+    if not timings:
+        return {"processes": 0, "images": 0, "busy_seconds": 0.0, "span_seconds": 0.0, "images_per_s": None}
+    span = max(t["end"] for t in timings) - min(t["start"] for t in timings)
+    images = sum(len(s["records"]) for s in scans)
+    return {"processes": len({t["process"] for t in timings}), "images": images,
+            "busy_seconds": round(sum(t["end"] - t["start"] for t in timings), 3), "span_seconds": round(span, 3),
+            "images_per_s": round(images / span, 1) if span > 0 else None}
 
 
 def _report(source, parts, scans, dedup_counts, dedup_examples, manifests, cfg, resumed: dict) -> dict:
