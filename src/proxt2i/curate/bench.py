@@ -2,6 +2,7 @@
 
     python -m proxt2i.curate.bench scaling [--num 3000] [--size 256] [--shard 100] [--workers 1,2] [--out FILE.json]
     python -m proxt2i.curate.bench hashes [--num 1000] [--size 256] [--out FILE.json]
+    python -m proxt2i.curate.bench table FILE.json   (the markdown tables of docs/curation.md)
 
 scaling: builds a webdataset source of SynthFaces renders saved as JPEG (quality 90, as web images are), times
 the CPU stages one image at a time in this process (read, decode, shape rule, sha256, perceptual hash,
@@ -118,7 +119,9 @@ def scaling(num: int, size: int, shard: int, workers: list[int], work: Path, rep
     local = curate(source, work / "local", cfg, progress=False)
     runs["local"] = _rates(local)
     reference = _shards(work / "local")
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     try:
         # warm-up: Ray starts its worker processes (and they import torch and imagehash) on first use
         curate(source, work / "warm-up", CurateConfig(engine="ray", workers=max(workers)), progress=False)
@@ -129,7 +132,8 @@ def scaling(num: int, size: int, shard: int, workers: list[int], work: Path, rep
                 runs.setdefault(f"ray-{w}", []).append({**_rates(report), "same_bytes_as_local": _shards(out) == reference})
                 shutil.rmtree(out)
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
 
     def median(w, key):
         return float(np.median([r[key] for r in runs[f"ray-{w}"]]))
@@ -195,6 +199,44 @@ def hashes(num: int, size: int) -> dict:
     return out
 
 
+def table(result: dict) -> str:
+    """The markdown tables of docs/curation.md from a scaling or hashes result."""
+    if "runs" in result:
+        lines = ["| run | scan, steady (img/s) | scan incl. actor start-up (img/s) | end to end (img/s) | same bytes as local |",
+                 "|---|---:|---:|---:|---|"]
+        local = result["runs"]["local"]
+        lines.append(f"| local (1 process) | {local['scan_steady_images_per_s']} | {local['scan_images_per_s']} | "
+                     f"{local['end_to_end_images_per_s']} | (reference) |")
+        for name, runs in result["runs"].items():
+            if name == "local":
+                continue
+            med = {k: result["medians"][k][name] for k in result["medians"]}
+            spd = {k: result["speedup_vs_first"][k][name] for k in result["speedup_vs_first"]}
+            lines.append(f"| {name} worker(s), median of {len(runs)} | {med['scan_steady_images_per_s']:.0f} ({spd['scan_steady_images_per_s']:.2f}x) | "
+                         f"{med['scan_images_per_s']:.0f} ({spd['scan_images_per_s']:.2f}x) | {med['end_to_end_images_per_s']:.0f} "
+                         f"({spd['end_to_end_images_per_s']:.2f}x) | {all(r['same_bytes_as_local'] for r in runs)} |")
+        costs = result["stage_costs"]["ms_per_image"]
+        lines += ["", "| stage | ms per image (one process) |", "|---|---:|"]
+        lines += [f"| {k} | {v:.3f} |" for k, v in costs.items()]
+        proj = result["projection"]
+        lines += ["", f"Projection for {proj['images']:,} images on {proj['cluster']['cpu_cores']} CPU cores and "
+                      f"{proj['cluster']['gpus']} GPUs ({proj['assumptions']}; assumed images/s per GPU: "
+                      + ", ".join(f"{k} {v:g}" for k, v in proj["assumed_images_per_gpu_s"].items()) + "):", "",
+                  "| stage | hours if it ran alone |", "|---|---:|"]
+        lines += [f"| {k} | {v} |" for k, v in proj["hours_per_stage_alone"].items()]
+        lines += ["", f"Bound: {proj['bound_hours']} h, set by {proj['bottleneck']}."]
+        return "\n".join(lines)
+    edits = [k for k in result["64_bits"] if k != "nearest_other_image"]
+    lines = ["| hash | nearest other image: min / p1 / median bits | " + " | ".join(f"{e}: max / p99" for e in edits) + " |",
+             "|---|---|" + "---|" * len(edits)]
+    for bits in ("64_bits", "256_bits"):
+        r = result[bits]
+        n = r["nearest_other_image"]
+        lines.append(f"| {bits.replace('_', ' ')} | {n['min']} / {n['p1']:g} / {n['median']:g} | "
+                     + " | ".join(f"{r[e]['max']} / {r[e]['p99']:g}" for e in edits) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m proxt2i.curate.bench", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -210,7 +252,12 @@ def main(argv=None) -> int:
     h.add_argument("--size", type=int, default=256)
     for a in (s, h):
         a.add_argument("--out", default=None, help="also write the JSON here")
+    t = sub.add_parser("table", help="print the markdown table of a result file")
+    t.add_argument("file")
     args = p.parse_args(argv)
+    if args.what == "table":
+        print(table(json.loads(Path(args.file).read_text())))
+        return 0
     if args.num < 2:
         p.error(f"--num must be >= 2, got {args.num}")
     if args.what == "scaling":

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from ..data.readers import COMPRESSED_MAGIC, IMAGE_EXTS, WDS_IMAGE_EXTS, confined_path, expand_braces, shard_paths
+from ..data.readers import (COMPRESSED_MAGIC, IMAGE_EXTS, WDS_IMAGE_EXTS, confined_path, expand_braces, grouped_samples,
+                             shard_paths)
 from ..errors import UsageError
 from ..extras import require
 
@@ -142,25 +143,13 @@ def _sample_record(source: str, sample: dict[str, bytes]) -> Record:
 def _tar_records(part: dict) -> Iterator[Record]:
     """Samples grouped by key (webdataset's rule: the member path up to the first dot of its file name)."""
     shard = Path(part["path"])
-    label = shard.name
-    key, sample = None, {}
+    key = None
     try:
         with tarfile.open(shard, "r|*") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                directory, _, name = member.name.rpartition("/")
-                stem, _, ext = name.partition(".")
-                k = f"{directory}/{stem}" if directory else stem
-                if k != key and sample:
-                    yield _sample_record(f"{label}/{key}", sample)
-                    sample = {}
-                key = k
-                sample[ext.lower()] = tar.extractfile(member).read()
+            for key, sample in grouped_samples(tar):
+                yield _sample_record(f"{shard.name}/{key}", sample)
     except (tarfile.TarError, EOFError, OSError) as err:  # the sample being read when the data ran out is lost with the rest
         raise _ShardProblem("truncated_shard" if key is not None else "unreadable_shard", f"{shard}: {err}") from None
-    if sample:
-        yield _sample_record(f"{label}/{key}", sample)
     if not _has_tar_end(shard):
         raise _ShardProblem("truncated_shard", f"{shard}: ends after {key} without the tar end-of-archive marker")
     if key is None:

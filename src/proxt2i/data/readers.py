@@ -167,23 +167,28 @@ def _samples(shard: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
     key = member path up to the first dot of its file name). A shard cut short is an error: mid-member
     (tarfile's own) or on a member boundary (no end-of-archive blocks), where the samples after the cut
     would otherwise silently be missing."""
-    key, sample = None, {}
     check_tar_end(shard)
     try:
         with tarfile.open(shard, "r|*") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                directory, _, name = member.name.rpartition("/")
-                stem, _, ext = name.partition(".")
-                k = f"{directory}/{stem}" if directory else stem
-                if k != key and sample:
-                    yield key, sample
-                    sample = {}
-                key = k
-                sample[ext.lower()] = tar.extractfile(member).read()
+            yield from grouped_samples(tar)
     except tarfile.TarError as err:
         raise UsageError(f"{shard}: not a readable tar file ({err})") from None
+
+
+def grouped_samples(tar: tarfile.TarFile) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {extension: bytes}) per sample of an open (streamed) tar, by webdataset's key rule."""
+    key, sample = None, {}
+    for member in tar:
+        if not member.isfile():
+            continue
+        directory, _, name = member.name.rpartition("/")
+        stem, _, ext = name.partition(".")
+        k = f"{directory}/{stem}" if directory else stem
+        if k != key and sample:
+            yield key, sample
+            sample = {}
+        key = k
+        sample[ext.lower()] = tar.extractfile(member).read()
     if sample:
         yield key, sample
 
