@@ -195,7 +195,7 @@ def test_kill_9_of_a_ray_worker_is_retried(tmp_path):
 def test_the_scaling_and_hash_benchmarks_run_and_tabulate(tmp_path, ray_session):
     from proxt2i.curate.bench import hashes, scaling, table
 
-    result = scaling(num=24, size=64, shard=6, workers=[1, 2], work=tmp_path, repeats=1)
+    result = scaling(num=24, size=256, shard=6, workers=[1, 2], work=tmp_path, repeats=1)
     assert result["kept"] == 24 and set(result["runs"]) == {"local", "ray-1", "ray-2"}
     assert all(r["same_bytes_as_local"] and r["scan_workers"]["images"] == 24 for r in result["runs"]["ray-2"])
     assert result["runs"]["ray-2"][0]["scan_workers"]["processes"] == 2

@@ -245,7 +245,8 @@ def test_engine_ray_without_the_extra_names_it(tmp_path, capsys, monkeypatch):
     import sys
 
     src = _source(tmp_path)
-    monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed
+    for module in ("ray", "ray.data"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if ray were not installed
     assert main(["data", "curate", str(src), "--out", str(tmp_path / "o"), "--min-side", "16", "--engine", "ray"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'proxt2i[curate]'" in err[0], err

@@ -63,7 +63,8 @@ def curate(source, out, cfg: CurateConfig, progress: bool = True, overwrite: boo
     parts = list_parts(source, cfg.shard_size)  # a missing or empty source raises here, before any output
     _check_model_folders(cfg)
     if cfg.engine == "ray":
-        require("ray.data", "curate", "--engine ray")
+        for module in ("ray", "ray.data"):
+            require(module, "curate", "--engine ray")
     with output_lock(out):
         clean_temporaries(out)
         check_output_folder(out, overwrite, marked_by(REPORT), WHAT)
