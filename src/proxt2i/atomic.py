@@ -26,15 +26,20 @@ def atomic_path(path: str | os.PathLike):
     os.close(fd)
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+        usual_permissions(tmp, 0o666)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         remove_empty(created)
         raise
+
+
+def usual_permissions(path, mode: int) -> None:
+    """chmod `path` to `mode` less the process umask: what a plain open() or mkdir() would have given it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
 
 
 def atomic_write_text(path, text: str) -> None:
@@ -206,9 +211,7 @@ def replace_folder(path, *, overwrite: bool = False, is_ours: Callable[[Path], b
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{sibling_stem(path)}{TMP_TAG}"))
         try:
             yield tmp
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700
+            usual_permissions(tmp, 0o777)  # mkdtemp makes 0700
             swap_into_place(tmp, path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # the old folder after a swap, or the unfinished new one

@@ -31,7 +31,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..atomic import (atomic_write_json, check_output_folder, clean_temporaries, marked_by, output_lock, sibling_stem,
-                      swap_into_place)
+                      swap_into_place, usual_permissions)
 from ..errors import UsageError, read_json
 from ..extras import require
 from .checks import HASH_BITS
@@ -172,50 +172,42 @@ def _state_path(work: Path, stage: str, index: int) -> Path:
     return work / stage / f"part-{index:06d}.json"
 
 
-def _bar(progress: bool, desc: str, total: int | None):
+def _run_pass(engine, parts, work, state: str, rows, stages, progress) -> tuple[dict, int]:
+    """One pass over the parts: results of parts finished earlier are read back from work/STATE, the others
+    (`rows(part)`, the engine's input) run through `stages`, each result saved as it arrives.
+    Returns ({part index: result}, how many were read back)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="part", disable=not progress)
+    results, todo = {}, []
+    for part in parts:
+        path = _state_path(work, state, part["index"])
+        if path.is_file():
+            results[part["index"]] = read_json(path)
+        else:
+            todo.append(rows(part))
+    with tqdm(total=len(parts), desc={"done": "write"}.get(state, state), unit="part", disable=not progress) as bar:
+        bar.update(len(parts) - len(todo))
+        for result in engine.run(todo, stages):
+            index = result["part"]["index"]
+            atomic_write_json(_state_path(work, state, index), result)
+            results[index] = result
+            bar.update(1)
+    return results, len(parts) - len(todo)
 
 
 def _scan(engine, parts, work, cfg, progress) -> tuple[dict, int]:
-    scans, todo = {}, []
-    for part in parts:
-        path = _state_path(work, "scan", part["index"])
-        if path.is_file():
-            scans[part["index"]] = read_json(path)
-        else:
-            todo.append({"part": part})
-    with _bar(progress, "scan", len(parts)) as bar:
-        bar.update(len(parts) - len(todo))
-        for result in engine.run(todo, [Stage(ScanStage, {"cfg": cfg}, actor=True, name="scan")]):
-            index = result["part"]["index"]
-            atomic_write_json(_state_path(work, "scan", index), result)
-            scans[index] = result
-            bar.update(1)
-    return scans, len(parts) - len(todo)
+    return _run_pass(engine, parts, work, "scan", lambda part: {"part": part},
+                     [Stage(ScanStage, {"cfg": cfg}, actor=True, name="scan")], progress)
 
 
 def _finish(engine, parts, scans, drops, work, cfg, model_stages, progress) -> tuple[dict, int]:
-    manifests, todo = {}, []
-    for part in parts:
-        index = part["index"]
-        path = _state_path(work, "done", index)
-        if path.is_file():
-            manifests[index] = read_json(path)
-            continue
-        dropped = drops.get(index, {})
-        keep = {r["row"]: (r["width"], r["height"]) for r in scans[index]["records"] if not r.get("reason") and r["row"] not in dropped}
-        todo.append({"part": part, "keep": keep})
+    def rows(part):
+        dropped = drops.get(part["index"], {})
+        return {"part": part, "keep": {r["row"]: (r["width"], r["height"]) for r in scans[part["index"]]["records"]
+                                       if not r.get("reason") and r["row"] not in dropped}}
+
     stages = [Stage(load_kept, name="load"), *model_stages, Stage(write_part, {"out": str(work / "out"), "cfg": cfg}, name="write")]
-    with _bar(progress, "write", len(parts)) as bar:
-        bar.update(len(parts) - len(todo))
-        for manifest in engine.run(todo, stages):
-            index = manifest["part"]["index"]
-            atomic_write_json(_state_path(work, "done", index), manifest)
-            manifests[index] = manifest
-            bar.update(1)
-    return manifests, len(parts) - len(todo)
+    return _run_pass(engine, parts, work, "done", rows, stages, progress)
 
 
 def _scan_workers(scans: list[dict]) -> dict:
@@ -280,8 +272,6 @@ def _complete(work: Path, out: Path, cfg: CurateConfig, manifests: dict, report:
         atomic_write_text(built / "metadata.jsonl", "".join(line + "\n" for line in lines))
     atomic_write_json(built / REPORT, report)
     os.replace(work / RUN, work / "run.finished")  # from here a rerun discards the work folder: OUT is (being) replaced
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(built, 0o777 & ~umask)
+    usual_permissions(built, 0o777)
     swap_into_place(built, out)
     shutil.rmtree(work, ignore_errors=True)

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from ..data.readers import (COMPRESSED_MAGIC, IMAGE_EXTS, WDS_IMAGE_EXTS, confined_path, expand_braces, grouped_samples,
-                             shard_paths)
+from ..data.readers import (IMAGE_EXTS, WDS_IMAGE_EXTS, confined_path, expand_braces, grouped_samples, shard_paths,
+                             tar_end_problem)
 from ..errors import UsageError
 from ..extras import require
 
@@ -58,18 +58,22 @@ def list_parts(source, shard_size: int) -> list[dict]:
             raise UsageError(f"{spec}: no parquet file matches" if not files else f"{spec}: {next(f for f in files if not f.is_file())} does not exist")
         return _parquet_parts(files, shard_size)
     if path.is_dir() and not any(path.glob("*.tar")):
-        if (path / "metadata.jsonl").is_file():
-            return _imagefolder_parts(path, shard_size)
-        if any(path.glob("*.parquet")):
-            return _parquet_parts(sorted(path.glob("*.parquet")), shard_size)
-        folders = sorted(p for p in path.iterdir() if p.is_dir() and any(q.suffix.lower() in IMAGE_EXTS for q in p.iterdir()))
-        if folders:
-            return [_part(i, "files", f) for i, f in enumerate(folders)]
-    if path.is_dir() and not any(path.iterdir()):
-        raise UsageError(f"{path}: folder is empty")
-    if path.is_dir() and not any(path.glob("*.tar")):
-        raise UsageError(f"{path}: no .tar shards, metadata.jsonl, parquet files or img2dataset folders of images")
+        return _folder_parts(path, shard_size)
     return [_part(i, "tar", p) for i, p in enumerate(shard_paths(source))]
+
+
+def _folder_parts(path: Path, shard_size: int) -> list[dict]:
+    """A folder without .tar shards: an imagefolder, parquet files or img2dataset's files layout."""
+    if (path / "metadata.jsonl").is_file():
+        return _imagefolder_parts(path, shard_size)
+    if any(path.glob("*.parquet")):
+        return _parquet_parts(sorted(path.glob("*.parquet")), shard_size)
+    folders = sorted(p for p in path.iterdir() if p.is_dir() and any(q.suffix.lower() in IMAGE_EXTS for q in p.iterdir()))
+    if folders:
+        return [_part(i, "files", f) for i, f in enumerate(folders)]
+    if not any(path.iterdir()):
+        raise UsageError(f"{path}: folder is empty")
+    raise UsageError(f"{path}: no .tar shards, metadata.jsonl, parquet files or img2dataset folders of images")
 
 
 def _imagefolder_parts(root: Path, shard_size: int) -> list[dict]:
@@ -150,27 +154,11 @@ def _tar_records(part: dict) -> Iterator[Record]:
                 yield _sample_record(f"{shard.name}/{key}", sample)
     except (tarfile.TarError, EOFError, OSError) as err:  # the sample being read when the data ran out is lost with the rest
         raise _ShardProblem("truncated_shard" if key is not None else "unreadable_shard", f"{shard}: {err}") from None
-    if not _has_tar_end(shard):
-        raise _ShardProblem("truncated_shard", f"{shard}: ends after {key} without the tar end-of-archive marker")
+    problem = tar_end_problem(shard)
+    if problem:
+        raise _ShardProblem("truncated_shard", problem)
     if key is None:
         raise _ShardProblem("unreadable_shard", f"{shard}: no samples")
-
-
-def _has_tar_end(shard: Path) -> bool:
-    """Plain tars end with two zero blocks after the last member; a file cut on a member boundary lacks them."""
-    with open(shard, "rb") as fh:
-        if fh.read(6).startswith(COMPRESSED_MAGIC):
-            return True  # the decompressor notices a cut stream
-    try:
-        with tarfile.open(shard, "r:") as tar:
-            tar.getmembers()
-            end = tar.offset
-    except (tarfile.TarError, EOFError):
-        return False
-    with open(shard, "rb") as fh:
-        fh.seek(end)
-        tail = fh.read(1024)
-    return len(tail) == 1024 and not tail.strip(b"\0")
 
 
 def _imagefolder_records(part: dict) -> Iterator[Record]:

@@ -197,23 +197,31 @@ COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")  # gzip, bzip2, xz
 
 
 def check_tar_end(shard: Path) -> None:
-    """Refuse a plain tar whose last member is not followed by the end-of-archive marker (two zero blocks):
-    every tar writer adds it, so its absence means the file was cut (a copy or a download stopped)."""
+    """Refuse a plain tar whose last member is not followed by the end-of-archive marker (tar_end_problem)."""
+    problem = tar_end_problem(shard)
+    if problem:
+        raise UsageError(problem)
+
+
+def tar_end_problem(shard: Path) -> str | None:
+    """Why a plain tar looks cut (every tar writer adds two zero blocks after the last member, so their absence
+    means a copy or a download stopped), as one line naming the shard; None when it ends properly."""
     with open(shard, "rb") as fh:
         if fh.read(6).startswith(COMPRESSED_MAGIC):
-            return  # a compressed shard: the decompressor notices a cut stream
+            return None  # a compressed shard: the decompressor notices a cut stream
     try:
         with tarfile.open(shard, "r:") as tar:
             members = tar.getmembers()
             end = tar.offset  # where the end-of-archive marker should start: after the last member's (padded) data
     except (tarfile.TarError, EOFError) as err:
-        raise UsageError(f"{shard}: not a readable tar file, truncated or corrupt ({err})") from None
+        return f"{shard}: not a readable tar file, truncated or corrupt ({err})"
     with open(shard, "rb") as fh:
         fh.seek(end)
         tail = fh.read(1024)
     if len(tail) < 1024 or tail.strip(b"\0"):
         last = members[-1].name if members else "the start"
-        raise UsageError(f"{shard}: truncated (ends after {last} without the tar end-of-archive marker); the samples after it are missing")
+        return f"{shard}: truncated (ends after {last} without the tar end-of-archive marker); the samples after it are missing"
+    return None
 
 
 def read_webdataset_records(path, decode: bool = True) -> Iterator[dict]:
