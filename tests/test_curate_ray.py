@@ -198,7 +198,9 @@ def test_the_scaling_and_hash_benchmarks_run_and_tabulate(tmp_path, ray_session)
     result = scaling(num=24, size=256, shard=6, workers=[1, 2], work=tmp_path, repeats=1)
     assert result["kept"] == 24 and set(result["runs"]) == {"local", "ray-1", "ray-2"}
     assert all(r["same_bytes_as_local"] and r["scan_workers"]["images"] == 24 for r in result["runs"]["ray-2"])
-    assert result["runs"]["ray-2"][0]["scan_workers"]["processes"] == 2
+    # the pool bounds the processes (with 4 small parts, one actor may take them all)
+    assert result["runs"]["ray-1"][0]["scan_workers"]["processes"] == 1
+    assert result["runs"]["ray-2"][0]["scan_workers"]["processes"] in (1, 2)
     assert result["speedup_vs_first"]["scan_steady_images_per_s"]["ray-1"] == 1.0
     assert "| ray-2 worker(s)" in table(result) and "Bound:" in table(result)
     h = hashes(num=6, size=64)
