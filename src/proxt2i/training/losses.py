@@ -10,6 +10,7 @@ learn the posterior mean instead). Training starts with an L1 warm-up, then PM w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -106,3 +107,50 @@ def total_noise(y: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, lam: torch.T
     a = expand_like(schedule.alpha(t.double()), y).to(y.dtype)
     lam_e = expand_like(lam, y).to(y.dtype)
     return (y - a.sqrt() * x0) / (1.0 - a + lam_e).sqrt()
+
+
+@dataclass
+class MatchingBatch:
+    """One regression problem of the model's objective on clean latents x0 [B, ...]: the network input
+    (x, t, lam: x = y for prox, x_t for score; t, lam [B] float32, lam = 0 for score), the target and, for
+    prox_target="total-noise", the exact output scale [B] the prediction is divided by (else None)."""
+
+    x: torch.Tensor
+    t: torch.Tensor
+    lam: torch.Tensor
+    target: torch.Tensor
+    output_scale: Optional[torch.Tensor] = None
+
+    def prediction(self, eps: torch.Tensor) -> torch.Tensor:
+        """The network's eps [B, ...] in the space of `target` (float32)."""
+        eps = eps.float()
+        if self.output_scale is None:
+            return eps
+        return eps / self.output_scale.view(-1, *[1] * (eps.dim() - 1))
+
+
+def matching_batch(x0: torch.Tensor, objective: str, generator, schedule: Schedule, *, prox_target: str = "sample",
+                   candidates: tuple[int, ...] = (5, 10, 20, 50, 100, 1000), power: float = 1.0 / 3.0, mode: str = "hybrid",
+                   grids: tuple[str, ...] = ("uniform",)) -> MatchingBatch:
+    """Draw the training inputs and target for x0 [B, ...]: proximal matching ((t, lam) on the candidate
+    grids, y = x_t + sqrt(lam) n, target n, E[n | y, x0] or y's total noise) or denoising score matching
+    (t ~ U[1e-3, 1], target the forward noise). The one place both the pretraining loop and the forward-process
+    reward route (rl/nft.py) build their regression, so the two train the same network on the same problem."""
+    from ..models.precond import prox_output_scale
+    from .draws import draw_t_lam
+
+    if objective == "score":
+        t = (torch.rand(x0.shape[0], generator=generator) * (1 - 1e-3) + 1e-3).to(x0.device)
+        x_t, e = noisy_pair(x0, t, schedule, generator=generator)
+        return MatchingBatch(x_t, t, torch.zeros_like(t), e)
+    if objective != "prox":
+        raise UsageError(f"objective must be 'prox' or 'score', got {objective!r}")
+    d = draw_t_lam(x0.shape[0], generator, tuple(candidates), power=power, mode=mode, schedule=schedule, grids=tuple(grids))
+    t, lam = d.t.float().to(x0.device), d.lam.float().to(x0.device)
+    x_t, _ = noisy_pair(x0, t, schedule, generator=generator)
+    y, n = prox_pair(x_t, lam, generator=generator)
+    if prox_target == "conditional-mean":
+        return MatchingBatch(y, t, lam, conditional_mean_noise(y, x0, t, lam, schedule))
+    if prox_target == "total-noise":  # compare in backbone space: undo the exact output scale
+        return MatchingBatch(y, t, lam, total_noise(y, x0, t, lam, schedule), prox_output_scale(t, lam, schedule))
+    return MatchingBatch(y, t, lam, n)

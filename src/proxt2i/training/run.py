@@ -19,16 +19,13 @@ import torch
 from ..errors import UsageError
 from ..extras import optional
 from ..imaging import save_grid
-from ..models.precond import prox_output_scale
 from ..schedule import VPSchedule
 from .accelerator import make_accelerator
 from .checkpoint import check_resume_config, latest_checkpoint, load_checkpoint, save_checkpoint
 from .data import BatchSource, dataset_latents
-from .draws import draw_t_lam
 from .ema import ema_decay, ema_update, frozen_children, frozen_copy
 from .factories import build_autoencoder, build_network, init_from_model, training_vocabulary
-from .losses import (PMSchedule, conditional_mean_noise, denoising_score_matching_loss, loss_phase, noisy_pair, prox_pair,
-                     proximal_matching_objective, total_noise)
+from .losses import PMSchedule, denoising_score_matching_loss, loss_phase, matching_batch, proximal_matching_objective
 from .presets import TrainConfig, config_dict, sampling_defaults, train_command
 from .recipe import checkpoint_init_recipe
 from .schedules import lr_at
@@ -125,29 +122,17 @@ def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
         captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
 
         # --- loss: proximal matching or denoising score matching
+        batch = matching_batch(x0, cfg.objective, g, schedule, prox_target=cfg.prox_target, candidates=tuple(cfg.step_candidates),
+                               power=cfg.candidate_power, mode=cfg.mode, grids=tuple(cfg.candidate_grids.split(",")))
+        with acc.autocast():
+            eps = net(batch.x, batch.t, batch.lam, captions)
+        pred = batch.prediction(eps)
         if cfg.objective == "prox":
-            d = draw_t_lam(x0.shape[0], g, tuple(cfg.step_candidates), power=cfg.candidate_power, mode=cfg.mode, schedule=schedule,
-                           grids=tuple(cfg.candidate_grids.split(",")))
-            t, lam = d.t.float().to(acc.device), d.lam.float().to(acc.device)
-            x_t, _ = noisy_pair(x0, t, schedule, generator=g)
-            y, n = prox_pair(x_t, lam, generator=g)
             phase, zeta = loss_phase(step, pm)
-            with acc.autocast():
-                eps = net(y, t, lam, captions)
-            pred, target = eps.float(), n
-            if cfg.prox_target == "conditional-mean":
-                target = conditional_mean_noise(y, x0, t, lam, schedule)
-            elif cfg.prox_target == "total-noise":  # compare in backbone space: undo the exact output scale
-                target = total_noise(y, x0, t, lam, schedule)
-                pred = pred / prox_output_scale(t, lam, schedule).view(-1, *[1] * (pred.dim() - 1))
-            loss = proximal_matching_objective(pred, target, phase, zeta).mean()
+            loss = proximal_matching_objective(pred, batch.target, phase, zeta).mean()
         else:
-            t = (torch.rand(x0.shape[0], generator=g) * (1 - 1e-3) + 1e-3).to(acc.device)
-            x_t, e = noisy_pair(x0, t, schedule, generator=g)
             phase, zeta = "dsm", None
-            with acc.autocast():
-                eps = net(x_t, t, torch.zeros_like(t), captions)
-            loss = denoising_score_matching_loss(eps.float(), e).mean()
+            loss = denoising_score_matching_loss(pred, batch.target).mean()
 
         # --- update: LR warm-up, clipping, EMA
         for group in opt.param_groups:
