@@ -66,7 +66,6 @@ def test_ddim_is_the_exact_affine_map_on_a_gaussian(num_steps):
     c = (sqrt(a a') S2 + sqrt((1 - a)(1 - a'))) / v. The output must be that map of x_T."""
     xt = x_T(500, 2)
     out = diffusers_sample(gaussian_eps, xt, num_steps, scheduler="ddim")
-    m_shift, gain = 0.0, 1.0  # out = MU + gain * (x_T - m_shift) after the loop, tracked as x - sqrt(a) MU
     dev = xt.double()
     for i in make_scheduler("ddim", num_steps).timesteps.tolist():
         j = i - 1000 // num_steps

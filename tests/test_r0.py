@@ -8,7 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from proxt2i.cli import main
-from proxt2i.rl.r0 import pda_hybrid_with_eta, reward_image_gradient, weight_pull
+from proxt2i.rewards.registry import reward_gradient
+from proxt2i.rl.r0 import pda_hybrid_with_eta, weight_pull
 from proxt2i.samplers.pda import gaussian_prox, pda_sample
 from proxt2i.training.presets import resolve_config
 from proxt2i.training.run import train
@@ -43,11 +44,11 @@ def test_chain_with_unit_eta_is_pda_hybrid_and_differentiable():
 def test_reward_gradients_are_normalised_per_reward():
     images = torch.rand(4, 3, 8, 8, requires_grad=True)
     terms = {"small": images[:, 0].mean(dim=(1, 2)), "big": 1000.0 * images[:, 1].mean(dim=(1, 2))}
-    g = reward_image_gradient(terms, {"small": 1.0, "big": 1.0}, images, normalise=True)
+    g = reward_gradient(terms, {"small": 1.0, "big": 1.0}, images, "batch", "R0 needs it")
     assert torch.allclose(g[:, 0].norm(), torch.tensor(1.0)) and torch.allclose(g[:, 1].norm(), torch.tensor(1.0))
     assert g[:, 2].abs().sum() == 0
     terms = {"small": images[:, 0].mean(dim=(1, 2)), "big": 1000.0 * images[:, 1].mean(dim=(1, 2))}
-    raw = reward_image_gradient(terms, {"small": 1.0, "big": 1.0}, images, normalise=False)
+    raw = reward_gradient(terms, {"small": 1.0, "big": 1.0}, images, None, "R0 needs it")
     assert raw[:, 1].norm() / raw[:, 0].norm() > 900  # unnormalised, the big-scale reward dominates
 
 
@@ -89,11 +90,16 @@ def test_r0_with_zero_lr_changes_nothing(prox_dir, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_r0_rejects_score_models_and_bad_input(prox_dir, tmp_path, capsys):
+def test_r0_tunes_a_score_model_through_its_euler_maruyama_generator(tmp_path):
+    """R0's own setting: the generator initialised from a score model; the weights move and the run records its chain."""
     score_dir = train(resolve_config("test-tiny", [f"out={tmp_path / 's'}", "steps=1", "objective=score"]), progress=False)
-    capsys.readouterr()
-    assert main(_r0_args(score_dir, tmp_path / "bad", 1)) == 2
-    assert "fine-tunes prox models" in capsys.readouterr().err
+    assert main(_r0_args(score_dir, tmp_path / "r", 1, "--lr", "1e-3")) == 0
+    a, b = load_file(score_dir / "uvit.safetensors"), load_file(tmp_path / "r" / "final" / "uvit.safetensors")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["chain"] == "euler-maruyama-denoise"
+
+
+def test_r0_rejects_bad_input(prox_dir, tmp_path, capsys):
     for extra, message in ((["--eta-min", "2"], "--eta-min must be in [0, 1]"), (["--reward", "nope"], "unknown reward"),
                            (["--num-steps", "0"], "--num-steps must be in 1..50"),
                            (["--reward", "alignment-acc"], "not differentiable")):

@@ -8,7 +8,7 @@ import torch
 
 from hf_tiny import TINY, WORDS, save_aesthetic, save_mlp, save_preprocessor, save_tokenizer
 from proxt2i.errors import UsageError
-from proxt2i.rewards import REWARDS, RewardMLP, combine_rewards, image_preprocessing, parse_reward_spec, to_model_pixels
+from proxt2i.rewards import REWARDS, combine_rewards, image_preprocessing, parse_reward_spec, to_model_pixels
 
 PROMPTS = ["a smiling person with red hair", "a person wearing a cap"]
 
@@ -45,7 +45,8 @@ def test_parse_reward_spec():
     assert parse_reward_spec("brightness") == {"brightness": 1.0}
     assert parse_reward_spec("pickscore:/m/ps=2, aesthetic:/m/aes") == {"pickscore:/m/ps": 2.0, "aesthetic:/m/aes": 1.0}
     for bad, msg in [("nonsense", "unknown reward 'nonsense'"), ("clip=x", "bad weight"), ("", "empty reward"),
-                     ("clip,clip", "given twice"), ("=1", "bad reward item"), ("clip=inf", "finite")]:
+                     ("clip,clip", "given twice"), ("=1", "bad reward item"), ("clip=inf", "finite"),
+                     ("clip=-0.5", "must be >= 0")]:
         with pytest.raises(UsageError, match=msg):
             parse_reward_spec(bad)
 

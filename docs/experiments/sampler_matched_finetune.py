@@ -4,7 +4,7 @@ import sys, json, time, torch
 torch.set_num_threads(1)
 from proxt2i.models.io import load_model_folder
 from proxt2i.pipeline import sample_latents
-from proxt2i.schedule import VPSchedule, uniform_grid, step_sizes
+from proxt2i.schedule import VPSchedule
 from proxt2i.data.synthfaces import render_batch
 from proxt2i.evaluation.metrics import evaluate_images
 from proxt2i.evaluation import load_evaluator

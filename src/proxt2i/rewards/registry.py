@@ -60,6 +60,9 @@ def parse_reward_spec(spec: str) -> dict[str, float]:
                 raise UsageError(f"bad weight {raw!r} for reward {key!r}; write NAME=WEIGHT with a number") from None
             if not math.isfinite(weight):
                 raise UsageError(f"reward weight for {key!r} must be finite, got {raw}")
+            if weight < 0:
+                raise UsageError(f"reward weight for {key!r} must be >= 0, got {raw} (rewards are maximised; to penalise "
+                                 "something, use a reward that scores its absence)")
         name = key.split(":", 1)[0]
         if name not in REWARDS:
             raise UsageError(f"unknown reward {name!r}; choose from: {', '.join(REWARDS)} (real models as NAME:DIR)")
@@ -83,6 +86,29 @@ class CombinedReward:
 
     def __call__(self, images, prompts) -> torch.Tensor:
         return self.total(self.terms(images, prompts))
+
+
+DIFFERENTIABLE_HINT = "alignment, alignment-prob, clip, brightness, or a real model"
+
+
+def reward_gradient(terms: dict[str, torch.Tensor], weights: dict[str, float], images: torch.Tensor, scale: str | None,
+                    needed_for: str) -> torch.Tensor:
+    """sum_k w_k g_k [B, ...], g_k = d mean(reward_k) / d images, each g_k first scaled so that no reward dominates by
+    its units: scale "batch" divides by its norm over the whole batch, "row" by each image's RMS (one image's step
+    never depends on another's), None keeps it raw. terms: name -> [B] rewards computed from `images`;
+    needed_for completes the refusal of a reward without a gradient ("R0 needs ...")."""
+    total = torch.zeros_like(images)
+    names = list(terms)
+    for i, name in enumerate(names):
+        if not terms[name].requires_grad:
+            raise UsageError(f"reward {name!r} is not differentiable in the images; {needed_for} ({DIFFERENTIABLE_HINT})")
+        (g,) = torch.autograd.grad(terms[name].mean(), images, retain_graph=i < len(names) - 1)
+        if scale == "batch":
+            g = g / g.norm().clamp_min(1e-12)
+        elif scale == "row":
+            g = g / g.pow(2).flatten(1).mean(1).sqrt().clamp_min(1e-12).view(-1, *[1] * (g.dim() - 1))
+        total = total + weights[name] * g
+    return total
 
 
 def combine_rewards(weights: dict[str, float] | str, device="cpu") -> CombinedReward:

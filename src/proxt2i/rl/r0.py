@@ -1,6 +1,8 @@
 """R0 (arXiv 2503.13070, method.md Sec. 8): few-step generation by regularised reward maximisation.
 
-The pretrained network, run as a short PDA-hybrid sampler (prox models) with guidance, is the generator.
+The pretrained network, run with guidance as its short default sampler (PDA-hybrid for prox models;
+Euler-Maruyama with a noise-free last step for score models, R0's own setting of a generator initialised
+from a score model), is the generator.
 Its final sample x_0 is decoded and scored by differentiable rewards, and the gradient flows back
 through every sampler step. No teacher, no training images, no distillation loss.
 
@@ -13,7 +15,6 @@ Choices (the paper publishes no code or hyperparameters):
   random stochasticity level per step). eta = 1 is the sampler as trained and as used at inference;
   eta < 1 only shrinks the prox input toward the training distribution of y (whose spread is smaller
   than the few-step chain's), so it stays within what the prox network has seen. Default eta_min = 1.
-Score models are not supported here (their few-step sampler is not the object of this route).
 
 OUT/ has the layout of `proxt2i finetune grpo` (config.json, log.jsonl, checkpoints/, final/).
 """
@@ -28,6 +29,7 @@ import torch
 
 from ..config import option, to_command
 from ..errors import UsageError
+from ..rewards.registry import DIFFERENTIABLE_HINT, reward_gradient
 from .run import COMMAND_KEEPS, FineTuneRun, RunSettings, StepResult
 
 
@@ -36,7 +38,7 @@ class R0Config(RunSettings):
     """`proxt2i finetune r0`: one R0 run (reward gradients through the few-step PDA-hybrid sampler); the
     shared run settings (rl.run.RunSettings) with R0's defaults, and R0's own."""
 
-    model: str = option("synthfaces-prox", "shipped name or prox model folder")
+    model: str = option("synthfaces-prox", "shipped name or model folder (prox: the PDA-hybrid generator; score: Euler-Maruyama)")
     reward: str = option("clip", "NAME[:DIR][=WEIGHT],... differentiable rewards; clip (the contrastive score) by default, so that "
                                  "the recogniser-based alignment metric stays an independent check", metavar="SPEC")
     steps: int = option(200, "optimisation steps")
@@ -64,31 +66,21 @@ def r0_command(cfg: R0Config) -> str:
     return to_command("proxt2i finetune r0", cfg, keep=COMMAND_KEEPS)
 
 
-def pda_hybrid_with_eta(prox, x_T: torch.Tensor, num_steps: int, etas: Sequence[float], generator=None,
-                        grid: str = "uniform", schedule=None) -> torch.Tensor:
-    """PDA-hybrid from x_T [B, ...] on the named time grid with the noise of step k (in sampling order)
-    scaled by etas[k]; with every eta = 1 it is the sampler as used at inference. Differentiable."""
+def sample_with_eta(sampler: str, model, x_T: torch.Tensor, num_steps: int, etas: Sequence[float], generator=None,
+                    grid: str = "uniform", schedule=None) -> torch.Tensor:
+    """The registry sampler `sampler` (pda-hybrid, or euler-maruyama-denoise for score models) from x_T [B, ...]
+    on the named time grid, with the noise of step k (in sampling order) scaled by etas[k]; with every eta = 1
+    it is the sampler as used at inference. Differentiable."""
     from ..samplers.registry import get_sampler
     from ..schedule import time_grid
 
-    return get_sampler("pda-hybrid")(prox, x_T, time_grid(num_steps, grid), generator=generator, noise_scales=etas, schedule=schedule)
+    return get_sampler(sampler)(model, x_T, time_grid(num_steps, grid), generator=generator, noise_scales=etas, schedule=schedule)
 
 
-def reward_image_gradient(terms: dict[str, torch.Tensor], weights: dict[str, float], images: torch.Tensor,
-                          normalise: bool = True) -> torch.Tensor:
-    """d(sum_k w_k mean(r_k)) / d images [B, 3, H, W], each reward's gradient scaled to unit norm first
-    when `normalise` (so no reward dominates by its scale). terms: name -> [B] rewards depending on images."""
-    total = torch.zeros_like(images)
-    names = list(terms)
-    for i, name in enumerate(names):
-        if not terms[name].requires_grad:
-            raise UsageError(f"reward {name!r} is not differentiable in the images; R0 needs differentiable rewards "
-                             "(alignment, alignment-prob, clip, brightness, or a real model); use GRPO for this one")
-        (g,) = torch.autograd.grad(terms[name].mean(), images, retain_graph=i < len(names) - 1)
-        if normalise:
-            g = g / g.norm().clamp_min(1e-12)
-        total = total + weights[name] * g
-    return total
+def pda_hybrid_with_eta(prox, x_T: torch.Tensor, num_steps: int, etas: Sequence[float], generator=None,
+                        grid: str = "uniform", schedule=None) -> torch.Tensor:
+    """sample_with_eta with PDA-hybrid: the prox generator."""
+    return sample_with_eta("pda-hybrid", prox, x_T, num_steps, etas, generator, grid, schedule)
 
 
 def weight_pull(params: list[torch.Tensor], params0: list[torch.Tensor]) -> torch.Tensor:
@@ -104,20 +96,21 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
 
     weights = parse_reward_spec(cfg.reward)
     if "alignment-acc" in weights:  # the one embedded reward without a gradient: fail before writing anything
-        raise UsageError("reward 'alignment-acc' is not differentiable in the images; R0 needs differentiable rewards "
-                         "(alignment, alignment-prob, clip, brightness, or a real model); use GRPO for this one")
-    run = FineTuneRun(cfg, "r0", "raise --reg or lower --lr", prox_only=True).start(weights)
+        raise UsageError("reward 'alignment-acc' is not differentiable in the images; R0 needs differentiable rewards; "
+                         f"use GRPO or nft for this one ({DIFFERENTIABLE_HINT})")
+    run = FineTuneRun(cfg, "r0", "raise --reg or lower --lr").start(weights)
     params0 = [p.detach().clone() for p in run.params]  # the pretrained weights the pull is toward
     reward_weights = {k: w for k, (w, _) in run.reward.parts.items()}
 
     def step(i: int, g: torch.Generator, prompts: list[str], x_T: torch.Tensor) -> StepResult:
         etas = (cfg.eta_min + (1 - cfg.eta_min) * torch.rand(cfg.num_steps, generator=g)).tolist()
         # --- generate with gradients through every step, score, backpropagate the normalised reward gradient
-        x0 = pda_hybrid_with_eta(run.guided(run.net, prompts), x_T, cfg.num_steps, etas, g, run.grid, run.schedule)
+        x0 = sample_with_eta(run.sampler, run.guided(run.net, prompts), x_T, cfg.num_steps, etas, g, run.grid, run.schedule)
         images = run.autoencoder.decode(x0).clamp(0, 1)
         leaf = images.detach().requires_grad_(True)
         terms = run.reward.terms(leaf, prompts)
-        direction = reward_image_gradient(terms, reward_weights, leaf, cfg.normalise_gradients)
+        direction = reward_gradient(terms, reward_weights, leaf, "batch" if cfg.normalise_gradients else None,
+                                    "R0 needs differentiable rewards; use GRPO or nft for this one")
         pull = weight_pull([p for p in run.acc.unwrap_model(run.net).parameters() if p.requires_grad], params0)
         surrogate = -(images * direction.detach()).sum() + cfg.reg * pull
         run.opt.zero_grad(set_to_none=True)

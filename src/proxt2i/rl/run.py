@@ -1,4 +1,4 @@
-"""The frame every reward fine-tuning run shares (GRPO, R0): set-up, resume, the step loop, evaluation,
+"""The frame every reward fine-tuning run shares (GRPO, R0, NFT): set-up, resume, the step loop, evaluation,
 checkpoints and export. An algorithm supplies one step function; everything else is here, once.
 
 Runs on one CPU, one GPU or several processes through accelerate, like training/run.py. Exact resume: the
@@ -179,6 +179,11 @@ class RunLog:
             f.write(json.dumps(row) + "\n")
         (bar.write if bar is not None and self.progress else print)(text)
 
+    def iteration_seconds(self, upto: int) -> float:
+        """Seconds spent in the logged iterations up to step `upto`, over every session of the run."""
+        rows = [json.loads(line) for line in _read_log(self.path, upto + 1)]
+        return sum(r.get("seconds", 0.0) for r in rows if "eval" not in r and int(r["step"]) <= upto)
+
     def write_eval(self, step: int, result: dict, bar=None) -> None:
         text = f"eval step {step}:" + "".join(f" {k} {result[k]:.4f}" for k in ("alignment", "alignment_all", "fd", "reward")
                                              if result.get(k) is not None)
@@ -205,9 +210,9 @@ class FineTuneRun:
     may then take what it needs from the pretrained weights (a KL reference, R0's anchor); loop(step_fn)
     resumes from the newest checkpoint and runs the steps; export() evaluates and writes OUT/final."""
 
-    def __init__(self, cfg, algorithm: str, collapse_hint: str, prox_only: bool = False, weight_decay: float = 0.0):
+    def __init__(self, cfg, algorithm: str, collapse_hint: str, weight_decay: float = 0.0):
         self.cfg, self.algorithm, self.collapse_hint = cfg, algorithm, collapse_hint
-        self.prox_only, self.weight_decay = prox_only, weight_decay
+        self.weight_decay = weight_decay
         self.out = Path(cfg.out)
 
     def start(self, reward_weights: dict) -> "FineTuneRun":
@@ -227,8 +232,6 @@ class FineTuneRun:
         self.acc = acc = make_accelerator(MIXED_PRECISION[cfg.dtype], cpu=device.type == "cpu")
         self.reward = combine_rewards(reward_weights, device=acc.device)  # first: a bad reward folder fails before anything heavy
         self.pipe = pipe = ProxT2IPipeline.from_pretrained(resolve_model(cfg.model))
-        if self.prox_only and pipe.objective != "prox":
-            raise UsageError(f"{self.algorithm} here fine-tunes prox models; {cfg.model!r} is a {pipe.objective} model")
         pipe.warn_unseen_words(self.train_prompts + self.eval_prompts)
         self.objective, self.schedule, self.latent_shape = pipe.objective, pipe.schedule, pipe.latent_shape
         pipe.to(acc.device)
@@ -263,17 +266,25 @@ class FineTuneRun:
         from ..training.checkpoint import check_resume_config, latest_checkpoint, load_checkpoint
 
         start, ckpt = 0, latest_checkpoint(self.out)
+        self.wall_before = 0.0
         if ckpt is not None:
             state = load_checkpoint(ckpt, self.net, self.ema, self.opt)
             check_resume_config(ckpt, state.get("config", {}), self.config)
             self.monitor.baseline = state.get("diversity_baseline")
             self.acc.print(f"resuming from {ckpt} (step {int(state['step'])})")
             start = int(state["step"])
+            self.wall_before = state.get("wall_seconds")
         self.net, self.opt = self.acc.prepare(self.net, self.opt)
         self.runlog = RunLog(self.out, {**self.config, "objective": self.objective, "chain": self.sampler, "chain_time_grid": self.grid},
                              self.main, progress)
         self.runlog.start_at(start)
+        if self.wall_before is None:  # a checkpoint from before wall time was recorded: its iterations, at least
+            self.wall_before = self.runlog.iteration_seconds(start)
         return start
+
+    def wall_seconds(self) -> float:
+        """Wall time of the run so far, earlier sessions (from the checkpoint) included."""
+        return self.wall_before + time.time() - self.t_start
 
     def loop(self, step_fn: Callable[[int, torch.Generator, list, torch.Tensor], StepResult], progress: bool = True) -> None:
         """Resume, then for each remaining step: its generator, prompts (P prompts x G images, prompt-major)
@@ -318,7 +329,8 @@ class FineTuneRun:
             # --- checkpoints, evaluation
             if self.main and (done % cfg.checkpoint_every == 0 or done == cfg.steps or self.stopped):
                 save_checkpoint(self.out, done, acc.unwrap_model(self.net), self.ema, self.opt,
-                                {"config": self.config, "diversity_baseline": self.monitor.baseline}, keep=cfg.keep_checkpoints)
+                                {"config": self.config, "diversity_baseline": self.monitor.baseline,
+                                 "wall_seconds": self.wall_seconds()}, keep=cfg.keep_checkpoints)
             if self.main and cfg.eval_every > 0 and done % cfg.eval_every == 0 and done != cfg.steps and not self.stopped:
                 self.evaluate(done, bar)  # (a run that stops here is evaluated once, in export)
             acc.wait_for_everyone()
@@ -340,7 +352,8 @@ class FineTuneRun:
             recipe = {"command": command,
                       "finetune": {"algorithm": self.algorithm, "chain": self.sampler, "chain_time_grid": self.grid, **self.config},
                       "steps_done": done, "stopped_on_collapse": self.stopped, "final_eval": result,
-                      "wall_seconds": round(time.time() - self.t_start, 1), "base_model": self.cfg.model,
+                      "wall_seconds": round(self.wall_seconds(), 1),
+                      "iteration_seconds": round(self.runlog.iteration_seconds(done), 1), "base_model": self.cfg.model,
                       "base_recipe": self.pipe.config.get("recipe", {})}
             save_model_folder(final, self.ema.uvit, self.ema.text_encoder, self.autoencoder, objective=self.objective,
                               image_size=self.pipe.image_size, recipe=recipe, sampling=self.sampling, schedule=self.schedule,

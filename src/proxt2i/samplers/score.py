@@ -11,10 +11,11 @@ Over the same grid as PDA, walking k = N-1 .. 0 from t_{k+1} to t_k with gamma_k
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 
+from ..errors import UsageError
 from ..parameterization import ScoreFn
 from ..schedule import Schedule, VPSchedule, step_sizes
 from .common import as_grid, batch_randn, batch_vector, check_start, checked_output
@@ -32,10 +33,13 @@ def score_step(score: ScoreFn, x: torch.Tensor, t: float, step: int) -> torch.Te
 
 
 def _reverse_walk(score: ScoreFn, x_T: torch.Tensor, grid, noise_scale: float, score_weight: float, denoise_final: bool,
-                  generator, schedule: Optional[Schedule], return_trajectory: bool, callback: Optional[Callable[[dict], None]]):
+                  generator, schedule: Optional[Schedule], return_trajectory: bool, callback: Optional[Callable[[dict], None]],
+                  noise_scales: Optional[Sequence[float]] = None):
     grid = as_grid(grid, increasing=False)
     check_start(x_T)
     num_steps = len(grid) - 1
+    if noise_scales is not None and len(noise_scales) != num_steps:
+        raise UsageError(f"noise_scales needs one factor per step ({num_steps}), got {len(noise_scales)}")
     gammas = step_sizes(schedule or VPSchedule(), grid)
     x, xs = x_T, [x_T]
     for k in range(num_steps - 1, -1, -1):
@@ -44,6 +48,8 @@ def _reverse_walk(score: ScoreFn, x_T: torch.Tensor, grid, noise_scale: float, s
         x_next = reverse_drift(x, s, gamma, score_weight)
         if noise_scale > 0 and not (denoise_final and k == 0):
             noise = batch_randn(x.shape, generator, device=x.device, dtype=x.dtype)
+            if noise_scales is not None:
+                noise = float(noise_scales[num_steps - 1 - k]) * noise
             x_next = x_next + (noise_scale * gamma) ** 0.5 * noise
         x = x_next
         if return_trajectory:
@@ -54,10 +60,12 @@ def _reverse_walk(score: ScoreFn, x_T: torch.Tensor, grid, noise_scale: float, s
 
 
 def euler_maruyama_sample(score: ScoreFn, x_T: torch.Tensor, grid, *, denoise_final: bool = False, generator=None,
-                          callback=None, return_trajectory: bool = False, schedule: Optional[Schedule] = None):
+                          callback=None, return_trajectory: bool = False, schedule: Optional[Schedule] = None,
+                          noise_scales: Optional[Sequence[float]] = None):
     """Reverse-SDE Euler-Maruyama from x_T [B, ...] on `grid` (samplers/common.py); N score evaluations.
-    Returns x_0 [B, ...] (or the list of states x_N .. x_0). denoise_final: take the last step without noise."""
-    return _reverse_walk(score, x_T, grid, 1.0, 1.0, denoise_final, generator, schedule, return_trajectory, callback)
+    Returns x_0 [B, ...] (or the list of states x_N .. x_0). denoise_final: take the last step without noise.
+    noise_scales: one factor per step in sampling order multiplying that step's noise (default 1; R0)."""
+    return _reverse_walk(score, x_T, grid, 1.0, 1.0, denoise_final, generator, schedule, return_trajectory, callback, noise_scales)
 
 
 def pf_ode_euler_sample(score: ScoreFn, x_T: torch.Tensor, grid, *, generator=None, callback=None,
