@@ -95,16 +95,20 @@ def _commands():
     """(command words, config class, presets, how to read a config from parsed args) for every command."""
     from proxt2i.bench import PRESETS as BENCH_PRESETS, BenchConfig
     from proxt2i.cli.bench import bench_config
-    from proxt2i.cli.finetune import grpo_config, r0_config
+    from functools import partial
+
+    from proxt2i.cli.finetune import finetune_config
     from proxt2i.curate import CurateConfig
     from proxt2i.evaluation.train import EvaluatorTrainConfig
     from proxt2i.rl.grpo import GRPORunConfig
+    from proxt2i.rl.nft import NFTConfig
     from proxt2i.rl.r0 import R0Config
     from proxt2i.training.vae import VAETrainConfig
 
     return {
-        "grpo": (["finetune", "grpo"], GRPORunConfig, grpo_config),
-        "r0": (["finetune", "r0"], R0Config, r0_config),
+        "nft": (["finetune", "nft"], NFTConfig, partial(finetune_config, "nft")),
+        "grpo": (["finetune", "grpo"], GRPORunConfig, partial(finetune_config, "grpo")),
+        "r0": (["finetune", "r0"], R0Config, partial(finetune_config, "r0")),
         "bench": (["bench"], BenchConfig, bench_config),
         "train-vae": (["train-vae"], VAETrainConfig, lambda a: config.config_from_args(VAETrainConfig, a)),
         "evaluator": (["evaluator", "train", "--out", "d"], EvaluatorTrainConfig, lambda a: config.config_from_args(EvaluatorTrainConfig, a)),
@@ -134,6 +138,7 @@ CHANGED = {
     "grpo": dict(reward="alignment-prob", prompts="synthfaces-heldout", steps=150, lr=5e-5, kl=0.1, reduce="mean", start_noise="shared",
                  stop_on_collapse=True, keep_checkpoints=10, out="runs/a b", time_grid="quadratic", train_steps_per_update=2,
                  weight_decay=0.01, adv_clip=3.0),
+    "nft": dict(reward="alignment-prob=1,clip=0.5", beta=0.5, inner_epochs=3, step_candidates=(2, 4), reg=0.1, lr=3.25e-5),
     "r0": dict(reward="alignment-prob=1,clip=1", normalise_gradients=False, eta_min=0.5, reg=1e5, lr=1.2345678901e-4, time_grid="power:2"),
     "bench": dict(samplers=("ddim", "pda-hybrid"), steps=(2, 3), num_prompts=16, prompt_sets=("heldout",), reference_num=64,
                   evaluator="my evaluator"),
@@ -208,6 +213,7 @@ def _shipped_recipes():
 
 def test_shipped_recipes_load_with_their_legacy_sentinels():
     from proxt2i.rl.grpo import GRPORunConfig
+    from proxt2i.rl.nft import NFTConfig
     from proxt2i.training.presets import config_from_dict
     from proxt2i.training.recipe import recipe_stages
 
@@ -215,12 +221,15 @@ def test_shipped_recipes_load_with_their_legacy_sentinels():
     for name, recipe in _shipped_recipes():
         for stage in recipe_stages(recipe):
             if "finetune" in stage:
+                algorithm = stage["finetune"]["algorithm"]
                 ft = {k: v for k, v in stage["finetune"].items() if k not in ("algorithm", "chain", "chain_time_grid")}
-                cfg = config.config_from_dict(GRPORunConfig, ft)
-                assert cfg.time_grid is None and cfg.train_steps_per_update is None  # "" and 0 meant the model's grid, all
+                cfg = config.config_from_dict({"grpo": GRPORunConfig, "nft": NFTConfig}[algorithm], ft)
+                assert cfg.time_grid is None  # "" meant the model's grid
+                if algorithm == "grpo":
+                    assert cfg.train_steps_per_update is None  # 0 meant all
                 argv = shlex.split(stage["command"])
                 assert _config_of(argv[1:]) == cfg  # the recorded command reruns the recorded config
-                seen.add("grpo")
+                seen.add(algorithm)
             elif "config" in stage:
                 cfg = config_from_dict(stage["config"])
                 assert cfg.patch_size is None and cfg.heads is None and (cfg.width, cfg.depth) == (128, 5)
@@ -230,7 +239,7 @@ def test_shipped_recipes_load_with_their_legacy_sentinels():
                 argv = shlex.split(stage["command"])
                 assert _config_of(argv[1:]).steps == stage["steps"]
                 seen.add("vae")
-    assert seen == {"grpo", "train", "vae"}
+    assert seen == {"grpo", "nft", "train", "vae"}
 
 
 def test_shipped_architectures_need_no_silent_heads_change():

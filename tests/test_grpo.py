@@ -330,7 +330,7 @@ def test_recipe_command_reruns_the_same_config(algorithm, cfg):
     import shlex
 
     from proxt2i.cli import build_parser
-    from proxt2i.cli.finetune import grpo_config, r0_config
+    from proxt2i.cli.finetune import finetune_config
     from proxt2i.rl.grpo import GRPORunConfig, grpo_command
     from proxt2i.rl.r0 import R0Config, r0_command
 
@@ -338,4 +338,4 @@ def test_recipe_command_reruns_the_same_config(algorithm, cfg):
     argv = shlex.split((grpo_command if algorithm == "grpo" else r0_command)(config))
     assert argv[:3] == ["proxt2i", "finetune", algorithm]
     args = build_parser("finetune").parse_args(argv[1:])
-    assert (grpo_config if algorithm == "grpo" else r0_config)(args) == config
+    assert finetune_config(algorithm, args) == config
