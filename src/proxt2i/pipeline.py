@@ -18,7 +18,7 @@ import torch
 from .errors import UnseenWordsWarning, UsageError
 from .models.io import ModelFolder, default_time_grid, load_model_folder
 from .models.text import unseen_words
-from .samplers.guidance import guided_model
+from .samplers.guidance import check_reward_guidance_schedule, guided_model, reward_guided_prox
 from .samplers.registry import DEFAULT_SAMPLER, SamplerSpec, get_sampler
 from .schedule import Schedule, VPSchedule, time_grid
 
@@ -43,16 +43,58 @@ def resolve_sampling(objective: str, sampler: str | None, num_steps: int, time_g
     return spec, sampler_grid(spec, name, time_grid, num_steps)
 
 
+class RewardGuidance:
+    """Differentiable rewards to climb while sampling (`--reward-guidance NAME=W[,...]`): W is the step each
+    reward's per-image gradient (normalised to unit RMS) makes, in latent units, scaled over t by `schedule`
+    (samplers.guidance.REWARD_GUIDANCE_SCHEDULES). Loaded and checked at construction: a weight that is negative,
+    a reward without a gradient or a missing reward folder is a UsageError before any sampling."""
+
+    def __init__(self, spec: str | dict, schedule: str = "late", device="cpu"):
+        from .rewards import combine_rewards, parse_reward_spec
+
+        check_reward_guidance_schedule(schedule)
+        weights = parse_reward_spec(spec if isinstance(spec, str) else ",".join(f"{k}={w}" for k, w in spec.items()))
+        self.weights, self.schedule = weights, schedule
+        self.reward = combine_rewards(weights, device=device)
+        self.spec = ",".join(f"{k}={w:g}" for k, w in weights.items())
+
+    def direction(self, decode, prompts: list[str]):
+        """d(x0_hat [B, C, h, w]) -> [B, C, h, w]: sum_k W_k g_k / rms(g_k), g_k the gradient of reward k of
+        decode(x0_hat) with respect to x0_hat, row by row (one image's step never depends on another's)."""
+        from .rewards.registry import reward_gradient
+
+        def direction(x0_hat: torch.Tensor) -> torch.Tensor:
+            with torch.enable_grad():
+                leaf = x0_hat.detach().requires_grad_(True)
+                terms = self.reward.terms(decode(leaf).float().clamp(0, 1), prompts)
+                total = reward_gradient(terms, self.weights, leaf, "row", "it cannot guide sampling; use a differentiable one")
+            return total.detach()
+
+        return direction
+
+
+def check_reward_guidance(objective: str, sampler: str | None) -> None:
+    """Reward guidance follows prox steps: a score model or sampler cannot take it (a UsageError)."""
+    name = sampler or DEFAULT_SAMPLER[objective]
+    if get_sampler(name).objective != "prox":
+        raise UsageError(f"reward guidance acts after each prox step; sampler {name!r} drives a score model "
+                         "(use a prox model with pda-hybrid or pda-backward)")
+
+
 @torch.no_grad()
 def sample_latents(net, objective: str, prompts: list[str], latent_shape: tuple, num_steps: int = 4,
                    guidance_scale: float = 4.0, sampler: str | None = None, seeds: list[int] | None = None,
                    guidance_interval=None, device="cpu", time_grid: str | None = None,
-                   schedule: Schedule | None = None, callback=None) -> torch.Tensor:
+                   schedule: Schedule | None = None, callback=None, reward_guidance: RewardGuidance | None = None,
+                   decode=None) -> torch.Tensor:
     """Latents [B, C, h, w] for B prompts; image i uses torch.Generator seeded with seeds[i] for x_T and
     every step's noise, so it does not depend on the rest of the batch. time_grid: uniform (default),
     quadratic or power:R for the samplers that walk a grid. schedule: the model's (default VP). callback(info)
-    after every step: the sampler's record (samplers/common.py), info["i"] = steps done - 1."""
+    after every step: the sampler's record (samplers/common.py), info["i"] = steps done - 1. reward_guidance
+    (prox samplers only) climbs its rewards after each prox step, through `decode` (latents -> images in [0, 1])."""
     spec, grid = resolve_sampling(objective, sampler, num_steps, time_grid)
+    if reward_guidance is not None:
+        check_reward_guidance(objective, sampler)
     schedule = schedule or VPSchedule()
     seeds = list(range(len(prompts))) if seeds is None else list(seeds)
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]  # CPU generators: the same draws on any device
@@ -62,6 +104,8 @@ def sample_latents(net, objective: str, prompts: list[str], latent_shape: tuple,
     if isinstance(net, TextConditionedUViT):  # weights are fixed here: encode the prompts once, not every step
         net = TextMemo(net)
     fn = guided_model(net, objective, prompts, guidance_scale, guidance_interval, schedule)
+    if reward_guidance is not None:
+        fn = reward_guided_prox(fn, reward_guidance.direction(decode, prompts), reward_guidance.schedule, schedule)
     return spec(fn, x_T, grid, generator=gens, schedule=schedule, callback=callback)
 
 
@@ -151,13 +195,21 @@ class ProxT2IPipeline:
 
     def sample_latents(self, prompts: list[str], num_steps: int = 4, guidance_scale: float = 4.0, sampler: str | None = None,
                        seeds: list[int] | None = None, guidance_interval=None, time_grid: str | None = None, net=None,
-                       device=None, callback=None) -> torch.Tensor:
+                       device=None, callback=None, reward_guidance: RewardGuidance | None = None) -> torch.Tensor:
         """Latents [B, C, h, w] (float32, on `device`: default the pipeline's) with this model's shape, schedule
         and default time grid; `net` replaces the network (e.g. an EMA copy being fine-tuned)."""
         return sample_latents(self.net if net is None else net, self.objective, prompts, self.latent_shape, num_steps,
                               guidance_scale, sampler, seeds, guidance_interval, device=self.device if device is None else device,
                               time_grid=self.grid_kind(sampler, time_grid), schedule=self.schedule,
-                              callback=callback)
+                              callback=callback, reward_guidance=reward_guidance, decode=self._decode_differentiable)
+
+    def _decode_differentiable(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.autoencoder.decode(latents.to(self.device, self.dtype))
+
+    def reward_guidance(self, spec: str | dict, schedule: str = "late") -> RewardGuidance:
+        """The RewardGuidance of `spec` (e.g. "clip=0.3") for this pipeline's device, checked against its objective."""
+        check_reward_guidance(self.objective, None)
+        return RewardGuidance(spec, schedule, self.device)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -166,9 +218,12 @@ class ProxT2IPipeline:
 
     def __call__(self, prompts, num_steps: int = 4, guidance_scale: float = 4.0, sampler: str | None = None,
                  seed: int | None = 0, generator: torch.Generator | None = None, guidance_interval=None,
-                 batch_size: int = 16, output_type: str = "pil", progress: bool = False, time_grid: str | None = None):
+                 batch_size: int = 16, output_type: str = "pil", progress: bool = False, time_grid: str | None = None,
+                 reward_guidance: str | dict | RewardGuidance | None = None, reward_guidance_schedule: str = "late"):
         """prompts: a string or a list. Image i uses seed + i (or seeds drawn from `generator`).
         time_grid: "uniform", "quadratic" or "power:R" (default: the model's own, see time_grid_for; else uniform).
+        reward_guidance: "NAME=W,..." (or a RewardGuidance): climb these differentiable rewards after every prox
+        step, a step of W per reward (RewardGuidance), weighted over t by reward_guidance_schedule (constant, late, final).
         Returns a list of PIL images, or a tensor [N, 3, S, S] in [0, 1] with output_type="tensor"."""
         from tqdm import tqdm
 
@@ -177,6 +232,10 @@ class ProxT2IPipeline:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         check_prompts(prompts)
         resolve_sampling(self.objective, sampler, num_steps, self.grid_kind(sampler, time_grid))  # refuse bad settings first
+        if reward_guidance is not None:
+            check_reward_guidance(self.objective, sampler)
+            if not isinstance(reward_guidance, RewardGuidance):
+                reward_guidance = self.reward_guidance(reward_guidance, reward_guidance_schedule)
         self.warn_unseen_words(prompts)
         if generator is not None:
             seeds = torch.randint(0, 2**62, (len(prompts),), generator=generator).tolist()
@@ -185,7 +244,7 @@ class ProxT2IPipeline:
         chunks = []
         for i in tqdm(range(0, len(prompts), batch_size), desc="generate", disable=not progress or len(prompts) <= batch_size):
             lat = self.sample_latents(prompts[i : i + batch_size], num_steps, guidance_scale, sampler, seeds[i : i + batch_size],
-                                      guidance_interval, time_grid)
+                                      guidance_interval, time_grid, reward_guidance=reward_guidance)
             chunks.append(self.decode(lat))
         images = torch.cat(chunks)
         return images if output_type == "tensor" else to_pil(images)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 # the subcommands this module adds, with their one-line help (cli/__init__ lists them without importing anything heavy)
-COMMANDS = {"generate": "generate images from a prompt (default model: synthfaces-prox-grpo, 4 PDA-hybrid steps)"}
+COMMANDS = {"generate": "generate images from a prompt (default model: synthfaces-prox-nft, 4 PDA-hybrid steps)"}
 
 
 def register(sub) -> None:
@@ -25,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("prompt", nargs="?", help="the text prompt")
     p.add_argument("--prompts", metavar="FILE", help="a file with one prompt per line (instead of PROMPT)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped name (see `proxt2i models`) or model folder (default {DEFAULT_MODEL}: "
-                                                           "synthfaces-prox after GRPO; synthfaces-prox is the pretrained model)")
+                                                           "synthfaces-prox after the forward-process reward route; synthfaces-prox is the pretrained model)")
     p.add_argument("--steps", type=int, default=4, help="sampling steps = network evaluations per image before guidance (default 4)")
     p.add_argument("--guidance", type=finite_float, default=4.0, help="classifier-free guidance scale w >= 0; 1 = off (default 4)")
     p.add_argument("--guidance-interval", type=finite_float, nargs=2, metavar=("T_LO", "T_HI"), help="apply guidance only for t in [T_LO, T_HI]")
@@ -33,6 +33,13 @@ def register(sub) -> None:
     p.add_argument("--time-grid", metavar="GRID", help="times the project's samplers visit: uniform (t_k = k/N), quadratic ((k/N)^2) or "
                                                       "power:R (default: the model's own, from its config.json: quadratic for pda-hybrid on the shipped "
                                                       "prox model; otherwise uniform; diffusers samplers use their own timesteps)")
+    p.add_argument("--reward-guidance", metavar="NAME=W[,...]",
+                   help="training-free reward guidance (prox samplers): after every prox step, a step of W (latent RMS units) up "
+                        "the normalised gradient of each differentiable reward of the decoded clean estimate, e.g. "
+                        "alignment-prob=0.1 or clip=0.1,brightness=0.05; real models as NAME:DIR=W. Each guided step costs one "
+                        "decode and reward pass, forward and backward (no U-ViT backward); docs/finetune.md measures it")
+    p.add_argument("--reward-guidance-schedule", default="late", choices=["constant", "late", "final"],
+                   help="the reward step over the prox time t: constant, late (scaled by 1 - t; default) or final (the last step only)")
     p.add_argument("--seed", type=seed_value, default=0, help="image i uses seed + i (default 0)")
     p.add_argument("--num", type=int, default=4, help="images per prompt (default 4)")
     p.add_argument("--batch-size", type=int, default=32, help="images per network batch (default 32)")
@@ -129,6 +136,14 @@ def check_sampling_flags(args) -> None:
             raise UsageError(f"--guidance-interval T_LO T_HI needs 0 <= T_LO <= T_HI <= 1, got {lo} {hi}")
     if not 1 <= args.steps <= 1000:
         raise UsageError(f"--steps must be in 1..1000, got {args.steps}")
+    if args.reward_guidance is not None:
+        from ..rewards import parse_reward_spec
+        from ..samplers.registry import get_sampler
+
+        parse_reward_spec(args.reward_guidance)
+        if args.sampler is not None and get_sampler(args.sampler).objective != "prox":
+            raise UsageError(f"--reward-guidance acts after each prox step; --sampler {args.sampler} drives a score model "
+                             "(use pda-hybrid or pda-backward with a prox model)")
     if args.compare_steps:
         steps = compare_step_counts(args.compare_steps)
         bad = [n for n in steps if not 1 <= n <= 1000]
@@ -171,7 +186,15 @@ def _is_image_folder(folder: Path) -> bool:
 def _generate(pipe, prompts: list[str], args):
     return pipe(prompts, num_steps=args.steps, guidance_scale=args.guidance, sampler=args.sampler, seed=args.seed,
                 guidance_interval=tuple(args.guidance_interval) if args.guidance_interval else None,
-                batch_size=args.batch_size, output_type="tensor", progress=True, time_grid=args.time_grid)
+                batch_size=args.batch_size, output_type="tensor", progress=True, time_grid=args.time_grid,
+                **reward_guidance_options(args))
+
+
+def reward_guidance_options(args) -> dict:
+    """The pipeline keywords of --reward-guidance (none without it)."""
+    if args.reward_guidance is None:
+        return {}
+    return {"reward_guidance": args.reward_guidance, "reward_guidance_schedule": args.reward_guidance_schedule}
 
 
 def single_paths(prefix: Path, num: int) -> list[Path]:
@@ -204,7 +227,9 @@ def write_folder(out: Path, images, prompts, args, sampler: str, grid: str) -> N
         name = f"{i:05d}.png"
         atomic_save_image(im, out / name)
         rows.append(json.dumps({"file_name": name, "text": text, "seed": args.seed + i, "steps": args.steps,
-                                "sampler": sampler, "guidance": args.guidance, "model": args.model, "time_grid": grid}))
+                                "sampler": sampler, "guidance": args.guidance, "model": args.model, "time_grid": grid,
+                                **({"reward_guidance": args.reward_guidance, "reward_guidance_schedule": args.reward_guidance_schedule}
+                                   if args.reward_guidance else {})}))
     atomic_write_text(out / "metadata.jsonl", "\n".join(rows) + "\n")
 
 
@@ -213,7 +238,8 @@ def compare_steps(pipe, prompts: list[str], args) -> int:
     steps = compare_step_counts(args.compare_steps)
     interval = tuple(args.guidance_interval) if args.guidance_interval else None
     columns = [pipe(prompts, num_steps=n, guidance_scale=args.guidance, sampler=args.sampler, seed=args.seed,
-                    guidance_interval=interval, time_grid=args.time_grid, batch_size=args.batch_size, output_type="tensor")
+                    guidance_interval=interval, time_grid=args.time_grid, batch_size=args.batch_size, output_type="tensor",
+                    **reward_guidance_options(args))
                for n in steps]
     path = Path(args.out).with_suffix(".png")
     save_steps_figure(columns, prompts, steps, path)

@@ -61,3 +61,45 @@ def guided_model(net: TextEpsNet, objective: str, prompts: list[str], guidance_s
     if objective != "score":
         raise UsageError(f"objective must be 'prox' or 'score', got {objective!r}")
     return score_from_eps_model(lambda x, t: eps(x, t, torch.zeros_like(t)), schedule or VPSchedule())
+
+
+# ------------------------------------------------------------------------------------ reward guidance
+# w(t) / W over the prox time t of the new state: every step, late steps more (1 - t), or the last step only
+REWARD_GUIDANCE_SCHEDULES = ("constant", "late", "final")
+
+
+def check_reward_guidance_schedule(kind: str) -> None:
+    if kind not in REWARD_GUIDANCE_SCHEDULES:
+        raise UsageError(f"unknown reward-guidance schedule {kind!r}; choose one of: {', '.join(REWARD_GUIDANCE_SCHEDULES)}")
+
+
+def reward_guidance_factor(kind: str, t: torch.Tensor) -> torch.Tensor:
+    """The schedule's factor [B] in [0, 1] at prox times t [B]."""
+    check_reward_guidance_schedule(kind)
+    if kind == "constant":
+        return torch.ones_like(t)
+    if kind == "late":
+        return (1.0 - t).clamp(0.0, 1.0)
+    return (t <= 0).to(t.dtype)
+
+
+def reward_guided_prox(prox: Callable, direction: Callable, kind: str = "late", schedule: Schedule | None = None) -> Callable:
+    """Training-free reward guidance over a prox callable: after each prox step, x <- x + f(t) d(x0_hat), where
+    x0_hat [B, ...] is the clean estimate of the new state (Tweedie, with the score the prox step implies:
+    grad log p_t(x) = (x - y) / lam), d(x0_hat) [B, ...] the reward ascent direction (e.g. per-row normalised
+    reward gradients, weighted; pipeline.reward_direction) and f the schedule's factor. The network is not
+    differentiated: each guided step costs one pass of d (a decode and the rewards, forward and backward)."""
+    check_reward_guidance_schedule(kind)
+    schedule = schedule or VPSchedule()
+
+    def guided(y, t, lam):
+        x = prox(y, t, lam)
+        f = reward_guidance_factor(kind, t)
+        if not bool((f > 0).any()):
+            return x
+        a = expand_like(schedule.alpha(t.double()), x).to(x.dtype)
+        score = (x - y) / expand_like(lam, x).to(x.dtype)
+        x0_hat = (x + (1.0 - a) * score) / a.sqrt()
+        return x + expand_like(f.to(x.dtype), x) * direction(x0_hat.detach())
+
+    return guided
