@@ -32,13 +32,16 @@ def test_models_lists_every_stage_of_each_recipe(capsys):
     assert "steps x batch 32" in capsys.readouterr().out
 
 
-def test_default_model_is_the_grpo_fine_tune_of_the_pretrained_prox_model():
+def test_default_model_is_the_forward_process_fine_tune_of_the_pretrained_prox_model():
     from proxt2i.cli import build_parser
 
-    assert build_parser("generate").parse_args(["generate", "a smiling man"]).model == DEFAULT_MODEL == "synthfaces-prox-grpo"
+    assert build_parser("generate").parse_args(["generate", "a smiling man"]).model == DEFAULT_MODEL == "synthfaces-prox-nft"
     pipe = ProxT2IPipeline.from_pretrained()  # no name: the same default as `proxt2i generate`
     recipe = pipe.config["recipe"]
-    assert pipe.objective == "prox" and recipe["finetune"]["algorithm"] == "grpo" and recipe["base_model"] == "synthfaces-prox"
+    assert pipe.objective == "prox" and recipe["finetune"]["algorithm"] == "nft" and recipe["base_model"] == "synthfaces-prox"
+    assert recipe["steps_done"] == 250 and "--steps 250" in SHIPPED[DEFAULT_MODEL]["rebuild"]
+    grpo = ProxT2IPipeline.from_pretrained("synthfaces-prox-grpo").config["recipe"]  # the earlier default stays addressable
+    assert grpo["finetune"]["algorithm"] == "grpo"
     assert pipe.time_grid_for() == "quadratic"  # the grid it was fine-tuned on, kept as its default
     tuned, base = pipe.net.uvit.state_dict(), ProxT2IPipeline.from_pretrained("synthfaces-prox").net.uvit.state_dict()
     assert tuned.keys() == base.keys() and any(not torch.equal(tuned[k], base[k]) for k in base)

@@ -36,6 +36,12 @@ GRPO_REBUILD = ("proxt2i finetune grpo --model synthfaces-prox --reward alignmen
                 "--lr 5e-5 --kl 0.03 --prompts-per-step 8 --inner-epochs 2 --eval-every 50 --eval-num 256 --threads 2 "
                 "--out runs/synthfaces-prox-grpo && proxt2i export runs/synthfaces-prox-grpo/final "
                 "--overwrite --out src/proxt2i/assets/models/synthfaces-prox-grpo")
+# 250 iterations of the forward-process route (8 prompts x 8 images; rl/nft.py) from the shipped prox model: 1055 s of
+# iteration time (18.5 min with its evaluations) on 2 CPU cores, the first 250 of a 450-iteration run (docs/finetune.md);
+# the learning rate is constant, so --steps 250 rebuilds the same weights
+NFT_REBUILD = ("proxt2i finetune nft --model synthfaces-prox --reward alignment-prob --prompts synthfaces-heldout --steps 250 "
+               "--lr 2e-5 --eval-every 50 --eval-num 256 --threads 2 --out runs/synthfaces-prox-nft && proxt2i export "
+               "runs/synthfaces-prox-nft/final --overwrite --out src/proxt2i/assets/models/synthfaces-prox-nft")
 SHIPPED: dict[str, dict] = {
     "synthfaces-prox": {
         "about": "conditional proximal U-ViT (tiny) on SynthFaces, 32 px through the embedded VAE; the pretrained base",
@@ -43,15 +49,20 @@ SHIPPED: dict[str, dict] = {
     },
     "synthfaces-prox-grpo": {
         "about": "synthfaces-prox after GRPO on the embedded alignment reward (4-step PDA-hybrid chain, KL 0.03 to the "
-                 "pretrained model); the default of proxt2i generate",
+                 "pretrained model); the default before synthfaces-prox-nft",
         "rebuild": GRPO_REBUILD,
+    },
+    "synthfaces-prox-nft": {
+        "about": "synthfaces-prox after the forward-process route (reward-weighted proximal matching on its own 4-step "
+                 "samples, embedded alignment reward); the default of proxt2i generate",
+        "rebuild": NFT_REBUILD,
     },
     "synthfaces-score": {
         "about": "score baseline: the same U-ViT, data and budget, trained with denoising score matching",
         "rebuild": _rebuild("score"),
     },
 }
-DEFAULT_MODEL = "synthfaces-prox-grpo"
+DEFAULT_MODEL = "synthfaces-prox-nft"
 
 
 def resolve_model(name_or_path: str) -> Path:
