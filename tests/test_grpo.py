@@ -339,3 +339,74 @@ def test_recipe_command_reruns_the_same_config(algorithm, cfg):
     assert argv[:3] == ["proxt2i", "finetune", algorithm]
     args = build_parser("finetune").parse_args(argv[1:])
     assert finetune_config(algorithm, args) == config
+
+
+# ---------------------------------------------------------------------------------------------- branching rollouts
+def test_branch_strides_check_the_tree():
+    from proxt2i.errors import UsageError
+    from proxt2i.rl.policy import branch_strides
+
+    assert branch_strides((2, 2, 2), 3, 8) == (8, 4, 2, 1)
+    assert branch_strides((1, 4), 2, 4) == (4, 4, 1)
+    for bad in ((2, 2), (2, 2, 3), (0, 8, 1)):
+        with pytest.raises(UsageError, match="product is the group 8"):
+            branch_strides(bad, 3, 8)
+
+
+def test_branching_rollout_shares_prefixes_and_scores_each_transition_exactly():
+    """Two prompts x a group of 4 on a tree 2,2 (5 steps would need 4 factors: here 3 steps, 2 transitions):
+    each state holds one row per node, children of a node start from its state, and the recorded
+    log-probabilities are those of the transitions as sampled (brute force against torch.distributions)."""
+    from proxt2i.rl.policy import branch_strides
+
+    prox = gaussian_prox(torch.tensor([0.5, -1.0, 2.0]), 0.3)
+    x_T = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
+    strides = branch_strides((2, 2), 2, 4)
+    traj = rollout([prox] * 3, x_T, 3, torch.Generator().manual_seed(1), strides=strides)
+    assert [s.shape[0] for s in traj.states] == [2, 4, 8] and traj.x0.shape == (8, 3)
+    assert [traj.branch(i) for i in range(2)] == [2, 2]
+    chain = traj.chain
+    for i in range(2):
+        k = chain.num_transitions - i  # states[i] = y_k
+        t, lam = torch.full((traj.states[i].shape[0],), chain.grid[k]), torch.full((traj.states[i].shape[0],), chain.gammas[k])
+        g_next = chain.gammas[k - 1]
+        mean = ((1 + g_next / 2) * prox(traj.states[i], t, lam)).repeat_interleave(2, dim=0)
+        brute = torch.distributions.Normal(mean.double(), g_next**0.5).log_prob(traj.states[i + 1].double()).sum(1)
+        assert torch.allclose(traj.log_probs[i], brute, atol=1e-9)
+        assert torch.allclose(step_log_prob(prox, traj.states[i], traj.states[i + 1], i, chain, branch=2)[0], brute, atol=1e-9)
+    # the two leaves under one node differ only by the last transition's noise; distinct nodes differ
+    assert not torch.equal(traj.states[2][0], traj.states[2][1])
+    # without strides, the same call is the plain rollout (one callable per state or one for all)
+    plain = rollout(prox, x_T, 3, torch.Generator().manual_seed(1))
+    listed = rollout([prox] * 3, x_T, 3, torch.Generator().manual_seed(1))
+    assert torch.equal(plain.x0, listed.x0) and plain.strides == ()
+
+
+def test_tree_advantages_compare_each_node_with_its_parent():
+    from proxt2i.rl.grpo import tree_advantages
+
+    rewards = torch.tensor([0.0, 1.0, 2.0, 3.0, 5.0, 5.0, 1.0, 1.0])  # two prompts, a group of 4, tree 2,2
+    adv = tree_advantages(rewards, (4, 2, 1))
+    assert [a.shape[0] for a in adv] == [4, 8]
+    first, last = adv[0].view(2, 2), adv[1].view(4, 2)
+    assert torch.allclose(first.sum(1), torch.zeros(2), atol=1e-6)  # siblings' advantages cancel: the parent is the baseline
+    assert torch.allclose(last.sum(1), torch.zeros(4), atol=1e-6)
+    assert first[0, 1] > 0 and first[1, 0] > 0  # the better half of each group is the positive branch
+    assert all(torch.isclose(a.pow(2).mean().sqrt(), torch.tensor(1.0)) for a in adv)  # depth-wise unit RMS
+    # one branch point at the end is plain GRPO
+    assert torch.allclose(tree_advantages(rewards[:4], (4, 1))[0], group_advantages(rewards[:4], 4), atol=1e-3)
+
+
+def test_finetune_with_branching_rollouts_runs_and_resumes(prox_dir, tmp_path, capsys):
+    out = tmp_path / "branch"
+    args = ["--group", "4", "--num-steps", "3", "--branches", "2,2"]
+    assert main(_grpo_args(prox_dir, out, 1) + args) == 0
+    (row,) = [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "eval" not in r]
+    assert row["step"] == 1 and row["reward_std"] > 0 and row["ratio_max_dev"] == 0.0
+    assert json.loads((out / "config.json").read_text())["branches"] == [2, 2]
+    assert main(_grpo_args(prox_dir, out, 2) + args) == 0
+    assert "resuming from" in capsys.readouterr().out
+    for bad, message in ((["--branches", "2,3"], "product is the group 4"),
+                         (["--branches", "2,2", "--start-noise", "shared"], "already shares each group's first state")):
+        assert main(_grpo_args(prox_dir, tmp_path / "bad", 1, "--group", "4", "--num-steps", "3", *bad)) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "bad").exists()

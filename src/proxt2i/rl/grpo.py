@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -67,6 +67,27 @@ def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4, 
     return adv.clamp(-clip, clip).view(-1)
 
 
+def tree_advantages(rewards: torch.Tensor, strides: Sequence[int], eps: float = 1e-4, clip: float = 5.0) -> list[torch.Tensor]:
+    """Advantages of a branching rollout (policy.branch_strides), one tensor per transition i with a value per
+    row of state i + 1: the mean reward of the node's leaves minus that of its parent's leaves, over the
+    prompt's reward spread (std of its G leaves), then scaled to unit RMS over the batch at each depth: a
+    node that averages many leaves differs less from its parent, and without that scaling the early,
+    shared transitions would barely be trained (BranchGRPO's depth-wise normalisation). Clipped at +-clip.
+    rewards [P * G], prompt-major; with strides (G, 1) it is group_advantages."""
+    group = strides[0]
+    if rewards.dim() != 1 or rewards.numel() % group:
+        raise UsageError(f"rewards of shape {tuple(rewards.shape)} do not split into groups of {group}")
+    r = rewards.float().view(-1, group)
+    spread = r.std(1, unbiased=False, keepdim=True) + eps
+    out = []
+    for parent, child in zip(strides[:-1], strides[1:]):
+        value = lambda every: r.view(r.shape[0], -1, every).mean(2)
+        adv = (value(child) - value(parent).repeat_interleave(parent // child, dim=1)) / spread
+        rms = adv.pow(2).mean().sqrt()
+        out.append((adv / rms if rms > eps else adv).clamp(-clip, clip).reshape(-1))
+    return out
+
+
 def clipped_surrogate(logp_new: torch.Tensor, logp_old: torch.Tensor, adv: torch.Tensor, clip: float):
     """PPO-clip loss per sample [B] (to minimise) and whether the ratio lies outside [1 - clip, 1 + clip]
     [B] (bool; its mean is the reported clip fraction)."""
@@ -89,24 +110,26 @@ def grpo_update(policy_fn: Callable, traj: Trajectory, adv: torch.Tensor, optimi
 
     policy_fn: the trainable guided callable (gradients flow to params); ref_fn: the frozen reference
     (needed when cfg.kl > 0; when given with kl = 0 the KL is only reported). adv [B] on traj's device.
+    For a branching rollout policy_fn and ref_fn are lists (one per state, as rollout takes them) and adv
+    is tree_advantages' list (one per transition).
     backward / clip_grad: hooks for accelerate (acc.backward, acc.clip_grad_norm_).
     Returns {loss, clip_fraction, ratio_mean, ratio_max_dev, kl (or None), grad_norm, transitions}.
     """
     if cfg.kl > 0 and ref_fn is None:
         raise UsageError("a KL penalty needs the reference model")
-    adv = adv.detach()
+    at = lambda value, i: value[i] if isinstance(value, (list, tuple)) else value  # per transition, or shared by all
     sums = {"loss": 0.0, "clip_fraction": 0.0, "ratio_mean": 0.0, "kl": 0.0, "grad_norm": 0.0}
     count, ratio_dev, epochs = 0, 0.0, 0
     for _ in range(cfg.inner_epochs):
         chosen = pick_transitions(traj.chain.num_transitions, cfg.train_transitions, generator)
         optimizer.zero_grad(set_to_none=True)
         for i in chosen:
-            logp, mean = step_log_prob(policy_fn, traj.states[i], traj.states[i + 1], i, traj.chain, cfg.reduce)
-            loss_i, was_clipped = clipped_surrogate(logp, traj.log_probs[i], adv, cfg.clip)
+            logp, mean = step_log_prob(at(policy_fn, i), traj.states[i], traj.states[i + 1], i, traj.chain, cfg.reduce, traj.branch(i))
+            loss_i, was_clipped = clipped_surrogate(logp, traj.log_probs[i], at(adv, i).detach(), cfg.clip)
             loss = loss_i.mean()
             if ref_fn is not None:
                 with torch.no_grad():
-                    mean_ref = traj.chain.mean(ref_fn, traj.states[i], i)
+                    mean_ref = traj.chain.mean(at(ref_fn, i), traj.states[i], i)
                 kl = gaussian_kl(mean, mean_ref, traj.chain.std(i), cfg.reduce).mean()
                 if cfg.kl > 0:
                     loss = loss + cfg.kl * kl
@@ -154,10 +177,14 @@ class GRPORunConfig(RunSettings):
                                              "rewards differ only through the policy's own transitions; or independent")
     adv_clip: float = option(5.0, "advantages clipped to +- this")
     weight_decay: float = option(0.0, "AdamW weight decay")
+    branches: tuple[int, ...] | None = option(None, "branching rollouts (BranchGRPO): the factor each of the num_steps - 1 "
+                                                    "transitions splits a group's tree by, product = group (e.g. 2,2,2 for "
+                                                    "group 8 at 4 steps); shared steps are computed once; none = independent chains")
 
     def __post_init__(self):
         super().__post_init__()
         self.grpo()  # checks clip, kl, inner epochs, ...
+        self.strides()  # checks --branches against the chain and the group
 
     def checks(self) -> list[tuple[bool, str]]:
         return super().checks() + [
@@ -166,7 +193,15 @@ class GRPORunConfig(RunSettings):
             (self.start_noise in START_NOISE, f"--start-noise must be one of {', '.join(START_NOISE)}, got {self.start_noise!r}"),
             (self.train_steps_per_update is None or self.train_steps_per_update >= 1,
              f"--train-steps-per-update must be >= 1 (or none: all), got {self.train_steps_per_update}"),
+            (self.branches is None or self.start_noise == "independent",
+             "--branches already shares each group's first state; leave --start-noise at independent"),
         ]
+
+    def strides(self) -> tuple[int, ...]:
+        """branch_strides of --branches (checked against the chain and the group), () without branching."""
+        from .policy import branch_strides
+
+        return branch_strides(self.branches, self.num_steps - 1, self.group) if self.branches is not None else ()
 
     def grpo(self) -> GRPOConfig:
         return GRPOConfig(clip=self.clip, kl=self.kl, inner_epochs=self.inner_epochs, train_transitions=self.train_steps_per_update or 0,  # 0: all
@@ -187,24 +222,29 @@ def finetune_grpo(cfg: GRPORunConfig, progress: bool = True) -> Path:
     from .policy import rollout, same_kernels_with_and_without_grad
 
     weights = parse_reward_spec(cfg.reward)  # fail on a bad spec before loading anything
-    grpo_cfg = cfg.grpo()
+    grpo_cfg, strides = cfg.grpo(), cfg.strides()
     with same_kernels_with_and_without_grad():
         run = FineTuneRun(cfg, "grpo", "raise --kl or lower --lr", weight_decay=cfg.weight_decay).start(weights)
         ref = frozen_copy(run.net) if cfg.kl > 0 else None  # the pretrained policy
 
+        def guided(net, prompts: list[str]):
+            """net guided for every row (independent chains), or one callable per state of the branching tree."""
+            return [run.guided(net, prompts[::every]) for every in strides] if strides else run.guided(net, prompts)
+
         def step(i: int, g: torch.Generator, prompts: list[str], x_T: torch.Tensor) -> StepResult:
             # --- rollout
-            policy_fn = run.guided(run.net, prompts)
+            policy_fn = guided(run.net, prompts)
             traj = rollout(policy_fn, x_T, cfg.num_steps, g, sampler=run.sampler, schedule=run.schedule, reduce=cfg.reduce,
-                           start_group=cfg.group if cfg.start_noise == "shared" else 1, grid=run.grid)
-            # --- reward and group advantages
+                           start_group=cfg.group if cfg.start_noise == "shared" else 1, grid=run.grid, strides=strides)
+            # --- reward and group (or tree) advantages
             with torch.no_grad():
                 images = run.autoencoder.decode(traj.x0).clamp(0, 1)
                 terms = run.reward.terms(images, prompts)
-                rewards = run.reward.total(terms)
-            adv = group_advantages(rewards, cfg.group, grpo_cfg.adv_eps, grpo_cfg.adv_clip).to(run.acc.device)
+                rewards = run.reward.total(terms).to(run.acc.device)
+            adv = (tree_advantages(rewards, strides, grpo_cfg.adv_eps, grpo_cfg.adv_clip) if strides
+                   else group_advantages(rewards, cfg.group, grpo_cfg.adv_eps, grpo_cfg.adv_clip))
             # --- policy update (inner epochs over the same batch)
-            ref_fn = run.guided(ref, prompts) if ref is not None else None
+            ref_fn = guided(ref, prompts) if ref is not None else None
             stats = grpo_update(policy_fn, traj, adv, run.opt, run.params, grpo_cfg, ref_fn=ref_fn,
                                 generator=step_generator(cfg.seed + 1, run.acc.process_index, i),
                                 backward=run.acc.backward, clip_grad=run.acc.clip_grad_norm_)
