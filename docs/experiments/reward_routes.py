@@ -1,8 +1,9 @@
 """Reward routes against CPU minutes (docs/finetune.md, "Every route at one budget").
 
-    python docs/experiments/reward_routes.py time OUT.json [--iterations K]
-        runs K iterations of each route alone (2 threads, the settings of the compared runs) in a temporary
-        folder and records the median seconds per iteration (the first iteration excluded)
+    python docs/experiments/reward_routes.py time OUT.json [--iterations K] [--routes A,B]
+        runs K iterations of each route (or of the named ones) alone (2 threads, the settings of the compared
+        runs) in a temporary folder and records the median seconds per iteration (the first iteration
+        excluded) in OUT.json, keeping the routes already there
     python docs/experiments/reward_routes.py curves TIMES.json LABEL=ROUTE:RUN_DIR ... [--plot FILE.png]
         held-out alignment and FD of every evaluation in each run's log.jsonl (or, for a model folder or
         shipped name, its recorded final evaluation) against minutes = iterations x the route's seconds per
@@ -25,15 +26,20 @@ from pathlib import Path
 ROUTES = {
     "grpo": ["finetune", "grpo", "--reward", "alignment-prob", "--lr", "5e-5", "--kl", "0.03", "--prompts-per-step", "8",
              "--inner-epochs", "2"],
+    "grpo-branch": ["finetune", "grpo", "--reward", "alignment-prob", "--lr", "5e-5", "--kl", "0.03", "--prompts-per-step", "8",
+                    "--inner-epochs", "2", "--branches", "2,2,2"],
     "nft": ["finetune", "nft", "--reward", "alignment-prob", "--lr", "2e-5"],
     "r0": ["finetune", "r0", "--reward", "alignment-prob"],
     "r0-score": ["finetune", "r0", "--reward", "alignment-prob", "--model", "synthfaces-score"],
 }
 
 
-def time_routes(out: Path, iterations: int) -> None:
-    result = {}
+def time_routes(out: Path, iterations: int, names: list[str]) -> None:
+    """Times the named routes (all when empty) and adds them to OUT.json (kept routes stay as they are)."""
+    result = json.loads(out.read_text()) if out.exists() else {}
     for name, args in ROUTES.items():
+        if names and name not in names:
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run([sys.executable, "-m", "proxt2i", *args, "--steps", str(iterations), "--threads", "2", "--eval-num", "1",
                             "--checkpoint-every", str(iterations), "--out", f"{tmp}/run", "--no-progress"],
@@ -86,7 +92,8 @@ def curves(times: dict, runs: list[str], plot: str | None) -> None:
 def main(argv: list[str]) -> None:
     if argv[:1] == ["time"]:
         k = int(argv[argv.index("--iterations") + 1]) if "--iterations" in argv else 5
-        time_routes(Path(argv[1]), k)
+        names = argv[argv.index("--routes") + 1].split(",") if "--routes" in argv else []
+        time_routes(Path(argv[1]), k, names)
     elif argv[:1] == ["curves"]:
         plot = argv[argv.index("--plot") + 1] if "--plot" in argv else None
         runs = [a for a in argv[2:] if "=" in a]
