@@ -4,8 +4,8 @@
         LABEL=MODEL:STEPS[:SPEC[:SCHEDULE]] ...
 
 For each configuration: the first N prompts of heldin, heldout and paraphrase, one image each (seed i), the
-model's default sampler, CFG 4, float32 on the CPU; generation seconds per image (after a warm-up batch,
-decoding included), alignment, FD and clip score (`proxt2i evaluate`'s; the clip score is the contrastive
+model's default sampler and CFG scale (4; 1 for a guidance-distilled model), float32 on the CPU; generation seconds per image (after a warm-up batch,
+decoding included), the model's own CFG scale and the NFE, alignment, FD and clip score (`proxt2i evaluate`'s; the clip score is the contrastive
 model's, the one judge here that is not the recogniser behind alignment, FD and the alignment-prob reward); then within-prompt diversity from the first
 128 held-out prompts x 4 images (seeds 0.., as docs/finetune.md measures it for the shipped models).
 SPEC is a --reward-guidance value, e.g. alignment-prob=0.1. Prints one JSON line per configuration and set.
@@ -43,7 +43,9 @@ def main(argv: list[str]) -> None:
             images = pipe(prompts, num_steps=int(steps), seed=0, output_type="tensor", batch_size=32, **options)
             seconds = (time.perf_counter() - t0) / len(prompts)
             scores = evaluate_images(images, prompts)
-            print(json.dumps({"label": label, "model": model, "steps": int(steps), "reward_guidance": spec, "schedule": schedule,
+            cfg_scale = pipe.guidance_or_default(None)  # the model's own: 4, or 1 for a guidance-distilled model
+            print(json.dumps({"label": label, "model": model, "steps": int(steps), "guidance": cfg_scale,
+                              "nfe": int(steps) * (1 if cfg_scale == 1 else 2), "reward_guidance": spec, "schedule": schedule,
                               "set": prompt_set, "n": len(prompts), "alignment": scores["alignment"], "fd": scores["fd"],
                               "clip_score": scores["clip_score"],
                               "sec_per_image": seconds}), flush=True)

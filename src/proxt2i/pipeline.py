@@ -16,7 +16,7 @@ import warnings
 import torch
 
 from .errors import UnseenWordsWarning, UsageError
-from .models.io import ModelFolder, default_time_grid, load_model_folder
+from .models.io import ModelFolder, default_guidance, default_time_grid, load_model_folder
 from .models.text import unseen_words
 from .samplers.guidance import check_reward_guidance_schedule, guided_model, reward_guided_prox
 from .samplers.registry import DEFAULT_SAMPLER, SamplerSpec, get_sampler
@@ -187,19 +187,24 @@ class ProxT2IPipeline:
             if message:
                 warnings.warn(message, UnseenWordsWarning, stacklevel=3)
 
+    def guidance_or_default(self, guidance_scale: float | None) -> float:
+        """guidance_scale, else this model's default (models.io.default_guidance: 4, or 1 when it is distilled in)."""
+        return default_guidance(self.config) if guidance_scale is None else guidance_scale
+
     def grid_kind(self, sampler: str | None, time_grid: str | None) -> str | None:
         """The grid kind a call walks: `time_grid`, else this model's default for the sampler; samplers with their
         own timesteps get `time_grid` as given (refused downstream if it is set)."""
         used = sampler or DEFAULT_SAMPLER[self.objective]
         return self.time_grid_for(used, time_grid) if get_sampler(used).walks_grid else time_grid
 
-    def sample_latents(self, prompts: list[str], num_steps: int = 4, guidance_scale: float = 4.0, sampler: str | None = None,
+    def sample_latents(self, prompts: list[str], num_steps: int = 4, guidance_scale: float | None = None, sampler: str | None = None,
                        seeds: list[int] | None = None, guidance_interval=None, time_grid: str | None = None, net=None,
                        device=None, callback=None, reward_guidance: RewardGuidance | None = None) -> torch.Tensor:
-        """Latents [B, C, h, w] (float32, on `device`: default the pipeline's) with this model's shape, schedule
-        and default time grid; `net` replaces the network (e.g. an EMA copy being fine-tuned)."""
+        """Latents [B, C, h, w] (float32, on `device`: default the pipeline's) with this model's shape, schedule,
+        default time grid and default guidance (guidance_scale None); `net` replaces the network (e.g. an EMA copy
+        being fine-tuned)."""
         return sample_latents(self.net if net is None else net, self.objective, prompts, self.latent_shape, num_steps,
-                              guidance_scale, sampler, seeds, guidance_interval, device=self.device if device is None else device,
+                              self.guidance_or_default(guidance_scale), sampler, seeds, guidance_interval, device=self.device if device is None else device,
                               time_grid=self.grid_kind(sampler, time_grid), schedule=self.schedule,
                               callback=callback, reward_guidance=reward_guidance, decode=self._decode_differentiable)
 
@@ -216,11 +221,12 @@ class ProxT2IPipeline:
         """Latents [B, C, h, w] -> images [B, 3, S, S] in [0, 1], float32 on the CPU."""
         return self.autoencoder.decode(latents.to(self.device, self.dtype)).float().clamp(0, 1).cpu()
 
-    def __call__(self, prompts, num_steps: int = 4, guidance_scale: float = 4.0, sampler: str | None = None,
+    def __call__(self, prompts, num_steps: int = 4, guidance_scale: float | None = None, sampler: str | None = None,
                  seed: int | None = 0, generator: torch.Generator | None = None, guidance_interval=None,
                  batch_size: int = 16, output_type: str = "pil", progress: bool = False, time_grid: str | None = None,
                  reward_guidance: str | dict | RewardGuidance | None = None, reward_guidance_schedule: str = "late"):
-        """prompts: a string or a list. Image i uses seed + i (or seeds drawn from `generator`).
+        """prompts: a string or a list. Image i uses seed + i (or seeds drawn from `generator`). guidance_scale: the
+        CFG scale, default the model's own (4; 1 for a guidance-distilled model, see guidance_or_default).
         time_grid: "uniform", "quadratic" or "power:R" (default: the model's own, see time_grid_for; else uniform).
         reward_guidance: "NAME=W,..." (or a RewardGuidance): climb these differentiable rewards after every prox
         step, a step of W per reward (RewardGuidance), weighted over t by reward_guidance_schedule (constant, late, final).

@@ -27,7 +27,8 @@ def register(sub) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped name (see `proxt2i models`) or model folder (default {DEFAULT_MODEL}: "
                                                            "synthfaces-prox after the forward-process reward route; synthfaces-prox is the pretrained model)")
     p.add_argument("--steps", type=int, default=4, help="sampling steps = network evaluations per image before guidance (default 4)")
-    p.add_argument("--guidance", type=finite_float, default=4.0, help="classifier-free guidance scale w >= 0; 1 = off (default 4)")
+    p.add_argument("--guidance", type=finite_float, default=None,
+                   help="classifier-free guidance scale w >= 0; 1 = off (default: the model's, 4; 1 for a guidance-distilled model)")
     p.add_argument("--guidance-interval", type=finite_float, nargs=2, metavar=("T_LO", "T_HI"), help="apply guidance only for t in [T_LO, T_HI]")
     p.add_argument("--sampler", choices=list(SAMPLERS), help="default: pda-hybrid for prox models, euler-maruyama-denoise for score models")
     p.add_argument("--time-grid", metavar="GRID", help="times the project's samplers visit: uniform (t_k = k/N), quadratic ((k/N)^2) or "
@@ -98,10 +99,13 @@ def run(args) -> int:
 
 
 def load_pipeline(args):
-    """The pipeline of --model on --device in --dtype (compiled with --compile)."""
+    """The pipeline of --model on --device in --dtype (compiled with --compile); an unset --guidance becomes
+    the model's default (recorded as such in metadata.jsonl)."""
     from ..pipeline import ProxT2IPipeline
 
-    return ProxT2IPipeline.from_pretrained(args.model, device=args.device, torch_dtype=args.dtype, compile=getattr(args, "compile", False))
+    pipe = ProxT2IPipeline.from_pretrained(args.model, device=args.device, torch_dtype=args.dtype, compile=getattr(args, "compile", False))
+    args.guidance = pipe.guidance_or_default(args.guidance)
+    return pipe
 
 
 def read_prompts(args) -> list[str]:
@@ -128,7 +132,7 @@ def check_sampling_flags(args) -> None:
     """Refuse flags the sampler could not honour, blaming the flag (not the model) before anything loads."""
     from ..errors import UsageError
 
-    if args.guidance < 0:
+    if args.guidance is not None and args.guidance < 0:
         raise UsageError(f"--guidance must be >= 0, got {args.guidance}")
     if args.guidance_interval:
         lo, hi = args.guidance_interval

@@ -3,7 +3,7 @@
     config.json               {"format": "proxt2i-model", "version": 1, "objective": "prox"|"score",
                                "uvit": {...}, "text_encoder": {...}, "autoencoder": {...},
                                "schedule": {"type": "vp", ...}, "image_size": S, "recipe": {...},
-                               "sampling": {"time_grid": {SAMPLER: GRID}}}   (sampling: optional)
+                               "sampling": {"time_grid": {SAMPLER: GRID}, "guidance": W}}   (sampling: optional)
     uvit.safetensors          U-ViT weights (EMA), float16
     text_encoder.safetensors  embedded text encoder weights (absent for frozen Hugging Face encoders)
     autoencoder.safetensors   small VAE weights (absent for identity / diffusers VAEs)
@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,12 @@ def default_time_grid(config: dict, sampler: str) -> str:
     """The time grid `sampler` walks by default on this model: config.json "sampling": {"time_grid":
     {SAMPLER: GRID}}, else uniform. A property of the trained model (the shipped prox model: quadratic)."""
     return config.get("sampling", {}).get("time_grid", {}).get(sampler, "uniform")
+
+
+def default_guidance(config: dict) -> float:
+    """The CFG scale this model samples with by default: config.json "sampling": {"guidance": W}, else 4
+    (1 for a guidance-distilled model, whose guidance is in its weights)."""
+    return float(config.get("sampling", {}).get("guidance", 4.0))
 
 
 def is_model_folder(path: Path) -> bool:
@@ -132,8 +139,11 @@ def config_problem(cfg: dict) -> str | None:
         if key in cfg and not isinstance(cfg[key], dict):
             return f"{key} must be a JSON object {{...}}, got {json.dumps(cfg[key])}"
     sampling = cfg.get("sampling", {})
-    if set(sampling) - {"time_grid"} or not isinstance(sampling.get("time_grid", {}), dict):
-        return 'sampling must be {"time_grid": {SAMPLER: GRID}}'
+    if set(sampling) - {"time_grid", "guidance"} or not isinstance(sampling.get("time_grid", {}), dict):
+        return 'sampling must be {"time_grid": {SAMPLER: GRID}, "guidance": W} (both optional)'
+    guidance = sampling.get("guidance", 4.0)
+    if type(guidance) not in (int, float) or not math.isfinite(guidance) or guidance < 0:
+        return f"sampling.guidance must be a finite number >= 0, got {json.dumps(guidance)}"
     for sampler, grid in sampling.get("time_grid", {}).items():
         try:
             grid_power(grid)

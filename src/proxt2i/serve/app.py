@@ -95,7 +95,8 @@ def create_app(model=None, *, max_batch: int = 8, max_wait_ms: float = 10.0, max
         try:
             check_key(request)
             data = parse_json(await read_body(request))
-            gen = parse_generation(data, objective=pipe.objective, image_size=pipe.image_size)
+            gen = parse_generation(data, objective=pipe.objective, image_size=pipe.image_size,
+                                   default_guidance=pipe.guidance_or_default(None))
             future = state["batcher"].submit(gen, request.is_disconnected)
             try:
                 images = await asyncio.wait_for(future, timeout_s)
@@ -148,6 +149,7 @@ def create_app(model=None, *, max_batch: int = 8, max_wait_ms: float = 10.0, max
 
     @app.get("/")
     async def index():
-        return HTMLResponse(page_html(model_id, pipe.image_size, max_images=8, needs_key=api_key is not None))
+        return HTMLResponse(page_html(model_id, pipe.image_size, max_images=8, needs_key=api_key is not None,
+                                      guidance=pipe.guidance_or_default(None)))
 
     return app

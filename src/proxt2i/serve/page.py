@@ -25,7 +25,7 @@ PAGE = """<!doctype html>
 <form id="form" novalidate><!-- novalidate: the server checks every field and its one-line message is shown below -->
  <input id="prompt" name="prompt" placeholder="a smiling woman with long red hair and glasses" autofocus>
  <br><label>steps <input id="steps" type="number" min="1" max="50" value="4"></label>
- <label>guidance <input id="guidance" type="number" min="0" max="50" step="0.5" value="4"></label>
+ <label>guidance <input id="guidance" type="number" min="0" max="50" step="0.5" value="__GUIDANCE__"></label>
  <label>seed <input id="seed" type="number" min="0" value="0"> <button type="button" id="randomise">randomise</button></label>
  <label>images <input id="n" type="number" min="1" max="__MAX__" value="4"></label>
  <label id="keylabel" hidden>API key <input id="key" type="password"></label>
@@ -82,6 +82,7 @@ $("form").onsubmit = async (event) => {
 """
 
 
-def page_html(model: str, size: int, max_images: int, needs_key: bool) -> str:
-    return (PAGE.replace("__MODEL__", html.escape(model)).replace("__SIZE__", str(int(size)))
+def page_html(model: str, size: int, max_images: int, needs_key: bool, guidance: float = 4.0) -> str:
+    """The page for `model`; the guidance field starts at the model's own scale (1 for a guidance-distilled model)."""
+    return (PAGE.replace("__MODEL__", html.escape(model)).replace("__SIZE__", str(int(size))).replace("__GUIDANCE__", f"{float(guidance):g}")
             .replace("__MAX__", str(int(max_images))).replace("__NEEDS_KEY__", json.dumps(bool(needs_key))))

@@ -67,8 +67,9 @@ def _integer(data: dict, name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
-def parse_generation(data: dict, *, objective: str, image_size: int, default_grid=None) -> Generation:
-    """The request in `data` (a JSON object) for a model with `objective` and `image_size`, or ApiError 422."""
+def parse_generation(data: dict, *, objective: str, image_size: int, default_guidance: float = 4.0) -> Generation:
+    """The request in `data` (a JSON object) for a model with `objective`, `image_size` and `default_guidance`
+    (the model's CFG scale when the request names none), or ApiError 422."""
     unknown = sorted(set(data) - FIELDS)
     if unknown:
         raise ApiError(422, f"unknown field {unknown[0]!r}; fields: {', '.join(sorted(FIELDS))}")
@@ -91,7 +92,7 @@ def parse_generation(data: dict, *, objective: str, image_size: int, default_gri
     n = _integer(data, "n", 1, 1, MAX_IMAGES)
     steps = _integer(data, "steps", 4, 1, MAX_STEPS)
     seed = _integer(data, "seed", 0, 0, MAX_SEED - MAX_IMAGES)
-    guidance = data.get("guidance", 4.0)
+    guidance = data.get("guidance", default_guidance)
     if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or not 0 <= guidance <= 50:
         raise ApiError(422, f"guidance must be a number in 0..50 (1 = off), got {json.dumps(guidance)[:40]}")
     sampler = data.get("sampler") or DEFAULT_SAMPLER[objective]

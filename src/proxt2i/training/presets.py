@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, fields
 
 from .. import config
@@ -33,6 +35,8 @@ class TrainConfig:
     cache_latents: bool = option(False, "imagefolder / webdataset only: encode every image once, reuse OUT/latents.safetensors")
     data_workers: int = option(0, "threads reading and decoding the next batches ahead of the training step (0 = in the loop); same batches either way")
     init: str | None = option(None, legacy="", help="start from a trained model's weights (shipped name or model folder; same architecture and objective)")
+    distill_guidance: float | None = option(None, "guidance distillation: regress the init model's CFG-guided output at this scale "
+                                                  "(one pass per step at sampling, guidance 1) instead of the data target; needs init")
     # optimisation
     steps: int = option(20000, "optimiser steps")
     batch: int = option(64, "per process")
@@ -88,6 +92,9 @@ class TrainConfig:
             (not self.precondition or self.objective == "prox", "precondition applies to objective=prox only"),
             (16 <= self.image_size <= 1024, f"image_size must be in 16..1024, got {self.image_size}"),
             (self.init != "", "init must name a model (or be none)"),
+            (self.distill_guidance is None or self.init is not None, "distill_guidance needs init=MODEL (the teacher whose guided output is learned)"),
+            (self.distill_guidance is None or (math.isfinite(self.distill_guidance) and self.distill_guidance >= 0),
+             f"distill_guidance must be a finite scale >= 0, got {self.distill_guidance}"),
             (self.data_workers >= 0, f"data_workers must be >= 0, got {self.data_workers}"),
             (self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}"),
             (not self.cache_latents or self.data != "synthfaces",
@@ -181,9 +188,12 @@ def train_command(cfg: TrainConfig) -> str:
 
 def sampling_defaults(cfg: TrainConfig) -> dict | None:
     """The "sampling" entry of an exported model's config.json: cfg.default_time_grid for the objective's
-    default sampler (None when unset: uniform)."""
-    if cfg.default_time_grid is None:
-        return None
+    default sampler (unset: uniform) and, for a guidance-distilled model, its default guidance 1 (None when neither)."""
     from ..samplers.registry import DEFAULT_SAMPLER  # torch: only at export time
 
-    return {"time_grid": {DEFAULT_SAMPLER[cfg.objective]: cfg.default_time_grid}}
+    sampling = {}
+    if cfg.default_time_grid is not None:
+        sampling["time_grid"] = {DEFAULT_SAMPLER[cfg.objective]: cfg.default_time_grid}
+    if cfg.distill_guidance is not None:  # the guidance is in the weights: sample unguided, one pass per step
+        sampling["guidance"] = 1.0
+    return sampling or None

@@ -32,6 +32,19 @@ from .schedules import lr_at
 from .seeding import step_generator
 
 
+def distillation_teacher(cfg: TrainConfig, device):
+    """For cfg.distill_guidance: captions -> eps_w(x, t, lam), the frozen init model guided at that scale (one
+    batch of 2B rows, as at sampling); None otherwise."""
+    if cfg.distill_guidance is None:
+        return None
+    from ..models.io import load_model_folder
+    from ..samplers.guidance import guided_eps
+    from ..shipped import resolve_model
+
+    teacher = load_model_folder(resolve_model(cfg.init)).net.to(device).eval().requires_grad_(False)
+    return lambda captions: guided_eps(teacher, captions, cfg.distill_guidance)
+
+
 def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
     """Train (or resume) cfg; returns the exported model folder OUT/final. on_step(step, seconds): after every
     optimiser step (1-based), with its wall seconds from batch to EMA update (checkpoints not included)."""
@@ -63,6 +76,7 @@ def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
         for name in frozen_children(net):
             getattr(net, name).to(dtype=frozen_dtype)
     ema = frozen_copy(net).eval()
+    guided_teacher = distillation_teacher(cfg, acc.device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     # --- resume = rerun the command
@@ -121,13 +135,19 @@ def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
         drop = torch.rand(len(captions), generator=g) < cfg.text_dropout
         captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
 
-        # --- loss: proximal matching or denoising score matching
+        # --- loss: proximal matching, denoising score matching, or the teacher's guided output
+        teacher = guided_teacher(captions) if guided_teacher is not None else None
         batch = matching_batch(x0, cfg.objective, g, schedule, prox_target=cfg.prox_target, candidates=tuple(cfg.step_candidates),
                                power=cfg.candidate_power, mode=cfg.mode, grids=tuple(cfg.candidate_grids.split(",")))
         with acc.autocast():
             eps = net(batch.x, batch.t, batch.lam, captions)
         pred = batch.prediction(eps)
-        if cfg.objective == "prox":
+        if teacher is not None:  # guidance distillation: the teacher's guided output on the same input is the target
+            phase, zeta = "distill", None
+            with torch.no_grad():
+                target = batch.prediction(teacher(batch.x, batch.t, batch.lam))
+            loss = denoising_score_matching_loss(pred, target).mean()
+        elif cfg.objective == "prox":
             phase, zeta = loss_phase(step, pm)
             loss = proximal_matching_objective(pred, batch.target, phase, zeta).mean()
         else:
