@@ -47,6 +47,18 @@ def test_default_model_is_the_forward_process_fine_tune_of_the_pretrained_prox_m
     assert tuned.keys() == base.keys() and any(not torch.equal(tuned[k], base[k]) for k in base)
 
 
+def test_the_distilled_model_samples_its_teachers_guidance_in_one_pass():
+    pipe = ProxT2IPipeline.from_pretrained("synthfaces-prox-nft-distilled")
+    recipe = pipe.config["recipe"]
+    assert recipe["config"]["distill_guidance"] == 4.0 and recipe["config"]["init"] == "synthfaces-prox-nft"
+    assert pipe.guidance_or_default(None) == 1.0 and pipe.time_grid_for() == "quadratic"
+    calls = []
+    net = pipe.net
+    pipe.net = lambda y, t, lam, prompts: calls.append(len(prompts)) or net(y, t, lam, prompts)
+    pipe(["a smiling man"] * 2, num_steps=3, output_type="tensor")
+    assert calls == [2, 2, 2]  # one unguided pass per step (a guided model passes 4 rows: cond + uncond)
+
+
 @pytest.mark.parametrize("name", list(SHIPPED))
 def test_shipped_generators_read_every_parser_word(name):
     """Retrained on the six-form captions: the word-piece tokenizer, and no word the prompt parser knows is unseen."""

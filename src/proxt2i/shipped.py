@@ -42,6 +42,12 @@ GRPO_REBUILD = ("proxt2i finetune grpo --model synthfaces-prox --reward alignmen
 NFT_REBUILD = ("proxt2i finetune nft --model synthfaces-prox --reward alignment-prob --prompts synthfaces-heldout --steps 250 "
                "--lr 2e-5 --eval-every 50 --eval-num 256 --threads 2 --out runs/synthfaces-prox-nft && proxt2i export "
                "runs/synthfaces-prox-nft/final --overwrite --out src/proxt2i/assets/models/synthfaces-prox-nft")
+# 600 steps of guidance distillation (train distill_guidance=4) from the default: its guided output in one pass
+# per step, sampled with guidance 1 by default (docs/benchmark.md, "Guidance distilled into the prox network")
+DISTILLED_REBUILD = ("proxt2i train synthfaces-prox init=synthfaces-prox-nft distill_guidance=4 steps=600 lr=1e-4 lr_warmup=50 "
+                     "lr_decay=linear ema=0.995 candidate_grids=uniform,quadratic threads=2 sample_every=0 "
+                     "out=runs/synthfaces-prox-nft-distilled && proxt2i export runs/synthfaces-prox-nft-distilled/final "
+                     "--overwrite --out src/proxt2i/assets/models/synthfaces-prox-nft-distilled")
 SHIPPED: dict[str, dict] = {
     "synthfaces-prox": {
         "about": "conditional proximal U-ViT (tiny) on SynthFaces, 32 px through the embedded VAE; the pretrained base",
@@ -56,6 +62,11 @@ SHIPPED: dict[str, dict] = {
         "about": "synthfaces-prox after the forward-process route (reward-weighted proximal matching on its own 4-step "
                  "samples, embedded alignment reward); the default of proxt2i generate",
         "rebuild": NFT_REBUILD,
+    },
+    "synthfaces-prox-nft-distilled": {
+        "about": "synthfaces-prox-nft with its guidance (CFG 4) distilled into the network: one pass per step, "
+                 "sampled unguided by default, about half the time per image",
+        "rebuild": DISTILLED_REBUILD,
     },
     "synthfaces-score": {
         "about": "score baseline: the same U-ViT, data and budget, trained with denoising score matching",
