@@ -115,7 +115,7 @@ def finetune_nft(cfg: NFTConfig, progress: bool = True) -> Path:
             pred = batch.prediction(run.net(batch.x, batch.t, batch.lam, prompts))
             loss = nft_loss(pred, pred_old, batch.target, w, cfg.beta).mean()
             if params0 is not None:
-                pull = weight_pull([p for p in run.acc.unwrap_model(run.net).parameters() if p.requires_grad], params0)
+                pull = weight_pull(run.params, params0)
                 loss = loss + cfg.reg * pull
                 stats["pull"] += pull.item() / cfg.inner_epochs
             run.opt.zero_grad(set_to_none=True)

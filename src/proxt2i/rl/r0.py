@@ -111,7 +111,7 @@ def finetune_r0(cfg: R0Config, progress: bool = True) -> Path:
         terms = run.reward.terms(leaf, prompts)
         direction = reward_gradient(terms, reward_weights, leaf, "batch" if cfg.normalise_gradients else None,
                                     "R0 needs differentiable rewards; use GRPO or nft for this one")
-        pull = weight_pull([p for p in run.acc.unwrap_model(run.net).parameters() if p.requires_grad], params0)
+        pull = weight_pull(run.params, params0)
         surrogate = -(images * direction.detach()).sum() + cfg.reg * pull
         run.opt.zero_grad(set_to_none=True)
         run.acc.backward(surrogate)
