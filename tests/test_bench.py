@@ -129,3 +129,65 @@ def test_bad_input_is_one_line_exit_2(extra, message, tmp_path, capsys):
 def test_model_with_the_wrong_objective(models, tmp_path, capsys):
     rc = main(["bench", "--prox-model", models[1], "--samplers", "pda-hybrid", "--out", str(tmp_path)])
     assert rc == 2 and "is a score model" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def consistency_model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench-ct")
+    return str(train(resolve_config("test-tiny", [f"out={tmp}/ct", "steps=2", "objective=score", "consistency=training"]), progress=False))
+
+
+def test_few_step_models_are_families_of_their_own(models, consistency_model, tmp_path, capsys):
+    """A few-step model is measured with its own sampler and guidance, labelled by its name, and the speedup
+    is computed against it as well as against the score samplers."""
+    import shutil
+
+    distilled = tmp_path / "distilled"
+    shutil.copytree(consistency_model, distilled)
+    config = json.loads((distilled / "config.json").read_text())
+    config["sampling"]["guidance"] = 1.0  # as a distilled model records it
+    (distilled / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "bench"
+    rc = main(bench_args(models, out, "--samplers", "pda-hybrid,ddim", "--few-step-models", f"{consistency_model},{distilled}",
+                         "--steps", "1,2", "--prompt-sets", "heldin", "--json"))
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    ct = "ct"  # a folder is labelled by its name
+    assert report["config"]["methods"] == ["pda-hybrid", "ddim", ct, "distilled"]
+    few = [r for r in report["results"] if r["family"] == "few-step"]
+    assert {(r["method"], r["sampler"], r["steps"], r["nfe"]) for r in few} == {
+        (ct, "consistency", 1, 2), (ct, "consistency", 2, 4), ("distilled", "consistency", 1, 1), ("distilled", "consistency", 2, 2)}
+    assert {r["family"] for r in report["results"] if r["method"] in ("pda-hybrid", "ddim")} == {"prox", "score"}
+    align = report["speedup"]["heldin"]["alignment"]
+    assert set(align["nfe_to_target"]) == {"pda-hybrid", "ddim", ct, "distilled"}
+    assert align["best_few_step_model"] in (ct, "distilled", None)
+    if align["nfe_to_target"]["pda-hybrid"] is not None:
+        assert set(align["speedup_vs"]) <= {"ddim", ct, "distilled"}
+    md = (out / "results.md").read_text()
+    assert "| distilled (consistency, guidance 1, NFE 1 x steps) |" in md and "best few-step model" in md
+
+
+def test_few_step_speedup_on_known_results():
+    def rows(method, family, align):
+        return [{"method": method, "family": family, "sampler": "x", "steps": n, "nfe": n, "prompt_set": "heldin",
+                 "alignment": a, "fd": 1.0} for n, a in zip((2, 4, 8, 16), align)]
+
+    results = (rows("ddim", "score", (0.5, 0.7, 0.85, 1.0)) + rows("pda-hybrid", "prox", (0.5, 0.95, 1.0, 1.0))
+               + rows("lcm", "few-step", (0.96, 0.96, 0.96, 0.96)) + rows("ct", "few-step", (0.1, 0.2, 0.3, 0.4)))
+    a = speedup(results)["heldin"]["alignment"]
+    assert a["target"] == pytest.approx(0.95)  # set by the score model's samplers only, not by a few-step model
+    assert a["best_few_step_model"] == "lcm" and a["nfe_to_target"]["ct"] is None
+    assert a["speedup_vs_few_step"] == pytest.approx(0.5)  # the few-step model reaches the level at half pda-hybrid's NFE
+    assert a["speedup_vs"]["lcm"] == pytest.approx(0.5) and "ct" not in a["speedup_vs"]
+
+
+def test_a_consistency_model_given_as_the_score_model_is_refused(models, consistency_model, tmp_path, capsys):
+    rc = main(["bench", "--score-model", consistency_model, "--samplers", "ddim", "--out", str(tmp_path)])
+    assert rc == 2 and "--few-step-models" in capsys.readouterr().err
+
+
+def test_overhead_times_few_step_models_too(models, consistency_model):
+    cfg = BenchConfig(prox_model=models[0], score_model=models[1], samplers=("pda-hybrid",), few_step_models=(consistency_model,))
+    result = sampler_overhead(cfg, steps=2, batch_sizes=(1,), repeats=1, devices=["cpu"])
+    assert [(r["method"], r["family"], r["sampler"]) for r in result["rows"]] == [("pda-hybrid", "prox", "pda-hybrid"),
+                                                                                 ("ct", "few-step", "consistency")]

@@ -19,7 +19,20 @@ def gaussian_score(x, t):
     return (-(x - a.sqrt() * MU) / (a * S2 + 1 - a)).to(x.dtype)
 
 
+def gaussian_consistency(x, t):
+    """The probability-flow consistency function of N(MU, S2), in score form (its Tweedie estimate is f(x_t))."""
+    a = VPSchedule().alpha(t.double()).view(-1, *[1] * (x.dim() - 1))
+    f = MU + (S2 / (a * S2 + 1 - a)).sqrt() * (x - a.sqrt() * MU)
+    return ((a.sqrt() * f - x) / (1 - a)).to(x.dtype)
+
+
 MODELS = {"prox": gaussian_prox(torch.tensor([MU]), S2), "score": gaussian_score}
+# the exact model of a sampler that needs more than the score: the consistency sampler, a consistency function
+EXACT_FOR = {"consistency": gaussian_consistency}
+
+
+def exact_model(name: str):
+    return EXACT_FOR.get(name) or MODELS[get_sampler(name).objective]
 
 
 def gens(seeds):
@@ -29,7 +42,7 @@ def gens(seeds):
 @pytest.mark.parametrize("name", list(SAMPLERS))
 def test_contract(name):
     spec = get_sampler(name)
-    model = MODELS[spec.objective]
+    model = exact_model(name)
     x_T = torch.randn(3, 1, 2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     seen = []
     out = spec(model, x_T, uniform_grid(12), generator=gens([1, 2, 3]), callback=seen.append, schedule=VPSchedule())
@@ -49,9 +62,19 @@ def test_contract(name):
 def test_converges_to_the_gaussian_target(name):
     spec = get_sampler(name)
     x_T = torch.randn(20_000, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    out = spec(MODELS[spec.objective], x_T, 50, generator=torch.Generator().manual_seed(1))
+    out = spec(exact_model(name), x_T, 50, generator=torch.Generator().manual_seed(1))
     assert float(out.mean()) == pytest.approx(MU, abs=0.03)
     assert float(out.var()) == pytest.approx(S2, rel=0.15)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 4])
+def test_consistency_sampling_is_exact_at_any_step_count(steps):
+    """With the exact consistency function, one step maps x_T onto the target and every re-noise step keeps the
+    marginal: N(MU, S2) at 1, 2 and 4 steps (where the score samplers are far off)."""
+    x_T = torch.randn(40_000, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    out = get_sampler("consistency")(gaussian_consistency, x_T, steps, generator=torch.Generator().manual_seed(1))
+    assert float(out.mean()) == pytest.approx(MU, abs=0.01)
+    assert float(out.var()) == pytest.approx(S2, rel=0.03)
 
 
 def test_registry_metadata():

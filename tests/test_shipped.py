@@ -71,3 +71,15 @@ def test_shipped_generators_read_every_parser_word(name):
     words |= set(captions.HEADS) | set(captions.STANDALONE) | captions.GLUE | captions.NOUNS | captions.NEGATIONS
     assert enc.tokenizer_kind == "pieces" and pipe.unseen_words(" ".join(sorted(words))) == []
     assert any("text_vocabulary_remap" in st for st in recipe_stages(pipe.config["recipe"]))  # how the old words were carried over
+
+
+def test_the_consistency_distilled_competitor_samples_with_its_own_sampler_in_one_pass():
+    pipe = ProxT2IPipeline.from_pretrained("synthfaces-lcm")
+    recipe = pipe.config["recipe"]
+    assert recipe["config"]["consistency"] == "distillation" and recipe["config"]["init"] == "synthfaces-score"
+    assert pipe.objective == "score" and pipe.default_sampler == "consistency" and pipe.guidance_or_default(None) == 1.0
+    calls = []
+    net = pipe.net
+    pipe.net = lambda y, t, lam, prompts: calls.append(len(prompts)) or net(y, t, lam, prompts)
+    pipe(["a smiling man"] * 2, num_steps=3, output_type="tensor")
+    assert calls == [2, 2, 2]

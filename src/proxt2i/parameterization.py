@@ -54,6 +54,12 @@ def score_from_eps_model(eps_model: EpsFn, schedule: Schedule) -> ScoreFn:
     return score
 
 
+def clean_from_eps(x: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+    """Tweedie's clean estimate x0 = (x - sqrt(1 - alpha_t) eps) / sqrt(alpha_t), [B, ...] (t [B])."""
+    a = expand_like(schedule.alpha(t.double()), x).to(x.dtype)
+    return (x - (1.0 - a).sqrt() * eps) / a.sqrt()
+
+
 def eps_from_score_model(score_model: ScoreFn, schedule: Schedule) -> EpsFn:
     """Inverse of score_from_eps_model: eps(x, t) = -sqrt(1 - alpha(t)) * score(x, t)."""
 

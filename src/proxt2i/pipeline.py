@@ -16,7 +16,7 @@ import warnings
 import torch
 
 from .errors import UnseenWordsWarning, UsageError
-from .models.io import ModelFolder, default_guidance, default_time_grid, load_model_folder
+from .models.io import ModelFolder, default_guidance, default_sampler, default_time_grid, load_model_folder
 from .models.text import unseen_words
 from .samplers.guidance import check_reward_guidance_schedule, guided_model, reward_guided_prox
 from .samplers.registry import DEFAULT_SAMPLER, SamplerSpec, get_sampler
@@ -117,6 +117,7 @@ class ProxT2IPipeline:
         self.config, self.net, self.autoencoder, self.path = model.config, model.net, model.autoencoder, model.path
         self.schedule = model.schedule
         self.objective = model.objective
+        self.default_sampler = default_sampler(self.config)  # a consistency model's own sampler, else the objective's
         self.image_size = int(self.config["image_size"])
         down = getattr(self.autoencoder, "downsample", 1)
         self.latent_shape = (self.autoencoder.latent_channels, self.image_size // down, self.image_size // down)
@@ -143,7 +144,7 @@ class ProxT2IPipeline:
     def time_grid_for(self, sampler: str | None = None, asked: str | None = None) -> str:
         """The grid a call with `sampler` (None: the default sampler) walks: `asked`, else this model's
         default for that sampler (models.io.default_time_grid); "diffusers" for samplers with their own timesteps."""
-        sampler = sampler or DEFAULT_SAMPLER[self.objective]
+        sampler = sampler or self.default_sampler
         if not get_sampler(sampler).walks_grid:
             return "diffusers"
         return asked or default_time_grid(self.config, sampler)
@@ -194,7 +195,7 @@ class ProxT2IPipeline:
     def grid_kind(self, sampler: str | None, time_grid: str | None) -> str | None:
         """The grid kind a call walks: `time_grid`, else this model's default for the sampler; samplers with their
         own timesteps get `time_grid` as given (refused downstream if it is set)."""
-        used = sampler or DEFAULT_SAMPLER[self.objective]
+        used = sampler or self.default_sampler
         return self.time_grid_for(used, time_grid) if get_sampler(used).walks_grid else time_grid
 
     def sample_latents(self, prompts: list[str], num_steps: int = 4, guidance_scale: float | None = None, sampler: str | None = None,
@@ -204,7 +205,7 @@ class ProxT2IPipeline:
         default time grid and default guidance (guidance_scale None); `net` replaces the network (e.g. an EMA copy
         being fine-tuned)."""
         return sample_latents(self.net if net is None else net, self.objective, prompts, self.latent_shape, num_steps,
-                              self.guidance_or_default(guidance_scale), sampler, seeds, guidance_interval, device=self.device if device is None else device,
+                              self.guidance_or_default(guidance_scale), sampler or self.default_sampler, seeds, guidance_interval, device=self.device if device is None else device,
                               time_grid=self.grid_kind(sampler, time_grid), schedule=self.schedule,
                               callback=callback, reward_guidance=reward_guidance, decode=self._decode_differentiable)
 
@@ -213,7 +214,7 @@ class ProxT2IPipeline:
 
     def reward_guidance(self, spec: str | dict, schedule: str = "late") -> RewardGuidance:
         """The RewardGuidance of `spec` (e.g. "clip=0.3") for this pipeline's device, checked against its objective."""
-        check_reward_guidance(self.objective, None)
+        check_reward_guidance(self.objective, self.default_sampler)
         return RewardGuidance(spec, schedule, self.device)
 
     @torch.no_grad()
@@ -237,9 +238,9 @@ class ProxT2IPipeline:
 
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         check_prompts(prompts)
-        resolve_sampling(self.objective, sampler, num_steps, self.grid_kind(sampler, time_grid))  # refuse bad settings first
+        resolve_sampling(self.objective, sampler or self.default_sampler, num_steps, self.grid_kind(sampler, time_grid))  # refuse bad settings first
         if reward_guidance is not None:
-            check_reward_guidance(self.objective, sampler)
+            check_reward_guidance(self.objective, sampler or self.default_sampler)
             if not isinstance(reward_guidance, RewardGuidance):
                 reward_guidance = self.reward_guidance(reward_guidance, reward_guidance_schedule)
         self.warn_unseen_words(prompts)

@@ -48,6 +48,10 @@ DISTILLED_REBUILD = ("proxt2i train synthfaces-prox init=synthfaces-prox-nft dis
                      "lr_decay=linear ema=0.995 candidate_grids=uniform,quadratic threads=2 sample_every=0 "
                      "out=runs/synthfaces-prox-nft-distilled && proxt2i export runs/synthfaces-prox-nft-distilled/final "
                      "--overwrite --out src/proxt2i/assets/models/synthfaces-prox-nft-distilled")
+# 600 steps of LCM-style consistency distillation from the shipped score model, its CFG 4 baked in: the few-step
+# competitor a user would distil instead of training a prox model (docs/benchmark.md, "Few-step competitors")
+LCM_REBUILD = ("proxt2i train synthfaces-lcm threads=1 out=runs/synthfaces-lcm && proxt2i export runs/synthfaces-lcm/final "
+               "--overwrite --out src/proxt2i/assets/models/synthfaces-lcm")
 SHIPPED: dict[str, dict] = {
     "synthfaces-prox": {
         "about": "conditional proximal U-ViT (tiny) on SynthFaces, 32 px through the embedded VAE; the pretrained base",
@@ -71,6 +75,11 @@ SHIPPED: dict[str, dict] = {
     "synthfaces-score": {
         "about": "score baseline: the same U-ViT, data and budget, trained with denoising score matching",
         "rebuild": _rebuild("score"),
+    },
+    "synthfaces-lcm": {
+        "about": "few-step competitor: synthfaces-score consistency-distilled (LCM-style, CFG 4 baked in), sampled with "
+                 "the consistency sampler, one pass per step",
+        "rebuild": LCM_REBUILD,
     },
 }
 DEFAULT_MODEL = "synthfaces-prox-nft"

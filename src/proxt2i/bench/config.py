@@ -33,6 +33,9 @@ class BenchConfig:
     prox_model: str = option("synthfaces-prox", "shipped name or folder of a prox model")
     score_model: str = option("synthfaces-score", "shipped name or folder of a score model")
     samplers: tuple[str, ...] = option(ALL_SAMPLERS, "comma-separated samplers")
+    few_step_models: tuple[str, ...] = option((), "comma-separated models (shipped names or folders) each measured with its own "
+                                                  "default sampler and guidance as a family of its own: consistency models "
+                                                  "(synthfaces-ct, synthfaces-lcm), guidance-distilled models")
     steps: tuple[int, ...] = option(DEFAULT_STEPS, "comma-separated step counts")
     num_prompts: int = option(DEFAULT_NUM_PROMPTS, "prompts per set, the first N of each file")
     prompt_sets: tuple[str, ...] = option(PROMPT_SETS, "comma-separated prompt sets")
@@ -66,9 +69,46 @@ class BenchConfig:
         resolve(self.device, self.dtype)
 
 
+@dataclass(frozen=True)
+class Method:
+    """One curve of the bench: `pipe` driven by `sampler` at guidance `guidance`. label names it in tables (the
+    sampler for the prox and score models, the model for a few-step model); family: "prox", "score" or "few-step"."""
+
+    label: str
+    pipe: object
+    sampler: str
+    guidance: float
+    family: str
+
+
+def bench_methods(cfg: BenchConfig, device="cpu", dtype=None) -> list[Method]:
+    """The samplers on the prox / score models at cfg.guidance, then each few-step model with its own default
+    sampler and guidance (a model's config.json "sampling"); a model of the wrong objective or a label given twice
+    is a UsageError."""
+    from pathlib import Path
+
+    from ..pipeline import ProxT2IPipeline
+
+    pipes = load_pipelines(cfg.prox_model, cfg.score_model, cfg.samplers, device, dtype)
+    methods = [Method(s, pipes[objective_of(s)], s, cfg.guidance, objective_of(s)) for s in cfg.samplers]
+    for name in cfg.few_step_models:
+        label = folder_label(Path(name)) if ("/" in name or Path(name).exists()) else name
+        if label in {m.label for m in methods}:
+            raise UsageError(f"--few-step-models: {label!r} is measured twice; give each model once (folders need distinct names)")
+        pipe = ProxT2IPipeline.from_pretrained(name, device=device, torch_dtype=dtype)
+        methods.append(Method(label, pipe, pipe.default_sampler, pipe.guidance_or_default(None), "few-step"))
+    return methods
+
+
+def folder_label(path) -> str:
+    """A model folder's name in tables: its own, or its run's for a training output RUN/final."""
+    path = path.resolve()
+    return path.parent.name if path.name == "final" else path.name
+
+
 def check_samplers(samplers) -> None:
     if not samplers:
-        raise UsageError("no samplers given")
+        raise UsageError("no samplers given (to measure few-step models alone, give --samplers pda-hybrid as the reference)")
     for s in samplers:
         if s not in SAMPLERS:
             raise UsageError(f"unknown sampler {s!r}; choose from: {', '.join(SAMPLERS)}")
@@ -112,7 +152,8 @@ def undefined_reason(pipe, sampler: str, steps: int) -> str | None:
 
 
 def load_pipelines(prox_model: str, score_model: str, samplers, device="cpu", dtype=None) -> dict:
-    """{objective: ProxT2IPipeline} on `device` in `dtype` for the objectives the samplers need; checks each model's objective."""
+    """{objective: ProxT2IPipeline} on `device` in `dtype` for the objectives the samplers need; checks each model's objective
+    and that it is not a consistency model (whose own sampler is the only right one: give it as a few-step model)."""
     from ..pipeline import ProxT2IPipeline
 
     pipes = {}
@@ -121,5 +162,7 @@ def load_pipelines(prox_model: str, score_model: str, samplers, device="cpu", dt
             pipe = ProxT2IPipeline.from_pretrained(name, device=device, torch_dtype=dtype)
             if pipe.objective != objective:
                 raise UsageError(f"{flag} {name!r} is a {pipe.objective} model; give a {objective} model")
+            if pipe.default_sampler == "consistency":
+                raise UsageError(f"{flag} {name!r} is a consistency model; measure it with --few-step-models {name}")
             pipes[objective] = pipe
     return pipes

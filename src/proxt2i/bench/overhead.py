@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import OVERHEAD_BATCHES, OVERHEAD_STEPS, BenchConfig, check_steps, load_pipelines, nfe, objective_of, undefined_reason
+from .config import OVERHEAD_BATCHES, OVERHEAD_STEPS, BenchConfig, bench_methods, check_steps, nfe, undefined_reason
 
 
 @dataclass
@@ -46,23 +46,23 @@ def sampler_overhead(cfg: BenchConfig, steps: int = OVERHEAD_STEPS, batch_sizes=
     if devices is None and cfg.device != "auto":
         devices = [cfg.device]
     devices = list(devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])))
-    pipes = load_pipelines(cfg.prox_model, cfg.score_model, cfg.samplers, dtype=cfg.dtype)
+    methods = bench_methods(cfg, dtype=cfg.dtype)
     prompts = load_prompts("heldin", max(batch_sizes))
     rows, skipped = [], []
-    jobs = [(d, s, b) for d in devices for s in cfg.samplers for b in batch_sizes]
-    for device, sampler, b in tqdm(jobs, desc="overhead", disable=not progress):
-        pipe = pipes[objective_of(sampler)]
+    jobs = [(d, m, b) for d in devices for m in methods for b in batch_sizes]
+    for device, m, b in tqdm(jobs, desc="overhead", disable=not progress):
+        pipe, sampler = m.pipe, m.sampler
         reason = undefined_reason(pipe, sampler, steps)
         if reason:
             if device == devices[0] and b == batch_sizes[0]:
-                skipped.append({"sampler": sampler, "steps": steps, "reason": reason})
+                skipped.append({"sampler": sampler, "method": m.label, "steps": steps, "reason": reason})
             continue
         pipe.to(device)
         timed = TimedNetwork(pipe.net, device)
         seeds = [cfg.seed + i for i in range(b)]
 
         def generate():
-            lat = pipe.sample_latents(prompts[:b], steps, cfg.guidance, sampler, seeds, net=timed, device=device)
+            lat = pipe.sample_latents(prompts[:b], steps, m.guidance, sampler, seeds, net=timed, device=device)
             timed._sync()
             t_mid = time.perf_counter()
             pipe.decode(lat)
@@ -77,16 +77,18 @@ def sampler_overhead(cfg: BenchConfig, steps: int = OVERHEAD_STEPS, batch_sizes=
         total = time.perf_counter() - t0
         sampling = total - decode
         n_steps = repeats * steps
-        rows.append({"device": device, "sampler": sampler, "batch": b, "steps": steps, "nfe": nfe(steps, cfg.guidance),
+        rows.append({"device": device, "method": m.label, "family": m.family, "sampler": sampler, "batch": b, "steps": steps,
+                     "guidance": m.guidance, "nfe": nfe(steps, m.guidance),
                      "network_calls_per_step": timed.calls / n_steps,
                      "network_ms_per_step": 1e3 * timed.seconds / n_steps,
                      "overhead_ms_per_step": 1e3 * (sampling - timed.seconds) / n_steps,
                      "overhead_fraction": (sampling - timed.seconds) / sampling if sampling > 0 else None,
                      "images_per_s": b * repeats / total})
-    for pipe in pipes.values():
-        pipe.net.to("cpu")
-        pipe.autoencoder.to("cpu")
-    return {"config": {"prox_model": cfg.prox_model, "score_model": cfg.score_model, "steps": steps, "guidance": cfg.guidance,
+    for m in methods:
+        m.pipe.net.to("cpu")
+        m.pipe.autoencoder.to("cpu")
+    return {"config": {"prox_model": cfg.prox_model, "score_model": cfg.score_model, "few_step_models": list(cfg.few_step_models),
+                       "steps": steps, "guidance": cfg.guidance,
                        "batch_sizes": list(batch_sizes), "repeats": repeats, "devices": devices,
                        "torch_threads": torch.get_num_threads(),
                        "cuda_device": torch.cuda.get_device_name(0) if "cuda" in devices else None},

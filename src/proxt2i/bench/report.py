@@ -3,12 +3,17 @@ sampler_grid.png."""
 
 from __future__ import annotations
 
-from .config import GRID_STEPS, PROX_REFERENCE, nfe, objective_of
-from .speedup import METRICS
+from .config import GRID_STEPS, PROX_REFERENCE, nfe
+from .speedup import METRICS, method_of
 
 
 def _fmt(v, spec: str) -> str:
     return "n/a" if v is None else format(v, spec)
+
+
+def methods_of(cfg: dict) -> list[str]:
+    """The curve labels of a report's config, in order (older reports: the samplers)."""
+    return list(cfg.get("methods") or cfg["samplers"])
 
 
 def format_markdown(report: dict) -> str:
@@ -18,37 +23,49 @@ def format_markdown(report: dict) -> str:
     steps = cfg["steps"]
     g = cfg["guidance"]
     lines = ["# Quality versus steps", "",
-             f"prox model `{cfg['prox_model']}`, score model `{cfg['score_model']}`; {cfg['num_prompts']} prompts per set, "
+             f"prox model `{cfg['prox_model']}`, score model `{cfg['score_model']}`"
+             + (f", few-step models {', '.join(f'`{m}`' for m in cfg['few_step_models'])}" if cfg.get("few_step_models") else "")
+             + f"; {cfg['num_prompts']} prompts per set, "
              f"seeds {cfg['seed']}.., guidance {g} (NFE = {nfe(1, g)} x steps); FD against {cfg['reference_num']} fresh renders.", ""]
     tables = [("alignment", "alignment (higher is better)", ".3f"), ("fd", "Frechet distance (lower is better)", ".2f"),
               ("clip_score", "CLIP score (higher is better)", ".2f"), ("sec_per_image", "seconds per image", ".4f")]
-    by_key = {(r["sampler"], r["steps"], r["prompt_set"]): r for r in results}
-    grids = {r["sampler"]: r.get("time_grid") for r in results}
-    label = {s: f"{s} [{grids[s]} grid]" if grids.get(s) not in (None, "diffusers") else s for s in cfg["samplers"]}
+    by_key = {(method_of(r), r["steps"], r["prompt_set"]): r for r in results}
+    grids = {method_of(r): r.get("time_grid") for r in results}
+    guidance = {method_of(r): r.get("guidance", g) for r in results}
+    methods = methods_of(cfg)
+    label = {s: f"{s} [{grids[s]} grid]" if grids.get(s) not in (None, "diffusers") else s for s in methods}
+    few = [m for m in methods if m not in cfg["samplers"]]
+    for m in few:
+        r = next((r for r in results if method_of(r) == m), None)
+        if r is not None:
+            label[m] = f"{m} ({r['sampler']}, guidance {guidance[m]:g}, NFE {nfe(1, guidance[m])} x steps)"
     for pset in cfg["prompt_sets"]:
         for key, title, spec in tables:
             lines += [f"## {pset}: {title}", "",
                       "| sampler | " + " | ".join(f"{n} ({nfe(n, g)})" for n in steps) + " |",
                       "|---|" + "---|" * len(steps)]
-            for s in cfg["samplers"]:
+            for s in methods:
                 cells = [_fmt(by_key[(s, n, pset)][key], spec) if (s, n, pset) in by_key else "n/a" for n in steps]
                 lines.append(f"| {label[s]} | " + " | ".join(cells) + " |")
             lines.append("")
-    lines += ["column header: steps (NFE); n/a: not run or undefined (PDA-backward needs gamma < 2); [grid]: the time grid "
+    lines += ["column header: steps (NFE of the samplers at the bench's guidance; a few-step model's own NFE is in its label); n/a: not run or undefined (PDA-backward needs gamma < 2); [grid]: the time grid "
               "the project's samplers walk (diffusers samplers use their own trailing timesteps)", "", "## Speedup", "",
               f"level: {report['speedup']['levels']['alignment']} (alignment), {report['speedup']['levels']['fd']} (FD); "
               f"NFE to the level: {report['speedup']['levels']['nfe_rule']}.", "",
-              "| prompt set | metric | target | pda-hybrid NFE | best score sampler | its NFE | speedup |", "|---|---|---|---|---|---|---|"]
+              "| prompt set | metric | target | pda-hybrid NFE | best score sampler | its NFE | speedup | best few-step model | its NFE | speedup |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for pset in cfg["prompt_sets"]:
         sp = report["speedup"].get(pset) or {}
         for metric in METRICS:
             m = sp.get(metric)
             if not m:
-                lines.append(f"| {pset} | {metric} | n/a | n/a | n/a | n/a | n/a |")
+                lines.append(f"| {pset} | {metric} |" + " n/a |" * 8)
                 continue
-            best = m["best_score_sampler"]
+            best, few_best = m["best_score_sampler"], m.get("best_few_step_model")
+            few_cells = (f"{few_best or ('none reaches it' if few else 'none measured')} | {_fmt(m['nfe_to_target'].get(few_best), '.1f')} | "
+                         f"{_fmt(m.get('speedup_vs_few_step'), '.2f')} |")
             lines.append(f"| {pset} | {metric} | {m['target']:.3f} | {_fmt(m['nfe_to_target'].get(PROX_REFERENCE), '.1f')} | "
-                         f"{best or 'none reaches it'} | {_fmt(m['nfe_to_target'].get(best), '.1f')} | {_fmt(m['speedup'], '.2f')} |")
+                         f"{best or 'none reaches it'} | {_fmt(m['nfe_to_target'].get(best), '.1f')} | {_fmt(m['speedup'], '.2f')} | " + few_cells)
     return "\n".join(lines) + "\n"
 
 
@@ -67,11 +84,13 @@ def plot_quality(report: dict, path) -> None:
     for j, pset in enumerate(psets):
         for i, (metric, label) in enumerate((("alignment", "alignment"), ("fd", "Frechet distance"))):
             ax = axes[i][j]
-            for k, s in enumerate(cfg["samplers"]):
-                pts = sorted((r["nfe"], r[metric]) for r in results if r["sampler"] == s and r["prompt_set"] == pset and r[metric] is not None)
+            for k, s in enumerate(methods_of(cfg)):
+                rows = [r for r in results if method_of(r) == s and r["prompt_set"] == pset and r[metric] is not None]
+                pts = sorted((r["nfe"], r[metric]) for r in rows)
                 if pts:
-                    prox = objective_of(s) == "prox"
-                    ax.plot(*zip(*pts), "o-" if prox else "s--", lw=2.2 if prox else 1.2, ms=4, color=f"C{k % 10}", label=s)
+                    prox, few = s == PROX_REFERENCE, rows[0].get("family") == "few-step"
+                    ax.plot(*zip(*pts), "o-" if prox else ("^-." if few else "s--"), lw=2.2 if (prox or few) else 1.2, ms=4,
+                            color="k" if prox else f"C{k % 10}", label=s)
             target = ((report["speedup"].get(pset) or {}).get(metric) or {}).get("target")
             if target is not None:
                 ax.axhline(target, color="k", ls=":", lw=1, label="quality level")
@@ -140,5 +159,5 @@ def write_outputs(report: dict, grid: dict, out) -> dict:
     atomic_write_text(paths["results.md"], format_markdown(report))
     plot_quality(report, paths["quality_vs_nfe.png"])
     cfg = report["config"]
-    plot_sampler_grid(grid, cfg["samplers"], cfg["steps"], paths["sampler_grid.png"], cfg.get("grid_prompt", ""))
+    plot_sampler_grid(grid, methods_of(cfg), cfg["steps"], paths["sampler_grid.png"], cfg.get("grid_prompt", ""))
     return {k: str(v) for k, v in paths.items()}

@@ -68,8 +68,6 @@ def run(args) -> int:
     prompts = read_prompts(args)
     from ..devices import resolve
     from ..pipeline import check_prompts
-    from ..samplers.registry import DEFAULT_SAMPLER
-
     check_prompts(prompts)
     resolve(args.device, args.dtype)  # refused in one line before anything loads
     check_sampling_flags(args)
@@ -86,7 +84,7 @@ def run(args) -> int:
             pipe = load_pipeline(args)
             expanded = [p for p in prompts for _ in range(args.num)]
             images = _generate(pipe, expanded, args)
-            used = args.sampler or DEFAULT_SAMPLER[pipe.objective]
+            used = args.sampler or pipe.default_sampler
             write_folder(tmp, images, expanded, args, used, pipe.time_grid_for(used, args.time_grid))
         print(f"wrote {len(expanded)} images and metadata.jsonl to {out}")
         return 0

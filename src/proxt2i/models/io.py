@@ -3,7 +3,8 @@
     config.json               {"format": "proxt2i-model", "version": 1, "objective": "prox"|"score",
                                "uvit": {...}, "text_encoder": {...}, "autoencoder": {...},
                                "schedule": {"type": "vp", ...}, "image_size": S, "recipe": {...},
-                               "sampling": {"time_grid": {SAMPLER: GRID}, "guidance": W}}   (sampling: optional)
+                               "sampling": {"sampler": NAME, "time_grid": {SAMPLER: GRID}, "guidance": W}}
+                              (sampling and each of its keys: optional)
     uvit.safetensors          U-ViT weights (EMA), float16
     text_encoder.safetensors  embedded text encoder weights (absent for frozen Hugging Face encoders)
     autoencoder.safetensors   small VAE weights (absent for identity / diffusers VAEs)
@@ -46,6 +47,14 @@ def default_time_grid(config: dict, sampler: str) -> str:
     """The time grid `sampler` walks by default on this model: config.json "sampling": {"time_grid":
     {SAMPLER: GRID}}, else uniform. A property of the trained model (the shipped prox model: quadratic)."""
     return config.get("sampling", {}).get("time_grid", {}).get(sampler, "uniform")
+
+
+def default_sampler(config: dict) -> str:
+    """The sampler this model samples with by default: config.json "sampling": {"sampler": NAME} (a consistency
+    model: "consistency"), else its objective's default (samplers.registry.DEFAULT_SAMPLER)."""
+    from ..samplers.registry import DEFAULT_SAMPLER
+
+    return config.get("sampling", {}).get("sampler") or DEFAULT_SAMPLER[config["objective"]]
 
 
 def default_guidance(config: dict) -> float:
@@ -139,8 +148,14 @@ def config_problem(cfg: dict) -> str | None:
         if key in cfg and not isinstance(cfg[key], dict):
             return f"{key} must be a JSON object {{...}}, got {json.dumps(cfg[key])}"
     sampling = cfg.get("sampling", {})
-    if set(sampling) - {"time_grid", "guidance"} or not isinstance(sampling.get("time_grid", {}), dict):
-        return 'sampling must be {"time_grid": {SAMPLER: GRID}, "guidance": W} (both optional)'
+    if set(sampling) - {"sampler", "time_grid", "guidance"} or not isinstance(sampling.get("time_grid", {}), dict):
+        return 'sampling must be {"sampler": NAME, "time_grid": {SAMPLER: GRID}, "guidance": W} (each optional)'
+    if "sampler" in sampling:
+        from ..samplers.registry import SAMPLERS
+
+        spec = SAMPLERS.get(sampling["sampler"]) if isinstance(sampling["sampler"], str) else None
+        if spec is None or spec.objective != cfg.get("objective"):
+            return f"sampling.sampler must name a sampler of a {cfg.get('objective')} model, got {json.dumps(sampling['sampler'])}"
     guidance = sampling.get("guidance", 4.0)
     if type(guidance) not in (int, float) or not math.isfinite(guidance) or guidance < 0:
         return f"sampling.guidance must be a finite number >= 0, got {json.dumps(guidance)}"

@@ -12,6 +12,7 @@ from typing import Callable, Optional
 from ..errors import UsageError
 from ..schedule import Schedule, VPSchedule, backward_undefined_reason, step_sizes
 from .chains import Chain, EulerMaruyamaChain, PDAHybridChain
+from .consistency import consistency_sample
 from .diffusers_schedulers import diffusers_score_sample
 from .pda import pda_sample
 from .score import euler_maruyama_sample, pf_ode_euler_sample
@@ -52,6 +53,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "dpm-solver++-2m-sde": SamplerSpec(diffusers_score_sample, "score", (("scheduler", "dpm-solver++-2m-sde"),), walks_grid=False),
     "unipc": SamplerSpec(diffusers_score_sample, "score", (("scheduler", "unipc"),), walks_grid=False),
     "euler-diffusers": SamplerSpec(diffusers_score_sample, "score", (("scheduler", "euler"),), walks_grid=False),
+    "consistency": SamplerSpec(consistency_sample, "score"),  # for models trained with consistency=training / distillation
 }
 DEFAULT_SAMPLER = {"prox": "pda-hybrid", "score": "euler-maruyama-denoise"}
 

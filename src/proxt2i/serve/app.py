@@ -96,7 +96,7 @@ def create_app(model=None, *, max_batch: int = 8, max_wait_ms: float = 10.0, max
             check_key(request)
             data = parse_json(await read_body(request))
             gen = parse_generation(data, objective=pipe.objective, image_size=pipe.image_size,
-                                   default_guidance=pipe.guidance_or_default(None))
+                                   default_guidance=pipe.guidance_or_default(None), default_sampler=pipe.default_sampler)
             future = state["batcher"].submit(gen, request.is_disconnected)
             try:
                 images = await asyncio.wait_for(future, timeout_s)

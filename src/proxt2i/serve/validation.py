@@ -67,9 +67,10 @@ def _integer(data: dict, name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
-def parse_generation(data: dict, *, objective: str, image_size: int, default_guidance: float = 4.0) -> Generation:
-    """The request in `data` (a JSON object) for a model with `objective`, `image_size` and `default_guidance`
-    (the model's CFG scale when the request names none), or ApiError 422."""
+def parse_generation(data: dict, *, objective: str, image_size: int, default_guidance: float = 4.0,
+                     default_sampler: str | None = None) -> Generation:
+    """The request in `data` (a JSON object) for a model with `objective`, `image_size`, `default_guidance`
+    (the model's CFG scale when the request names none) and `default_sampler` (None: the objective's), or ApiError 422."""
     unknown = sorted(set(data) - FIELDS)
     if unknown:
         raise ApiError(422, f"unknown field {unknown[0]!r}; fields: {', '.join(sorted(FIELDS))}")
@@ -95,7 +96,7 @@ def parse_generation(data: dict, *, objective: str, image_size: int, default_gui
     guidance = data.get("guidance", default_guidance)
     if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or not 0 <= guidance <= 50:
         raise ApiError(422, f"guidance must be a number in 0..50 (1 = off), got {json.dumps(guidance)[:40]}")
-    sampler = data.get("sampler") or DEFAULT_SAMPLER[objective]
+    sampler = data.get("sampler") or default_sampler or DEFAULT_SAMPLER[objective]
     grid = data.get("time_grid")
     if not isinstance(sampler, str) or (grid is not None and not isinstance(grid, str)):
         raise ApiError(422, "sampler and time_grid must be strings")

@@ -15,7 +15,7 @@ from typing import Optional
 import torch
 
 from ..errors import UsageError
-from ..parameterization import expand_like
+from ..parameterization import clean_from_eps, expand_like
 from ..schedule import Schedule
 
 
@@ -154,3 +154,59 @@ def matching_batch(x0: torch.Tensor, objective: str, generator, schedule: Schedu
     if prox_target == "total-noise":  # compare in backbone space: undo the exact output scale
         return MatchingBatch(y, t, lam, total_noise(y, x0, t, lam, schedule), prox_output_scale(t, lam, schedule))
     return MatchingBatch(y, t, lam, n)
+
+
+# ------------------------------------------------------------------------------------ consistency models
+# The few-step competitors (docs/benchmark.md): the score U-ViT trained so that its Tweedie clean estimate
+# f(x, t) = (x - sqrt(1 - a_t) eps) / sqrt(a_t) is constant along trajectories (samplers/consistency.py).
+CONSISTENCY_T_MIN = 1e-3  # the lowest time trained, as in denoising score matching
+
+
+@dataclass
+class ConsistencyPair:
+    """Two adjacent times t_hi = t_lo + dt [B] of one trajectory: x_hi [B, ...] the student's input, x_lo the
+    target's (consistency training: the same x0 and noise at t_lo; distillation replaces it by a teacher ODE step)."""
+
+    t_hi: torch.Tensor
+    t_lo: torch.Tensor
+    x_hi: torch.Tensor
+    x_lo: torch.Tensor
+
+
+def consistency_intervals(step: int, total_steps: int, start: int, end: int) -> int:
+    """Number of intervals N the unit time range is cut into at training step `step` (0-based): doubled from
+    `start` to `end` in equal stages (improved consistency training's curriculum; start == end: fixed)."""
+    if start >= end:
+        return start
+    doublings = int(torch.log2(torch.tensor(end / start)).ceil())
+    stage = min(step * (doublings + 1) // max(total_steps, 1), doublings)
+    return min(start * 2**stage, end)
+
+
+def consistency_pair(x0: torch.Tensor, intervals: int, generator, schedule: Schedule) -> ConsistencyPair:
+    """t_hi ~ U[t_min + dt, 1], t_lo = t_hi - dt (dt = (1 - t_min) / intervals); x_t = sqrt(a) x0 + sqrt(1 - a) z
+    with one z for both times. x0 [B, ...]."""
+    dt = (1.0 - CONSISTENCY_T_MIN) / intervals
+    t_hi = (CONSISTENCY_T_MIN + dt + torch.rand(x0.shape[0], generator=generator) * (1.0 - CONSISTENCY_T_MIN - dt)).to(x0.device)
+    t_lo = t_hi - dt
+    z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    a_hi, a_lo = (expand_like(schedule.alpha(t.double()), x0).to(x0.dtype) for t in (t_hi, t_lo))
+    return ConsistencyPair(t_hi, t_lo, a_hi.sqrt() * x0 + (1 - a_hi).sqrt() * z, a_lo.sqrt() * x0 + (1 - a_lo).sqrt() * z)
+
+
+def ddim_step(x: torch.Tensor, eps: torch.Tensor, t_from: torch.Tensor, t_to: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+    """One deterministic DDIM (probability-flow) step from t_from to t_to [B] with the teacher's eps [B, ...]."""
+    a_to = expand_like(schedule.alpha(t_to.double()), x).to(x.dtype)
+    return a_to.sqrt() * clean_from_eps(x, eps, t_from, schedule) + (1 - a_to).sqrt() * eps
+
+
+def consistency_loss(eps_pred: torch.Tensor, pair: ConsistencyPair, target_x0: torch.Tensor, schedule: Schedule,
+                     snr_cap: float = 5.0) -> torch.Tensor:
+    """min(SNR(t_hi), snr_cap) ||f(x_hi, t_hi) - target_x0||^2 per sample, [B], computed in eps space (the same
+    number without dividing by sqrt(a) ~ 0.007 near t = 1): the student's eps against the eps that would map x_hi
+    onto the target, weighted min(1, snr_cap / SNR). The min-SNR weighting keeps t ~ 1 from dominating."""
+    a = expand_like(schedule.alpha(pair.t_hi.double()), pair.x_hi).to(pair.x_hi.dtype)
+    eps_target = (pair.x_hi - a.sqrt() * target_x0) / (1 - a).sqrt()
+    snr = schedule.alpha(pair.t_hi.double()) / (1 - schedule.alpha(pair.t_hi.double()))
+    weight = (snr_cap / snr).clamp(max=1.0).float()
+    return weight * per_sample_mean((eps_pred.float() - eps_target.float()).pow(2))

@@ -11,6 +11,7 @@ from ..config import option, check_ranges, check_seed
 from ..errors import UsageError
 
 LR_DECAYS = ("constant", "linear", "cosine")
+CONSISTENCY_KINDS = ("none", "training", "distillation")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,13 @@ class TrainConfig:
     init: str | None = option(None, legacy="", help="start from a trained model's weights (shipped name or model folder; same architecture and objective)")
     distill_guidance: float | None = option(None, "guidance distillation: regress the init model's CFG-guided output at this scale "
                                                   "(one pass per step at sampling, guidance 1) instead of the data target; needs init")
+    consistency: str = option("none", '"none"; "training": consistency training (the target is the model itself one interval lower '
+                                      'on the same noise trajectory; from scratch, or from init=MODEL as in ECT); "distillation": consistency '
+                                      'distillation (LCM) from init=MODEL, whose CFG-guided DDIM step at distill_guidance=W gives the target; '
+                                      'objective=score only; the model then samples with the consistency sampler')
+    consistency_intervals: tuple[int, ...] = option((10, 160), "START,END: intervals of the unit time range between the two times of a pair, "
+                                                               "doubled from START to END over training (one value: fixed)")
+    consistency_snr_cap: float = option(5.0, "the consistency loss weights a pair by min(SNR, cap) in clean-image space")
     # optimisation
     steps: int = option(20000, "optimiser steps")
     batch: int = option(64, "per process")
@@ -95,6 +103,17 @@ class TrainConfig:
             (self.distill_guidance is None or self.init is not None, "distill_guidance needs init=MODEL (the teacher whose guided output is learned)"),
             (self.distill_guidance is None or (math.isfinite(self.distill_guidance) and self.distill_guidance >= 0),
              f"distill_guidance must be a finite scale >= 0, got {self.distill_guidance}"),
+            (self.consistency in CONSISTENCY_KINDS, f"consistency must be one of {', '.join(CONSISTENCY_KINDS)}, got {self.consistency!r}"),
+            (self.consistency == "none" or self.objective == "score",
+             f"consistency={self.consistency} trains the score network (objective=score), got objective={self.objective}"),
+            (self.consistency != "distillation" or self.distill_guidance is not None,
+             "consistency=distillation needs init=MODEL and distill_guidance=W (the teacher and its CFG scale; 1 = unguided)"),
+            (self.consistency != "training" or self.distill_guidance is None,
+             "consistency=training has no teacher; drop distill_guidance (or use consistency=distillation)"),
+            (1 <= len(self.consistency_intervals) <= 2 and min(self.consistency_intervals) >= 1
+             and self.consistency_intervals[0] <= self.consistency_intervals[-1],
+             f"consistency_intervals must be START,END with 1 <= START <= END (or one count), got {self.consistency_intervals}"),
+            (self.consistency_snr_cap > 0, f"consistency_snr_cap must be > 0, got {self.consistency_snr_cap}"),
             (self.data_workers >= 0, f"data_workers must be >= 0, got {self.data_workers}"),
             (self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}"),
             (not self.cache_latents or self.data != "synthfaces",
@@ -144,6 +163,13 @@ PRESETS: dict[str, TrainConfig] = {
                                    step_candidates=(2, 3, 4, 5, 10, 20, 50, 100, 1000), default_time_grid="quadratic"),
     "synthfaces-score": TrainConfig(objective="score", width=128, depth=5, batch=32, steps=5000, lr=5e-4, lr_warmup=200, checkpoint_every=250, ema_warmup=False,
                                     out="runs/synthfaces-score"),
+    # the few-step competitors on the same U-ViT and data (docs/benchmark.md): consistency training from scratch, and
+    # LCM-style consistency distillation of the shipped score model with its CFG 4 baked in (one pass per step)
+    "synthfaces-ct": TrainConfig(objective="score", consistency="training", width=128, depth=5, batch=32, steps=5000, lr=5e-4,
+                                 lr_warmup=200, checkpoint_every=250, out="runs/synthfaces-ct"),
+    "synthfaces-lcm": TrainConfig(objective="score", consistency="distillation", init="synthfaces-score", distill_guidance=4.0,
+                                  consistency_intervals=(50,), width=128, depth=5, batch=32, steps=600, lr=1e-4, lr_warmup=50,
+                                  lr_decay="linear", ema=0.995, checkpoint_every=100, sample_every=0, out="runs/synthfaces-lcm"),
     # seconds-long runs for tests and smoke checks: pixels, 32 px, a 3-block net
     "test-tiny": TrainConfig(model="tiny", width=32, depth=3, patch_size=4, text_dim=16, text_depth=1, image_size=32,
                              autoencoder="identity", steps=4, batch=4, lr_warmup=2, checkpoint_every=2, sample_every=0,
@@ -187,13 +213,17 @@ def train_command(cfg: TrainConfig) -> str:
 
 
 def sampling_defaults(cfg: TrainConfig) -> dict | None:
-    """The "sampling" entry of an exported model's config.json: cfg.default_time_grid for the objective's
-    default sampler (unset: uniform) and, for a guidance-distilled model, its default guidance 1 (None when neither)."""
+    """The "sampling" entry of an exported model's config.json: the default sampler of a consistency model,
+    cfg.default_time_grid for the model's default sampler (unset: uniform) and, for a guidance-distilled model,
+    its default guidance 1 (None when none of these)."""
     from ..samplers.registry import DEFAULT_SAMPLER  # torch: only at export time
 
     sampling = {}
+    sampler = "consistency" if cfg.consistency != "none" else DEFAULT_SAMPLER[cfg.objective]
+    if cfg.consistency != "none":
+        sampling["sampler"] = sampler
     if cfg.default_time_grid is not None:
-        sampling["time_grid"] = {DEFAULT_SAMPLER[cfg.objective]: cfg.default_time_grid}
+        sampling["time_grid"] = {sampler: cfg.default_time_grid}
     if cfg.distill_guidance is not None:  # the guidance is in the weights: sample unguided, one pass per step
         sampling["guidance"] = 1.0
     return sampling or None

@@ -25,7 +25,9 @@ from .checkpoint import check_resume_config, latest_checkpoint, load_checkpoint,
 from .data import BatchSource, dataset_latents
 from .ema import ema_decay, ema_update, frozen_children, frozen_copy
 from .factories import build_autoencoder, build_network, init_from_model, training_vocabulary
-from .losses import PMSchedule, denoising_score_matching_loss, loss_phase, matching_batch, proximal_matching_objective
+from ..parameterization import clean_from_eps
+from .losses import (PMSchedule, consistency_intervals, consistency_loss, consistency_pair, ddim_step, denoising_score_matching_loss,
+                     loss_phase, matching_batch, proximal_matching_objective)
 from .presets import TrainConfig, config_dict, sampling_defaults, train_command
 from .recipe import checkpoint_init_recipe
 from .schedules import lr_at
@@ -43,6 +45,27 @@ def distillation_teacher(cfg: TrainConfig, device):
 
     teacher = load_model_folder(resolve_model(cfg.init)).net.to(device).eval().requires_grad_(False)
     return lambda captions: guided_eps(teacher, captions, cfg.distill_guidance)
+
+
+def _interval_range(cfg: TrainConfig) -> tuple[int, int]:
+    return cfg.consistency_intervals[0], cfg.consistency_intervals[-1]
+
+
+def consistency_objective(net, x0: torch.Tensor, captions: list[str], g, step: int, cfg: TrainConfig, schedule, teacher, autocast):
+    """The consistency loss of one batch x0 [B, ...] (scalar): the student's clean estimate at t_hi against its own,
+    without gradient, at t_lo on the same trajectory (consistency training), or at the teacher's guided DDIM step
+    from x_hi to t_lo (distillation; `teacher` the guided eps of the init model). The target uses the current
+    weights, not an EMA (improved consistency training; ECT)."""
+    pair = consistency_pair(x0, consistency_intervals(step, cfg.steps, *_interval_range(cfg)), g, schedule)
+    zero = torch.zeros_like(pair.t_hi)
+    with torch.no_grad():
+        x_lo = pair.x_lo if teacher is None else ddim_step(pair.x_hi, teacher(pair.x_hi, pair.t_hi, zero).float(), pair.t_hi, pair.t_lo, schedule)
+        with autocast():
+            eps_lo = net(x_lo, pair.t_lo, zero, captions)
+        target = clean_from_eps(x_lo, eps_lo.float(), pair.t_lo, schedule)
+    with autocast():
+        eps = net(pair.x_hi, pair.t_hi, zero, captions)
+    return consistency_loss(eps, pair, target, schedule, cfg.consistency_snr_cap).mean()
 
 
 def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
@@ -135,24 +158,29 @@ def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
         drop = torch.rand(len(captions), generator=g) < cfg.text_dropout
         captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
 
-        # --- loss: proximal matching, denoising score matching, or the teacher's guided output
+        # --- loss: proximal matching, denoising score matching, the teacher's guided output, or consistency
         teacher = guided_teacher(captions) if guided_teacher is not None else None
-        batch = matching_batch(x0, cfg.objective, g, schedule, prox_target=cfg.prox_target, candidates=tuple(cfg.step_candidates),
-                               power=cfg.candidate_power, mode=cfg.mode, grids=tuple(cfg.candidate_grids.split(",")))
-        with acc.autocast():
-            eps = net(batch.x, batch.t, batch.lam, captions)
-        pred = batch.prediction(eps)
-        if teacher is not None:  # guidance distillation: the teacher's guided output on the same input is the target
-            phase, zeta = "distill", None
-            with torch.no_grad():
-                target = batch.prediction(teacher(batch.x, batch.t, batch.lam))
-            loss = denoising_score_matching_loss(pred, target).mean()
-        elif cfg.objective == "prox":
-            phase, zeta = loss_phase(step, pm)
-            loss = proximal_matching_objective(pred, batch.target, phase, zeta).mean()
+        zeta = None
+        if cfg.consistency != "none":
+            loss = consistency_objective(net, x0, captions, g, step, cfg, schedule, teacher, acc.autocast)
+            phase = f"{'ct' if cfg.consistency == 'training' else 'cd'} N={consistency_intervals(step, cfg.steps, *_interval_range(cfg))}"
         else:
-            phase, zeta = "dsm", None
-            loss = denoising_score_matching_loss(pred, batch.target).mean()
+            batch = matching_batch(x0, cfg.objective, g, schedule, prox_target=cfg.prox_target, candidates=tuple(cfg.step_candidates),
+                                   power=cfg.candidate_power, mode=cfg.mode, grids=tuple(cfg.candidate_grids.split(",")))
+            with acc.autocast():
+                eps = net(batch.x, batch.t, batch.lam, captions)
+            pred = batch.prediction(eps)
+            if teacher is not None:  # guidance distillation: the teacher's guided output on the same input is the target
+                phase = "distill"
+                with torch.no_grad():
+                    target = batch.prediction(teacher(batch.x, batch.t, batch.lam))
+                loss = denoising_score_matching_loss(pred, target).mean()
+            elif cfg.objective == "prox":
+                phase, zeta = loss_phase(step, pm)
+                loss = proximal_matching_objective(pred, batch.target, phase, zeta).mean()
+            else:
+                phase = "dsm"
+                loss = denoising_score_matching_loss(pred, batch.target).mean()
 
         # --- update: LR warm-up, clipping, EMA
         for group in opt.param_groups:
@@ -246,12 +274,14 @@ def _tensorboard(out: Path):
 
 @torch.no_grad()
 def _sample_grid(ema, autoencoder, cfg: TrainConfig, latent_size: int, path: Path) -> None:
-    """A 2x4 grid of fixed prompts sampled with PDA-hybrid (prox) or Euler-Maruyama (score), 4 steps."""
+    """A 2x4 grid of fixed prompts sampled with the model's default sampler (PDA-hybrid, Euler-Maruyama or
+    consistency), 4 steps."""
     from ..pipeline import sample_latents
 
     prompts = ["a smiling person with long red hair", "a person with glasses and a beard", "a sad person wearing a cap",
                "a surprised person with blond hair", "a person with short black hair, blue background",
                "a neutral person with a bun", "a person wearing sunglasses", "a person with an afro, pink background"]
     lat = sample_latents(ema, cfg.objective, prompts, (autoencoder.latent_channels, latent_size, latent_size),
-                         num_steps=4, guidance_scale=3.0, seeds=list(range(len(prompts))))
+                         num_steps=4, guidance_scale=3.0, seeds=list(range(len(prompts))),
+                         sampler=(sampling_defaults(cfg) or {}).get("sampler"))
     save_grid(autoencoder.decode(lat).clamp(0, 1), path, cols=4)
