@@ -47,16 +47,13 @@ def distillation_teacher(cfg: TrainConfig, device):
     return lambda captions: guided_eps(teacher, captions, cfg.distill_guidance)
 
 
-def _interval_range(cfg: TrainConfig) -> tuple[int, int]:
-    return cfg.consistency_intervals[0], cfg.consistency_intervals[-1]
-
-
 def consistency_objective(net, x0: torch.Tensor, captions: list[str], g, step: int, cfg: TrainConfig, schedule, teacher, autocast):
     """The consistency loss of one batch x0 [B, ...] (scalar): the student's clean estimate at t_hi against its own,
     without gradient, at t_lo on the same trajectory (consistency training), or at the teacher's guided DDIM step
     from x_hi to t_lo (distillation; `teacher` the guided eps of the init model). The target uses the current
-    weights, not an EMA (improved consistency training; ECT)."""
-    pair = consistency_pair(x0, consistency_intervals(step, cfg.steps, *_interval_range(cfg)), g, schedule)
+    weights, not an EMA (improved consistency training; ECT). Returns (loss, the step's interval count N)."""
+    intervals = consistency_intervals(step, cfg.steps, cfg.consistency_intervals[0], cfg.consistency_intervals[-1])
+    pair = consistency_pair(x0, intervals, g, schedule)
     zero = torch.zeros_like(pair.t_hi)
     with torch.no_grad():
         x_lo = pair.x_lo if teacher is None else ddim_step(pair.x_hi, teacher(pair.x_hi, pair.t_hi, zero).float(), pair.t_hi, pair.t_lo, schedule)
@@ -65,7 +62,7 @@ def consistency_objective(net, x0: torch.Tensor, captions: list[str], g, step: i
         target = clean_from_eps(x_lo, eps_lo.float(), pair.t_lo, schedule)
     with autocast():
         eps = net(pair.x_hi, pair.t_hi, zero, captions)
-    return consistency_loss(eps, pair, target, schedule, cfg.consistency_snr_cap).mean()
+    return consistency_loss(eps, pair, target, schedule, cfg.consistency_snr_cap).mean(), intervals
 
 
 def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
@@ -162,8 +159,8 @@ def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
         teacher = guided_teacher(captions) if guided_teacher is not None else None
         zeta = None
         if cfg.consistency != "none":
-            loss = consistency_objective(net, x0, captions, g, step, cfg, schedule, teacher, acc.autocast)
-            phase = f"{'ct' if cfg.consistency == 'training' else 'cd'} N={consistency_intervals(step, cfg.steps, *_interval_range(cfg))}"
+            loss, intervals = consistency_objective(net, x0, captions, g, step, cfg, schedule, teacher, acc.autocast)
+            phase = f"{'ct' if cfg.consistency == 'training' else 'cd'} N={intervals}"
         else:
             batch = matching_batch(x0, cfg.objective, g, schedule, prox_target=cfg.prox_target, candidates=tuple(cfg.step_candidates),
                                    power=cfg.candidate_power, mode=cfg.mode, grids=tuple(cfg.candidate_grids.split(",")))
