@@ -19,7 +19,7 @@ RANKS = {
     "schedule": 3,
     "parameterization": 4,
     "samplers": 5,
-    "models": 6, "toy": 6,
+    "models": 6, "toy": 6, "faces": 6,  # faces: the real pretrained face readers (dlib), over imaging
     "data": 7,
     "evaluation": 8,
     "rewards": 9,

@@ -86,3 +86,28 @@ def resize_and_centre_crop_tensor(x: torch.Tensor, short_side: int, crop: int | 
     nh, nw, top, left = crop_geometry(h, w, short_side, crop)
     x = F.interpolate(x, size=(nh, nw), mode=mode, antialias=True, align_corners=False)
     return x[..., top : top + crop, left : left + crop]
+
+
+def save_captioned_grid(images, captions, path, cols: int, smooth: bool = True, width: int = 32) -> None:
+    """Save a PNG grid of uint8 images [N, H, W, 3] (rows of `cols`), each above its caption (wrapped at
+    `width` characters, 5 lines at most); palette-quantised (256 colours) to stay small. Written atomically."""
+    import textwrap
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = -(-len(images) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.75, rows * 2.45), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for ax, image, text in zip(axes.ravel(), images, captions):
+        ax.imshow(image, interpolation="antialiased" if smooth else "nearest")
+        ax.text(0.5, -0.04, textwrap.fill(text, width, max_lines=5, placeholder=" ..."), transform=ax.transAxes,
+                fontsize=5.8, ha="center", va="top")
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.99, bottom=0.07, wspace=0.06, hspace=0.62)
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    plt.close(fig)
+    atomic_save_image(Image.fromarray(rgb).quantize(256, method=Image.Quantize.MEDIANCUT), path)

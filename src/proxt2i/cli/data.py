@@ -6,7 +6,7 @@ import argparse
 import json
 
 # the subcommands this module adds, with their one-line help (cli/__init__ lists them without importing anything heavy)
-COMMANDS = {"data": "SynthFaces: export the procedural face dataset, print prompt sets, parse prompts; curate your own face data"}
+COMMANDS = {"data": "SynthFaces: export the procedural face dataset, print prompt sets, parse prompts; PhotoFaces; curate your own face data"}
 
 
 GRID_MAX = 32  # rows and columns of `data grid`: 32 x 32 renders is already a 56 x 78 inch figure
@@ -36,8 +36,48 @@ def register(sub) -> None:
     a.add_argument("--shard-size", type=int, default=1000, help="samples per webdataset shard (default 1000)")
     a.set_defaults(func=run_synthfaces)
 
+    a = actions.add_parser(
+        "photofaces", help="generate photoreal faces (MobileStyleGAN on FFHQ; the optional [photo] extra, non-commercial weights)",
+        description=("Photoreal faces from the MobileStyleGAN generator shipped in the random-face wheel (distilled from "
+                     "StyleGAN2-FFHQ: non-commercial weights; pip install 'proxt2i[photo]' && pip install --no-deps "
+                     "random-face==2021.7.21.1). Item i is a pure function of (--seed, i): latent, truncation toward the "
+                     "mean face (--psi), a random crop (framing from head-and-shoulders to close-up), resized to --size. "
+                     "Captions are the placeholder 'a photo of a person'; caption them with the real face readers: "
+                     "proxt2i data curate OUT --face-filter --face-captions --out CURATED. Written shard by shard: a "
+                     "killed run resumes when started again with the same command (docs/photofaces.md)."))
+    a.add_argument("--num", type=int, required=True, help="number of items (>= 1)")
+    a.add_argument("--size", type=int, default=256, help="image side in pixels, 16..1024 (default 256: what curation's shape rule accepts)")
+    a.add_argument("--format", choices=("imagefolder", "webdataset"), default="webdataset", help="output layout (default webdataset)")
+    a.add_argument("--out", required=True, help="output folder (new, or empty)")
+    a.add_argument("--overwrite", action="store_true", help="replace an earlier PhotoFaces export at --out (a folder with photofaces.json)")
+    a.add_argument("--restart", action="store_true", help="discard an unfinished run of other settings at --out and start over")
+    a.add_argument("--seed", type=seed_value, default=0, help="dataset seed (default 0)")
+    a.add_argument("--psi", type=float, default=0.7, help="truncation toward the mean face, 0..1 (1: none; default 0.7)")
+    a.add_argument("--shard-size", type=int, default=1000, help="items per shard, the unit of resume (default 1000)")
+    a.add_argument("--workers", type=int, default=1, help="processes, each taking whole shards (default 1)")
+    a.add_argument("--threads", type=int, default=None, help="inference threads per process (default: openvino's choice)")
+    a.set_defaults(func=run_photofaces)
+
+    a = actions.add_parser(
+        "read-faces", help="read faces with the real face models: attribute counts, agreement under flips and crops, a labelled grid",
+        description=("Run the real face readers (dlib's detector and 68 landmarks; pip install 'proxt2i[photo]') over the first "
+                     "--num images of SOURCE (webdataset shards or an imagefolder) and report, per PhotoFaces family, the "
+                     "values read, the share the rules are sure of, and the agreement of each reading with itself under a "
+                     "mirror image and under small random crops; for PhotoFaces exports also the framing reading against "
+                     "the known crop. --grid saves the first images with their readings, to check them by eye."))
+    a.add_argument("source", help="webdataset shards or an imagefolder (e.g. the output of `data photofaces`)")
+    a.add_argument("--num", type=int, default=200, help="images to read (default 200)")
+    a.add_argument("--crops", type=int, default=2, help="small crops per image (default 2)")
+    a.add_argument("--grid", metavar="PNG", help="also save the first --grid-num images with their readings")
+    a.add_argument("--grid-num", type=int, default=25, help="images in the grid, 1..100 (default 25)")
+    a.add_argument("--start", type=int, default=0, help="first image of the grid (default 0)")
+    a.add_argument("--overwrite", action="store_true", help="replace an existing --grid file")
+    a.add_argument("--json", action="store_true", help="print one JSON object")
+    a.set_defaults(func=run_read_faces)
+
     a = actions.add_parser("prompts", help="print a standard prompt set, one prompt per line")
-    a.add_argument("set", help="heldin, heldout or paraphrase (training-distribution faces in phrasings no training caption uses)")
+    a.add_argument("set", help="heldin, heldout or paraphrase (training-distribution faces in phrasings no training caption uses); "
+                               "photofaces: prompts over the PhotoFaces families (docs/photofaces.md)")
     a.add_argument("--num", type=int, default=None, help="print only the first N (after shuffling, if --seed)")
     a.add_argument("--seed", type=seed_value, default=None, help="shuffle deterministically with this seed (default: file order)")
     a.set_defaults(func=run_prompts)
@@ -131,9 +171,96 @@ def run_synthfaces(args) -> int:
     return 0
 
 
+def run_photofaces(args) -> int:
+    from tqdm import tqdm
+
+    from ..data.photofaces_export import export_photofaces
+    from ..errors import check_output_path
+
+    check_output_path(args.out, "--out", folder=True)
+    with tqdm(total=args.num, unit="img", desc="photofaces") as bar:
+        manifest = export_photofaces(args.out, args.num, args.size, args.seed, args.psi, args.format, args.shard_size,
+                                     args.workers, args.threads, args.overwrite, args.restart, progress=bar.update)
+    rate = manifest["images_per_second"]
+    print(f"wrote {args.num} PhotoFaces items ({args.size}px, {args.format}) to {args.out}"
+          + (f"; {manifest['generated']} generated at {rate} img/s" if rate else "") + f". {manifest['licence']}")
+    return 0
+
+
+def run_read_faces(args) -> int:
+    import itertools
+
+    from ..atomic import check_output_file
+    from ..data.readers import read_records
+    from ..errors import UsageError, check_output_path
+    from ..faces import FaceReader
+    from ..faces.reliability import reliability
+
+    if args.num < 1 or args.crops < 0 or not 1 <= args.grid_num <= 100 or args.start < 0:
+        raise UsageError(f"--num must be >= 1, --crops >= 0, --grid-num in 1..100 and --start >= 0; got {args.num}, "
+                         f"{args.crops}, {args.grid_num}, {args.start}")
+    if args.grid:
+        if not args.grid.lower().endswith(".png"):
+            raise UsageError(f"--grid {args.grid!r}: the grid is a PNG; give a path ending in .png")
+        check_output_path(args.grid)
+        check_output_file(args.grid, args.overwrite)
+    reader = FaceReader()
+    records = list(itertools.islice(read_records(args.source), max(args.num, args.start + args.grid_num if args.grid else 0)))
+    if not records:
+        raise UsageError(f"{args.source}: no records")
+    scored = records[:args.num]
+    scales = [r["crop"][2] / 1024 for r in scored] if all("crop" in r for r in scored) else None
+    report = {"source": args.source, **reliability([r["image"] for r in scored], reader, crops=args.crops, crop_scales=scales)}
+    if args.grid:
+        _save_reading_grid(reader, records[args.start:args.start + args.grid_num], args.start, args.grid)
+        report["grid"] = args.grid
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{report['images']} images, {report['no_face']} without a face")
+    print(f"{'family':<12} {'sure':>6} {'flip':>6} {'crop':>6}  values")
+    for f, counts in report["values"].items():
+        cells = [report[k][f] for k in ("sure", "flip_agreement", "crop_agreement")]
+        print(f"{f:<12} " + " ".join("   n/a" if c is None else f"{c:6.3f}" for c in cells) + "  "
+              + ", ".join(f"{v} {n}" for v, n in sorted(counts.items(), key=lambda x: -x[1])))
+    if "framing_vs_crop_spearman" in report:
+        print(f"framing against the generator's crop: Spearman {report['framing_vs_crop_spearman']:.3f}")
+    if args.grid:
+        print(f"grid written to {args.grid}")
+    return 0
+
+
+def _save_reading_grid(reader, records, start: int, path) -> None:
+    import numpy as np
+
+    from ..faces import read_face
+    from ..imaging import save_captioned_grid
+
+    images, texts = [], []
+    for i, rec in enumerate(records):
+        reading = read_face(reader, rec["image"])
+        sure = ", ".join(f"{f} {v or '?'}" for f, v in reading.attributes.items()) if reading.face else "no face"
+        images.append(np.asarray(rec["image"]))
+        texts.append(f"{start + i}: {sure}")
+    save_captioned_grid(images, texts, path, cols=5, width=36)
+
+
 def run_prompts(args) -> int:
+    from ..data.photo_captions import PHOTO_PROMPT_SET, photo_prompts
     from ..data.prompts import load_prompts
 
+    if args.set == PHOTO_PROMPT_SET:
+        import numpy as np
+
+        from ..errors import UsageError
+
+        if args.num is not None and args.num < 1:
+            raise UsageError(f"--num must be >= 1, got {args.num}")
+        prompts = photo_prompts()
+        if args.seed is not None:
+            prompts = [prompts[i] for i in np.random.default_rng(args.seed).permutation(len(prompts))]
+        print("\n".join(prompts[:args.num]))
+        return 0
     for prompt in load_prompts(args.set, args.num, args.seed):
         print(prompt)
     return 0

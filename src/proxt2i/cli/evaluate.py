@@ -28,7 +28,12 @@ def register(sub) -> None:
     p.add_argument("folder", help="folder with images and metadata.jsonl")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--evaluator", metavar="DIR", help="evaluator folder (default: the shipped one)")
-    p.add_argument("--reference-num", type=int, default=None, help="fresh renders for the reference statistics (default 2048)")
+    p.add_argument("--reference-num", type=int, default=None, help="fresh renders for the reference statistics (default 2048; "
+                                                                   "with --photo-reference: reference images read, default 512)")
+    p.add_argument("--photo-reference", metavar="SOURCE", help="score PhotoFaces images instead, with the real face models "
+                   "(pip install 'proxt2i[photo]'): face rate, FD / precision / recall of dlib's 128-d face descriptors "
+                   "against SOURCE's images (a `data photofaces` export or a curated set), identity diversity, and the "
+                   "alignment of each PhotoFaces family the prompt names, read back by the same readers (docs/photofaces.md)")
     add_device_arguments(p)
     p.set_defaults(func=run_evaluate)
 
@@ -60,6 +65,16 @@ def register(sub) -> None:
                         "shipped prompt sets")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(func=run_check)
+    c = esub.add_parser(
+        "photo-check", help="the PhotoFaces evaluator's trust checks on real images",
+        description=("On the first --num images of SOURCE with their captions (a curated PhotoFaces set: `data curate "
+                     "--face-captions`): the second half scored against the first half as is, with shuffled captions, and "
+                     "under blur and noise. A trustworthy evaluator gives the real half a high alignment and a low FD, "
+                     "collapses alignment under shuffling and raises FD monotonically with each corruption."))
+    c.add_argument("source", help="webdataset shards or an imagefolder with captions the PhotoFaces parser reads")
+    c.add_argument("--num", type=int, default=64, help="images, half of them the reference (default 64)")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=run_photo_check)
 
 
 def format_result(r: dict) -> str:
@@ -86,6 +101,8 @@ def run_evaluate(args) -> int:
     from ..evaluation import evaluate_folder, load_evaluator
     from ..evaluation.features import REFERENCE_NUM
 
+    if args.photo_reference:
+        return run_evaluate_photo(args)
     reference_num = REFERENCE_NUM if args.reference_num is None else args.reference_num
     if reference_num < 2:
         raise UsageError(f"--reference-num must be >= 2, got {reference_num}")
@@ -94,6 +111,35 @@ def run_evaluate(args) -> int:
         result = evaluate_folder(args.folder, load_evaluator(args.evaluator).to(device), reference_num=reference_num)
     print(json.dumps(result) if args.json else format_result(result))
     return 0
+
+
+def run_evaluate_photo(args) -> int:
+    from ..errors import UsageError
+    from ..evaluation.photo import REFERENCE_NUM, evaluate_photo_folder
+
+    reference_num = REFERENCE_NUM if args.reference_num is None else args.reference_num
+    if reference_num < 2:
+        raise UsageError(f"--reference-num must be >= 2, got {reference_num}")
+    result = evaluate_photo_folder(args.folder, args.photo_reference, reference_num)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(format_photo_result(result))
+    return 0
+
+
+def format_photo_result(r: dict) -> str:
+    def num(v, fmt="{:.4f}"):
+        return "n/a" if v is None else fmt.format(v)
+
+    lines = [f"images        {r['n']}", f"face_rate     {num(r['face_rate'])}",
+             f"alignment     {num(r['alignment'])}  (all named families right: {num(r['alignment_all'])})",
+             f"fd            {num(r['fd'])}  (dlib face descriptors; reference: {r['reference_num']} images of {r['reference']})",
+             f"precision     {num(r['precision'])}", f"recall        {num(r['recall'])}",
+             f"diversity     {num(r['diversity'])}  (within-prompt identity spread; dlib: < 0.6 is the same person)",
+             "alignment per family:"]
+    lines += [f"  {k:<12} {num(v)}  ({r['named_per_family'][k]} prompts name it)" for k, v in r["alignment_per_family"].items()]
+    return "\n".join(lines)
 
 
 def run_train(args) -> int:
@@ -133,6 +179,23 @@ def run_check(args) -> int:
     print("contrastive " + "  ".join(f"{k} {v:.3f}" for k, v in result["contrastive"].items()))
     if args.trust:
         print("trust " + json.dumps(result["trust"]))
+    return 0
+
+
+def run_photo_check(args) -> int:
+    from ..evaluation.photo import read_images, trust_check
+
+    images, captions = read_images(args.source, args.num)
+    result = {"source": args.source, **trust_check(images, captions)}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"reference {result['n_reference']} images, test {result['n_test']}")
+    rows = [("real", result["real"]), ("shuffled captions", result["shuffled_captions"])]
+    rows += [(f"blur sigma {s}", v) for s, v in result["blur"].items()] + [(f"noise std {s}", v) for s, v in result["noise"].items()]
+    print(f"{'':<18} {'faces':>6} {'fd':>7} {'prec':>6} {'recall':>6} {'align':>6}")
+    for name, v in rows:
+        print(f"{name:<18} " + " ".join("   n/a" if v[k] is None else f"{v[k]:6.3f}" for k in ("face_rate", "fd", "precision", "recall", "alignment")))
     return 0
 
 

@@ -29,6 +29,12 @@ class CurateConfig:
                                          "source captions", legacy="", metavar="DIR")
     caption_prompt: str = option(DEFAULT_CAPTION_PROMPT, "instruction given to the captioner")
     max_caption_tokens: int = option(77, "new tokens per caption")
+    face_filter: bool = option(False, "keep images with exactly one face (dlib's detector), large and sure enough; colour only "
+                                      "(pip install 'proxt2i[photo]')")
+    min_face_fraction: float = option(0.3, "--face-filter: the face's jaw width as a fraction of the image width, at least")
+    min_face_score: float = option(0.5, "--face-filter: the detector's score, at least (dlib's own threshold is 0)")
+    face_captions: bool = option(False, "recaption from the real face readers: the PhotoFaces attributes they are sure of, in "
+                                        "the SynthFaces caption grammar (needs --face-filter)")
     exact_dedup: bool = option(True, "drop exact duplicates (same bytes, sha256) after the first")
     near_duplicate_distance: int | None = option(12, "drop an image whose 256-bit perceptual hash (imagehash.phash, hash_size 16) is "
                                                       "within this many bits of an earlier kept one; none = no near-duplicate check")
@@ -72,6 +78,12 @@ class CurateConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
             raise UsageError(f"--limit must be >= 1 (or none: all), got {self.limit}")
+        if self.face_captions and not self.face_filter:
+            raise UsageError("--face-captions needs --face-filter (a caption describes the one face the filter keeps)")
+        if self.face_captions and self.captioner:
+            raise UsageError("--face-captions and --captioner both write the caption; choose one")
+        if not 0 <= self.min_face_fraction <= 1:
+            raise UsageError(f"--min-face-fraction must be in 0..1, got {self.min_face_fraction}")
         for name in ("aesthetic", "captioner"):
             if getattr(self, name) == "":
                 raise UsageError(f"--{name} must name a folder (or be none)")

@@ -8,7 +8,9 @@ Stages, in order (the paper's thresholds are the defaults):
 2. deduplicate (over the whole input, in input order, the first kept): repeated keys, exact duplicates
    (sha256), near duplicates (perceptual hash within `near_duplicate_distance` bits);
 3. aesthetic (with `aesthetic`, a local folder): the LAION aesthetic predictor >= min_aesthetic (4.5);
-4. recaption (with `captioner`, a local folder): a transformers image-text-to-text model, greedy;
+4. faces (with `face_filter`; curate/faces.py): one large, sure face, colour; with `face_captions`, a caption from
+   the real face readers' attributes;
+4b. recaption (with `captioner`, a local folder): a transformers image-text-to-text model, greedy;
 5. write: per part, one webdataset shard (or image files), named by part, keys PART_ROW.
 
 Resume: the run lives in .OUT.curate-work beside OUT (run.json: the source's parts and the settings;
@@ -39,6 +41,7 @@ from .config import REPORT, CurateConfig
 from .dedup import MAX_EXAMPLES, decide
 from .engines import Stage, make_engine
 from .sources import count_records, list_parts, part_label
+from .faces import FACE_REASONS, FaceStage
 from .stages import AestheticStage, CaptionStage, ScanStage, load_kept, write_part
 
 WHAT = "curated dataset (curation.json)"
@@ -71,7 +74,8 @@ def curate(source, out, cfg: CurateConfig, progress: bool = True, overwrite: boo
         if cfg.limit:
             parts = _limited(parts, cfg.limit)
         work = _open_work(out, _fingerprint(source, parts, cfg), restart)
-        model_stages = [s for s in (_model_stage(cfg, "aesthetic", AestheticStage), _model_stage(cfg, "captioner", CaptionStage)) if s]
+        model_stages = [s for s in (_model_stage(cfg, "aesthetic", AestheticStage), _model_stage(cfg, "face_filter", FaceStage),
+                                    _model_stage(cfg, "captioner", CaptionStage)) if s]
         clock = [time.perf_counter()]
 
         def lap() -> float:
@@ -107,6 +111,11 @@ def _check_model_folders(cfg: CurateConfig) -> None:
     for name in ("aesthetic", "captioner"):
         if getattr(cfg, name):
             check_model_folder(getattr(cfg, name), name)
+    if cfg.face_filter:  # on Ray the readers load in the actors, after the scan: refuse a missing extra first
+        from ..faces.readers import DESCRIPTOR_FILE, LANDMARKS_FILE, model_file
+
+        require("dlib", "photo", "--face-filter")
+        model_file(LANDMARKS_FILE), model_file(DESCRIPTOR_FILE)
 
 
 def _model_stage(cfg: CurateConfig, name: str, cls) -> Stage | None:
@@ -224,7 +233,7 @@ def _scan_workers(scans: list[dict]) -> dict:
 
 
 def _report(source, parts, scans, dedup_counts, dedup_examples, manifests, cfg, resumed: dict) -> dict:
-    dropped = {k: 0 for k in (*SCAN_REASONS, *DEDUP_REASONS, "aesthetic")}
+    dropped = {k: 0 for k in (*SCAN_REASONS, *DEDUP_REASONS, "aesthetic", *(FACE_REASONS if cfg.face_filter else ()))}
     examples: dict[str, list] = {}
     shards = {k: 0 for k in SHARD_PROBLEMS}
     n_input = 0
@@ -247,18 +256,24 @@ def _report(source, parts, scans, dedup_counts, dedup_examples, manifests, cfg, 
         dropped[reason] = n
         for ex in dedup_examples[reason]:
             example(reason, ex)
-    scores = []
+    scores, face_values = [], {}
     for part in parts:
         manifest = manifests[part["index"]]
-        dropped["aesthetic"] += manifest["aesthetic_dropped"]
+        for reason, n in manifest["model_dropped"].items():
+            dropped[reason] += n
         scores += manifest["aesthetic_kept"]
         for ex in manifest["examples"]:
-            example("aesthetic", ex)
+            example(ex["reason"], {k: v for k, v in ex.items() if k != "reason"})
+        for attrs in manifest["face_attributes"]:
+            for family, value in attrs.items():
+                counts = face_values.setdefault(family, {})
+                counts[value] = counts.get(value, 0) + 1
     kept = sum(m["kept"] for m in manifests.values())
     if n_input != kept + sum(dropped.values()):  # an accounting bug, never bad input
         raise AssertionError(f"curation accounting: {n_input} input records, {kept} kept + {sum(dropped.values())} dropped")
     return {"source": str(source), "input": n_input, "kept": kept, "dropped": dropped, "shards": shards, "examples": examples,
-            "aesthetic_mean_kept": sum(scores) / len(scores) if scores else None, "recaptioned": bool(cfg.captioner),
+            "aesthetic_mean_kept": sum(scores) / len(scores) if scores else None, "recaptioned": bool(cfg.captioner) or cfg.face_captions,
+            "face_attributes": face_values,
             "parts": len(parts), "resumed_parts": resumed, "config": asdict(cfg)}
 
 

@@ -5,7 +5,7 @@ A row is a dict: {"part": the part (sources.py), "items": [...]} plus what a sta
 - scan (CPU): read the part, decode and check every record (bad input, shape), hash what passed;
   returns {"part", "records": [{"row", "source", "reason"?, "detail"?, "sha256"?, "phash"?}], "problems"};
 - finish: `load_kept` reads the part again and keeps the rows that survived deduplication, then the model
-  stages `AestheticStage` and `CaptionStage` (actor pools on Ray) and `write_part` (the part's output shard or
+  stages `AestheticStage`, `faces.FaceStage` and `CaptionStage` (actor pools on Ray) and `write_part` (the part's output shard or
   images; returns the part's manifest).
 """
 
@@ -117,11 +117,18 @@ class CaptionStage:
 
 
 def write_part(row: dict, out: str, cfg: CurateConfig) -> dict:
-    """Writes the part's kept items into `out`; returns the part's manifest (no image bytes)."""
+    """Writes the part's kept items into `out`; returns the part's manifest (no image bytes): kept, what the
+    model stages dropped ({reason: n}, with examples), the kept aesthetic scores and face attributes."""
     items = row["items"]
     kept = [item for item in items if not item.get("reason")]
     lines = write_part_output(Path(out), cfg.format, row["part"]["index"], kept)
-    return {"part": row["part"], "kept": len(kept), "aesthetic_dropped": sum(item.get("reason") == "aesthetic" for item in items),
+    dropped: dict[str, int] = {}
+    for item in items:
+        if item.get("reason"):
+            dropped[item["reason"]] = dropped.get(item["reason"], 0) + 1
+    examples = [{"reason": item["reason"], "source": item["source"], **({"aesthetic": item["aesthetic"]} if "aesthetic" in item else {})}
+                for item in items if item.get("reason")]
+    return {"part": row["part"], "kept": len(kept), "model_dropped": dropped,
             "aesthetic_kept": [item["aesthetic"] for item in kept if "aesthetic" in item],
-            "examples": [{"source": item["source"], "aesthetic": item["aesthetic"]} for item in items if item.get("reason")][:5],
-            "metadata": lines}
+            "face_attributes": [item["face_attributes"] for item in kept if "face_attributes" in item],
+            "examples": examples[:5 * max(1, len(dropped))], "metadata": lines}

@@ -22,8 +22,9 @@ def shard_name(part: int) -> str:
 
 def record_json(item: dict) -> dict:
     meta = {"original_text": item["original_text"], "width": item["width"], "height": item["height"], "source": item["source"]}
-    if "aesthetic" in item:
-        meta["aesthetic"] = item["aesthetic"]
+    for key in ("aesthetic", "face", "face_attributes", "face_named"):
+        if key in item:
+            meta[key] = item[key]
     if item.get("meta"):
         meta["source_meta"] = item["meta"]
     return meta

@@ -1,4 +1,4 @@
-"""Training the embedded small VAE on SynthFaces renders (on the fly, deterministic per index).
+"""Training the embedded small VAE on SynthFaces renders (on the fly, deterministic per index) or on a dataset.
 
 L1 reconstruction + a small KL term; afterwards the latent shift and scale are measured on fresh
 renders so that latents have unit variance. Saved as DIR/config.json + DIR/autoencoder.safetensors.
@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..atomic import atomic_save_safetensors, atomic_write_json, check_output_folder, replace_folder
@@ -25,6 +26,42 @@ def synthfaces_images(seed: int, start: int, count: int, size: int) -> torch.Ten
 
     images, _, _ = render_batch(seed, start, count, size, split="train")
     return to_float_images(images)
+
+
+class VAEImages:
+    """Training and held-out images of a VAE run: SynthFaces renders, or a dataset's images (resized and centre
+    cropped; its last tenth, at most 256, held out; training images flipped at random, seeded by step)."""
+
+    def __init__(self, cfg: "VAETrainConfig"):
+        self.cfg = cfg
+        kind, _, where = cfg.data.partition(":")
+        self.records = None
+        if kind != "synthfaces":
+            from ..data.indexed import IndexedPairs
+
+            self.records = IndexedPairs(where, kind)
+            if len(self.records) < 2:
+                raise UsageError(f"{cfg.data}: a VAE needs at least 2 images (one held out), got {len(self.records)}")
+            self.held = min(256, max(1, len(self.records) // 10))
+            self.train_num = len(self.records) - self.held
+
+    def _read(self, indices) -> torch.Tensor:
+        from ..imaging import resize_and_centre_crop
+
+        return to_float_images(np.stack([resize_and_centre_crop(self.records[i][0], self.cfg.size) for i in indices]))
+
+    def batch(self, step: int) -> torch.Tensor:
+        cfg = self.cfg
+        if self.records is None:
+            return synthfaces_images(cfg.seed, step * cfg.batch, cfg.batch, cfg.size)
+        x = self._read([(step * cfg.batch + i) % self.train_num for i in range(cfg.batch)])
+        flip = torch.rand(cfg.batch, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)) < 0.5
+        return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+    def held_out(self) -> torch.Tensor:
+        if self.records is None:
+            return synthfaces_images(self.cfg.seed + 1, 0, 256, self.cfg.size)
+        return self._read(range(self.train_num, len(self.records)))
 
 
 def resolve_vae_dir(name_or_path: str) -> Path:
@@ -53,6 +90,8 @@ class VAETrainConfig:
                                        "models trained in that latent space keep working and decode sharper (put it into a model "
                                        "with `proxt2i export MODEL --autoencoder DIR --out NEW`)")
     threads: int = option(1, "CPU threads for torch (1: small convs on a shared machine run fastest single-threaded)")
+    data: str = option("synthfaces", '"synthfaces" (fresh renders), or your images: "imagefolder:DIR" or "webdataset:SHARDS" '
+                                     "(the last tenth, at most 256, held out for the reported PSNR; random horizontal flips)")
 
     def __post_init__(self):
         checks = [
@@ -66,6 +105,8 @@ class VAETrainConfig:
             (self.width % 8 == 0, f"--width must be a multiple of 8 (the VAE's group norms use 8 groups), got {self.width}"),
             (0 <= self.seed <= SEED_MAX, f"--seed must be an integer in 0..{SEED_MAX}, got {self.seed}"),
             (self.init != "", "--init must name a VAE folder (or be none)"),
+            (self.data == "synthfaces" or self.data.partition(":")[0] in ("imagefolder", "webdataset") and self.data.partition(":")[2],
+             f"data must be 'synthfaces', 'imagefolder:DIR' or 'webdataset:SHARDS', got {self.data!r}"),
             (not self.decoder_only or self.init is not None,
              "--decoder-only needs --init VAE (the VAE whose latent space the decoder is trained for)"),
         ]
@@ -129,9 +170,10 @@ def _train(cfg: VAETrainConfig, progress: bool) -> tuple:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 200) * (0.1 + 0.9 * (1 - s / steps)))
     g = torch.Generator().manual_seed(seed)
     start = time.time()
+    images = VAEImages(cfg)
     bar = tqdm(range(steps), desc="vae decoder" if decoder_only else "vae", disable=not progress)
     for step in bar:
-        x = synthfaces_images(seed, step * batch, batch, size)
+        x = images.batch(step)
         loss = vae_loss(vae, x, kl_weight=kl_weight, generator=g).mean()  # a frozen encoder makes the KL term a constant
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -141,7 +183,7 @@ def _train(cfg: VAETrainConfig, progress: bool) -> tuple:
         if step % 20 == 0:
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
     vae.eval()
-    held = synthfaces_images(seed + 1, 0, 256, size)
+    held = images.held_out()
     if not decoder_only:
         calibrate_latent_scale(vae, held)
     with torch.no_grad():
@@ -151,7 +193,7 @@ def _train(cfg: VAETrainConfig, progress: bool) -> tuple:
     recipe = {"command": to_command("proxt2i train-vae", cfg, keep=VAE_COMMAND_KEEPS),
               "steps": steps, "latent_channels": latent_channels, "batch": batch, "size": size, "lr": lr, "kl_weight": kl_weight,
               "images_seen": steps * batch, "wall_seconds": round(time.time() - start, 1),
-              "heldout_l1": round(l1, 4), "heldout_psnr_db": round(psnr, 2)}
+              "heldout_l1": round(l1, 4), "heldout_psnr_db": round(psnr, 2), "data": cfg.data}
     if init:
         recipe.update(init=str(init), decoder_only=decoder_only, init_recipe=vae_recipe(resolve_vae_dir(init)))
     return vae, recipe
