@@ -153,3 +153,35 @@ def test_a_missing_generator_names_the_extra(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "random_face" else real(name, *a))
     with pytest.raises(UsageError, match=r"proxt2i\[photo\]"):
         generator_files()
+
+
+def test_train_vae_reads_a_dataset_and_holds_out_its_tail(tmp_path, capsys):
+    from proxt2i.cli import main
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(10):
+        Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+        lines.append(json.dumps({"file_name": f"{i}.png", "text": "a photo of a person"}))
+    (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "vae"
+    assert main(["train-vae", "--out", str(out), "steps=2", "size=16", "batch=2", "width=8", f"data=imagefolder:{folder}"]) == 0
+    recipe = json.loads((out / "config.json").read_text())["recipe"]
+    assert recipe["data"] == f"imagefolder:{folder}" and f"--data imagefolder:{folder}" in recipe["command"]
+    assert recipe["heldout_psnr_db"] > 0
+    capsys.readouterr()
+    assert main(["train-vae", "--out", str(tmp_path / "v2"), "steps=1", "data=parquet:x"]) == 2
+    assert "data must be" in capsys.readouterr().err
+
+
+def test_photofaces_models_are_addressable_by_name_once_built(tmp_path, monkeypatch):
+    from proxt2i.shipped import LOCAL_MODELS_ENV, resolve_model
+
+    monkeypatch.setenv(LOCAL_MODELS_ENV, str(tmp_path))
+    with pytest.raises(UsageError, match="not built on this machine.*proxt2i train photofaces-prox"):
+        resolve_model("photofaces-prox")
+    (tmp_path / "photofaces-prox").mkdir()
+    (tmp_path / "photofaces-prox" / "config.json").write_text("{}")
+    assert resolve_model("photofaces-prox") == tmp_path / "photofaces-prox"

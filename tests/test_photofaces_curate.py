@@ -124,3 +124,20 @@ def test_scores_follow_the_prompts(faces, reader):
     good = evaluate_photo_images(imgs, [right[i] for i in sure], imgs, reader)
     bad = evaluate_photo_images(imgs, [wrong[i] for i in sure], imgs, reader)
     assert good["alignment"] == 1.0 and bad["alignment"] == 0.0 and good["fd"] < 1e-6
+
+
+def test_photo_alignment_reward_reads_the_prompt_back(faces, reader):
+    import torch
+
+    from proxt2i.imaging import to_float_images
+    from proxt2i.rewards.registry import combine_rewards
+
+    attrs = [read_face(reader, im).attributes for im in faces[:6]]
+    keep = [i for i, a in enumerate(attrs) if a["pose"] is not None]
+    right = [f"a person, {'facing left' if attrs[i]['pose'] == 'left' else 'facing right' if attrs[i]['pose'] == 'right' else 'facing the camera'}"
+             for i in keep]
+    x = to_float_images(np.stack([faces[i] for i in keep]))
+    reward = combine_rewards("photo-alignment")
+    assert torch.equal(reward(x, right), torch.ones(len(keep)))
+    noise = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(reward(noise, ["a smiling person", "a person"]), torch.zeros(2))  # no face, no reward

@@ -3,7 +3,8 @@ line naming the extra to install) or optional() (a missing one turns a feature o
 
 The extras (pyproject.toml): `hf` (transformers, diffusers: Hugging Face text encoders, VAEs, reward
 models, the diffusers samplers), `tensorboard` (training logs), `serve` (fastapi, uvicorn, prometheus-client: `proxt2i serve`), `curate` (ray[data], pyarrow:
-`proxt2i data curate --engine ray` and parquet sources), `test` (everything the tests need).
+`proxt2i data curate --engine ray` and parquet sources), `photo` (openvino, dlib-bin, face_recognition_models: PhotoFaces;
+random-face is installed apart with --no-deps; non-commercial weights, docs/photofaces.md), `test` (everything the tests need).
 """
 
 from __future__ import annotations

@@ -88,9 +88,10 @@ def resize_and_centre_crop_tensor(x: torch.Tensor, short_side: int, crop: int | 
     return x[..., top : top + crop, left : left + crop]
 
 
-def save_captioned_grid(images, captions, path, cols: int, smooth: bool = True, width: int = 32) -> None:
+def save_captioned_grid(images, captions, path, cols: int, smooth: bool = True, width: int = 32, quantize: bool = True) -> None:
     """Save a PNG grid of uint8 images [N, H, W, 3] (rows of `cols`), each above its caption (wrapped at
-    `width` characters, 5 lines at most); palette-quantised (256 colours) to stay small. Written atomically."""
+    `width` characters, 5 lines at most); palette-quantised (256 colours) to stay small unless `quantize` is
+    False (photos posterise). Written atomically."""
     import textwrap
 
     import matplotlib
@@ -110,4 +111,5 @@ def save_captioned_grid(images, captions, path, cols: int, smooth: bool = True, 
     fig.canvas.draw()
     rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
     plt.close(fig)
-    atomic_save_image(Image.fromarray(rgb).quantize(256, method=Image.Quantize.MEDIANCUT), path)
+    image = Image.fromarray(rgb)
+    atomic_save_image(image.quantize(256, method=Image.Quantize.MEDIANCUT) if quantize else image, path)

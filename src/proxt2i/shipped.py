@@ -85,8 +85,37 @@ SHIPPED: dict[str, dict] = {
 DEFAULT_MODEL = "synthfaces-prox-nft"
 
 
+# Models addressable by name that are never shipped: their weights derive from non-commercial ones (the PhotoFaces
+# generator), so each user builds them (docs/photofaces.md) into the local models folder, LOCAL_MODELS_ENV or
+# ~/.local/share/proxt2i/models, as NAME/.
+LOCAL_MODELS_ENV = "PROXT2I_MODELS"
+_PHOTO_DATA = ("proxt2i data photofaces --num 3000 --size 256 --shard-size 250 --out data/photofaces-raw && proxt2i data curate "
+               "data/photofaces-raw --out data/photofaces-curated face_filter=true face_captions=true && proxt2i train-vae --out "
+               "runs/photofaces-vae steps=1200 size=64 batch=16 data=webdataset:data/photofaces-raw/shard-{000000..000005}.tar")
+LOCAL: dict[str, dict] = {
+    f"photofaces-{kind}": {
+        "about": f"{'conditional proximal U-ViT' if kind == 'prox' else 'score baseline'} on PhotoFaces, 64 px through its own "
+                 "VAE (non-commercial: derived from StyleGAN2-FFHQ; the [photo] extra)",
+        "rebuild": f"{_PHOTO_DATA} && proxt2i train photofaces-{kind} && proxt2i export runs/photofaces-{kind}/final --out MODELS/photofaces-{kind}",
+    } for kind in ("prox", "score")
+}
+
+
+def local_models_dir() -> Path:
+    import os
+
+    return Path(os.environ.get(LOCAL_MODELS_ENV) or Path.home() / ".local" / "share" / "proxt2i" / "models")
+
+
 def resolve_model(name_or_path: str) -> Path:
-    """A shipped name -> its folder in the package; anything else is taken as a folder path."""
+    """A shipped name -> its folder in the package; a local name (LOCAL) -> its folder in local_models_dir();
+    anything else is taken as a folder path."""
+    if name_or_path in LOCAL:
+        path = local_models_dir() / name_or_path
+        if not (path / "config.json").exists():
+            raise UsageError(f"model {name_or_path!r} is not built on this machine (looked in {path}; set {LOCAL_MODELS_ENV} "
+                             f"to look elsewhere); build it with: {LOCAL[name_or_path]['rebuild'].replace('MODELS', str(local_models_dir()))}")
+        return path
     if name_or_path in SHIPPED:
         path = ASSETS / name_or_path
         if not (path / "config.json").exists():

@@ -38,7 +38,14 @@ REWARDS: dict[str, Callable] = {
     "hpsv2": lambda d, device="cpu": CLIPReward(d, "hpsv2", device),
     "aesthetic": lambda d, device="cpu": AestheticReward(d, device),
     "imagereward": lambda d, device="cpu": ImageRewardModel(d, device),
+    "photo-alignment": lambda d, device="cpu": _photo_alignment(device),  # the real face readers; the [photo] extra
 }
+
+
+def _photo_alignment(device: str):
+    from .photo import PhotoAlignmentReward
+
+    return PhotoAlignmentReward(device)
 
 
 def parse_reward_spec(spec: str) -> dict[str, float]:

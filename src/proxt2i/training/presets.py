@@ -170,6 +170,18 @@ PRESETS: dict[str, TrainConfig] = {
     "synthfaces-lcm": TrainConfig(objective="score", consistency="distillation", init="synthfaces-score", distill_guidance=4.0,
                                   consistency_intervals=(50,), width=128, depth=5, batch=32, steps=600, lr=1e-4, lr_warmup=50,
                                   lr_decay="linear", ema=0.995, checkpoint_every=100, sample_every=0, out="runs/synthfaces-lcm"),
+    # PhotoFaces (docs/photofaces.md): 64 px photoreal faces through a VAE trained on them (16x16x4 latents in patches of 2:
+    # the 64 tokens of the SynthFaces models), captions from the real face readers. Data and VAE come from the
+    # commands of docs/photofaces.md (point data= and autoencoder= elsewhere as key=value); the two objectives at equal budget
+    "photofaces-prox": TrainConfig(width=128, depth=5, patch_size=2, image_size=64, autoencoder="runs/photofaces-vae",
+                                   data="webdataset:data/photofaces-curated", cache_latents=True, batch=32, steps=3000, lr=5e-4,
+                                   lr_warmup=100, checkpoint_every=250, sample_every=0, precondition=True, prox_target="total-noise",
+                                   pm_warmup_fraction=0.0, zeta_start=10.0, zeta_stages=1,
+                                   step_candidates=(2, 3, 4, 5, 10, 20, 50, 100, 1000), default_time_grid="quadratic",
+                                   out="runs/photofaces-prox"),
+    "photofaces-score": TrainConfig(objective="score", width=128, depth=5, patch_size=2, image_size=64, autoencoder="runs/photofaces-vae",
+                                    data="webdataset:data/photofaces-curated", cache_latents=True, batch=32, steps=3000, lr=5e-4,
+                                    lr_warmup=100, checkpoint_every=250, sample_every=0, out="runs/photofaces-score"),
     # seconds-long runs for tests and smoke checks: pixels, 32 px, a 3-block net
     "test-tiny": TrainConfig(model="tiny", width=32, depth=3, patch_size=4, text_dim=16, text_depth=1, image_size=32,
                              autoencoder="identity", steps=4, batch=4, lr_warmup=2, checkpoint_every=2, sample_every=0,
