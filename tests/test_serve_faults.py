@@ -52,7 +52,7 @@ def test_sigterm_during_load_answers_every_request_and_exits(server):
 
     def ask(i):
         try:
-            r = httpx.post(f"{url}/v1/images/generations", json={"prompt": "a smiling man", "n": 4, "steps": 8, "seed": i}, timeout=120)
+            r = httpx.post(f"{url}/v1/images/generations", json={"prompt": "a smiling man", "n": 4, "steps": 16, "seed": i}, timeout=120)
             results.append(r.status_code)
         except httpx.HTTPError as err:
             results.append(type(err).__name__)
@@ -60,8 +60,10 @@ def test_sigterm_during_load_answers_every_request_and_exits(server):
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 30
-    while json.loads(httpx.get(f"{url}/healthz").text)["queue_depth"] < 2:  # the load is queued: now stop the server
+    deadline = time.monotonic() + 60
+    # stop the server only once every request has reached it: queued, answered, or the one batch running (one request
+    # fills a batch of 4). Signalling earlier races the client threads' connects, which under a loaded machine lag.
+    while json.loads(httpx.get(f"{url}/healthz").text)["queue_depth"] + len(results) < len(threads) - 1:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)

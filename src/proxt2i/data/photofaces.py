@@ -96,7 +96,7 @@ class PhotoFaceGenerator:
         z = np.random.default_rng(MEAN_W_SEED).standard_normal((MEAN_W_SAMPLES, LATENT_DIM)).astype(np.float32)
         self.mean_w = core.compile_model(mapping, "CPU")({0: z})[0].mean(0)
         mapping.reshape([1, LATENT_DIM])
-        # batch 1 with the latency hint measured fastest on CPU (batching gave nothing; docs/photofaces.md)
+        # batch 1, f32, latency hint: no other setting was consistently faster on CPU (docs/photofaces.md)
         self._mapping = core.compile_model(mapping, "CPU").create_infer_request()
         synthesis = core.compile_model(core.read_model(str(synthesis_xml)), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
         self._synthesis = synthesis.create_infer_request()
