@@ -252,19 +252,10 @@ def _save_reading_grid(reader, records, start: int, path, captions: bool = False
 
 def run_prompts(args) -> int:
     from ..data.photo_captions import PHOTO_PROMPT_SET, photo_prompts
-    from ..data.prompts import load_prompts
+    from ..data.prompts import load_prompts, select_prompts
 
     if args.set == PHOTO_PROMPT_SET:
-        import numpy as np
-
-        from ..errors import UsageError
-
-        if args.num is not None and args.num < 1:
-            raise UsageError(f"--num must be >= 1, got {args.num}")
-        prompts = photo_prompts()
-        if args.seed is not None:
-            prompts = [prompts[i] for i in np.random.default_rng(args.seed).permutation(len(prompts))]
-        print("\n".join(prompts[:args.num]))
+        print("\n".join(select_prompts(photo_prompts(), PHOTO_PROMPT_SET, args.num, args.seed)))
         return 0
     for prompt in load_prompts(args.set, args.num, args.seed):
         print(prompt)

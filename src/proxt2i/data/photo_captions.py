@@ -33,7 +33,7 @@ PHRASES: dict[tuple[str, str], tuple[str, ...]] = {
     ("background", "dark"): ("on a dark background", "against a dark backdrop", "in front of a dark background", "dark background"),
 }
 _PATTERNS = sorted(((phrase, key) for key, phrases in PHRASES.items() for phrase in phrases), key=lambda x: -len(x[0]))
-_FILLER = {f: next(v for v in ATTRIBUTES[f]) for f in ATTRIBUTES}  # values for families a caption does not name
+_FILLER = {f: values[0] for f, values in ATTRIBUTES.items()}  # values for families a caption does not name
 
 
 def photo_caption(attrs: dict[str, str], rng: np.random.Generator, named=None) -> str:

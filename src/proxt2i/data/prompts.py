@@ -74,7 +74,11 @@ def load_prompts(name: str, num: int | None = None, seed: int | None = None) -> 
     path = prompt_file(name)
     if not path.is_file():
         raise UsageError(f"prompt file {path} is missing; run `proxt2i data make-prompts`")
-    prompts = [line for line in read_text(path, "prompt file").split("\n") if line.strip()]
+    return select_prompts([line for line in read_text(path, "prompt file").split("\n") if line.strip()], name, num, seed)
+
+
+def select_prompts(prompts: list[str], name: str, num: int | None = None, seed: int | None = None) -> list[str]:
+    """`prompts` in order, or shuffled by `seed`; the first `num` of them (1..len, else UsageError naming the set)."""
     if num is not None and not 1 <= num <= len(prompts):
         raise UsageError(f"--num must be in 1..{len(prompts)} for prompt set {name!r}, got {num}")
     if seed is not None:

@@ -81,11 +81,12 @@ def feature_scores(fake: torch.Tensor, real: torch.Tensor, k: int = PR_K) -> dic
 
 
 def evaluate_photo_images(images: Sequence[np.ndarray], prompts: Sequence[str], reference: Sequence[np.ndarray] | torch.Tensor,
-                          reader: FaceReader | None = None) -> dict:
-    """Score uint8 RGB images against their prompts. reference: reference images, or their descriptors [M, 128]."""
+                          reader: FaceReader | None = None, targets: list[dict[str, str]] | None = None) -> dict:
+    """Score uint8 RGB images against their prompts. reference: reference images, or their descriptors [M, 128];
+    targets: parse_prompts(prompts), when the caller has it already."""
     if len(images) != len(prompts):
         raise UsageError(f"{len(images)} images but {len(prompts)} prompts")
-    targets = parse_prompts(prompts)
+    targets = parse_prompts(prompts) if targets is None else targets
     reader = reader or FaceReader()
     readings = read_all(reader, images)
     real = reference if isinstance(reference, torch.Tensor) else descriptors(read_all(reader, reference))
@@ -146,7 +147,7 @@ def evaluate_photo_folder(folder, reference, reference_num: int = REFERENCE_NUM)
 
     check_folder_complete(folder)
     images, prompts = read_images(folder)
-    parse_prompts(prompts)  # refuse an unreadable prompt before reading the reference
+    targets = parse_prompts(prompts)  # refuse an unreadable prompt before reading the reference
     reader = FaceReader()
     real = descriptors(read_all(reader, read_images(reference, reference_num)[0]))
-    return {**evaluate_photo_images(images, prompts, real, reader), "reference": str(reference)}
+    return {**evaluate_photo_images(images, prompts, real, reader, targets), "reference": str(reference)}

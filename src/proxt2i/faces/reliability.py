@@ -68,7 +68,8 @@ def reliability(images: Sequence[np.ndarray], reader: FaceReader | None = None, 
     counts = {f: {} for f in PHOTO_FAMILIES}
     for attrs in originals:
         for f, v in attrs.items():
-            counts[f][str(v) if v is not None else "unsure"] = counts[f].get(str(v) if v is not None else "unsure", 0) + 1
+            key = "unsure" if v is None else v
+            counts[f][key] = counts[f].get(key, 0) + 1
     n = max(1, len(originals))
     report = {"images": len(images), "no_face": no_face, "values": counts,
               "sure": {f: round(1 - counts[f].get("unsure", 0) / n, 4) for f in PHOTO_FAMILIES},
