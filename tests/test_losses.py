@@ -120,3 +120,53 @@ def test_total_noise_is_the_backbone_target_of_a_preconditioned_prox():
         assert abs(float(row.mean())) < 0.05 and abs(float(row.std()) - 1) < 0.05
     scaled = prox_output_scale(t, lam, VPSchedule()).view(-1, 1, 1, 1) * z
     assert torch.allclose(scaled, conditional_mean_noise(y, x0, t, lam, sched), atol=1e-5)
+
+
+@pytest.mark.parametrize("prox_target", ["sample", "conditional-mean", "total-noise"])
+def test_chain_inputs_are_the_samplers_prox_inputs_with_a_target_that_recovers_x_t(prox_target):
+    """chain_share=1: y has the sampler's statistics (from x_T ~ N(0, I) the first hybrid input of a 2-step grid
+    has variance (1 + gamma/2)^2 + gamma, not the 1 + lam of x_t + sqrt(lam) n). The prox read off the exact
+    target, y - sqrt(lam) * output_scale * target, is x_t itself ("sample") or E[x_t | y, x0] (the other two):
+    its error is uncorrelated with y, and smaller than x_t's own spread. chain_share=0 keeps the random stream."""
+    from proxt2i.training.draws import draw_t_lam
+    from proxt2i.training.losses import matching_batch
+
+    sched = VPSchedule()
+    x0 = torch.randn(2048, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+    plain = matching_batch(x0, "prox", torch.Generator().manual_seed(1), sched, prox_target=prox_target, candidates=(2,))
+    same = matching_batch(x0, "prox", torch.Generator().manual_seed(1), sched, prox_target=prox_target, candidates=(2,), chain_share=0.0)
+    assert torch.equal(plain.x, same.x) and torch.equal(plain.target, same.target)
+    chain = matching_batch(x0, "prox", torch.Generator().manual_seed(1), sched, prox_target=prox_target, candidates=(2,), chain_share=1.0)
+    first = chain.t == 0.5  # the first step of the 2-step grid: x_{t_next} = x_1 is almost pure noise
+    gamma = float(chain.lam[first][0])
+    assert gamma > 5
+    want, trained = ((1 + gamma / 2) ** 2 + gamma) ** 0.5, (1 + gamma) ** 0.5
+    assert abs(float(chain.x[first].std()) - want) < 0.05 * want
+    assert abs(float(plain.x[first].std()) - trained) < 0.05 * trained
+    g = torch.Generator().manual_seed(1)  # the same draws as inside matching_batch: (t, lam), then x_t
+    d = draw_t_lam(2048, g, (2,), schedule=sched)
+    x_t, _ = noisy_pair(x0, d.t.float(), sched, generator=g)
+    scale = chain.output_scale.view(-1, 1, 1, 1) if chain.output_scale is not None else 1.0
+    recovered = chain.x - chain.lam.view(-1, 1, 1, 1).sqrt() * scale * chain.target
+    if prox_target == "sample":
+        assert torch.allclose(recovered, x_t, atol=1e-4)
+        return
+    err = x_t - recovered
+    m = sched.alpha(chain.t.double()).sqrt().float().view(-1, 1, 1, 1) * x0
+    e, y = err[first], chain.x[first] - chain.x[first].mean()  # from t = 1, y says almost nothing of x_t
+    assert abs(float((e * y).mean())) < 0.05 * float(e.std() * y.std())
+    assert float(e.std()) <= 1.01 * float((x_t - m)[first].std())
+    assert torch.allclose(recovered[~first], x0[~first], atol=1e-4)  # t = 0: x_t is x0, known given x0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"chain_inputs": 1.5}, "chain_inputs must be in [0, 1], got 1.5"),
+    ({"chain_inputs": -0.1}, "chain_inputs must be in [0, 1], got -0.1"),
+    ({"chain_inputs": 0.5, "objective": "score"}, "chain_inputs applies to objective=prox only"),
+])
+def test_chain_inputs_setting_is_checked(kwargs, message):
+    from proxt2i.training.presets import TrainConfig
+
+    with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        TrainConfig(**kwargs)
+    assert TrainConfig(chain_inputs=0.5).chain_inputs == 0.5

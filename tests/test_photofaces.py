@@ -185,3 +185,15 @@ def test_photofaces_models_are_addressable_by_name_once_built(tmp_path, monkeypa
     (tmp_path / "photofaces-prox").mkdir()
     (tmp_path / "photofaces-prox" / "config.json").write_text("{}")
     assert resolve_model("photofaces-prox") == tmp_path / "photofaces-prox"
+
+
+def test_photofaces_prompt_sources_for_fine_tuning_keep_the_evaluation_set_out():
+    """`--prompts photofaces-train` (fresh prompts of the PhotoFaces grammar) holds none of the 256 `photofaces`
+    evaluation prompts, and every prompt of both names exactly what parse_photo_prompt reads back."""
+    from proxt2i.data.photo_captions import parse_photo_prompt, photo_prompts
+    from proxt2i.rl.prompts import load_prompt_source
+
+    evaluation, train = load_prompt_source("photofaces"), load_prompt_source("photofaces-train")
+    assert evaluation == photo_prompts(256)
+    assert len(train) > 1500 and not {p.lower() for p in train} & {p.lower() for p in evaluation}
+    assert all(parse_photo_prompt(p) for p in evaluation + train[:500])

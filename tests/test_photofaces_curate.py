@@ -15,6 +15,7 @@ from proxt2i.curate import CurateConfig, curate
 from proxt2i.data.photo_captions import parse_photo_prompt
 from proxt2i.data.photofaces import PhotoFaceGenerator, draw_item
 from proxt2i.data.readers import read_records
+from proxt2i.errors import UsageError
 from proxt2i.evaluation.photo import evaluate_photo_images, trust_check
 from proxt2i.faces import FaceReader, read_face
 
@@ -141,3 +142,27 @@ def test_photo_alignment_reward_reads_the_prompt_back(faces, reader):
     assert torch.equal(reward(x, right), torch.ones(len(keep)))
     noise = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     assert torch.equal(reward(noise, ["a smiling person", "a person"]), torch.zeros(2))  # no face, no reward
+
+
+def test_photo_face_reward_is_dense_and_falls_as_a_face_dissolves(faces):
+    """photo-face is the HOG detector's margin: positive on the generator's faces, lower as they are shrunk to
+    32 and 16 px and scaled back (blobs photo-alignment scores 0 alike), the floor -1 at 8 px."""
+    import torch.nn.functional as F
+
+    from proxt2i.imaging import to_float_images
+    from proxt2i.rewards.registry import combine_rewards
+
+    x = to_float_images(np.stack(faces[:4]))
+    reward = combine_rewards("photo-face")
+    means = []
+    for size in (None, 32, 16):
+        v = x if size is None else F.interpolate(F.interpolate(x, size=size, mode="area"), size=x.shape[-1], mode="bilinear")
+        r = reward(v, ["a person"] * 4)
+        means.append(float(r.mean()))
+        if size is None:
+            assert bool((r > 0).all())
+    assert means[0] > means[1] > means[2]
+    gone = F.interpolate(F.interpolate(x, size=8, mode="area"), size=x.shape[-1], mode="bilinear")
+    assert reward(gone, ["a person"] * 4).tolist() == [-1.0] * 4
+    with pytest.raises(UsageError, match="no folder"):
+        combine_rewards("photo-face:/tmp")

@@ -151,6 +151,19 @@ def test_total_noise_target_trains_a_preconditioned_prox(tiny_run, tmp_path):
     assert all(torch.isfinite(v).all() for v in weights.values())
 
 
+def test_chain_inputs_train_and_change_the_run(tmp_path):
+    """chain_inputs=1 reaches the loop: the same seed trains other weights than matching inputs alone, finite."""
+    runs = {}
+    for share in ("0", "1"):
+        out = tmp_path / f"chain{share}"
+        train(resolve_config("test-tiny", [f"out={out}", "precondition=true", "prox_target=total-noise", "steps=2",
+                                           f"chain_inputs={share}", "step_candidates=2,4"]), progress=False)
+        runs[share] = load_file(out / "final" / "uvit.safetensors")
+        assert json.loads((out / "final" / "config.json").read_text())["recipe"]["config"]["chain_inputs"] == float(share)
+    assert all(torch.isfinite(v).all() for v in runs["1"].values())
+    assert any(not torch.equal(runs["0"][k], runs["1"][k]) for k in runs["0"])
+
+
 def test_score_objective_trains_without_lam(tmp_path):
     out = tmp_path / "score"
     train(resolve_config("test-tiny", [f"out={out}", "objective=score", "steps=2"]), progress=False)

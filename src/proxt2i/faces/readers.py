@@ -83,6 +83,13 @@ class FaceReader:
             found.append(Face((rect.left(), rect.top(), rect.right(), rect.bottom()), float(score), points))
         return sorted(found, key=lambda f: -f.width)
 
+    def best_score(self, image: np.ndarray, floor: float = -1.0) -> float:
+        """The detector's highest score in `image` (uint8 RGB at READ_SIZE), `floor` when nothing scores above it.
+        dlib's HOG score is a margin: >= 0 is a detection at its own threshold, so this keeps rising as a
+        blob becomes a face, where the detection itself is all or nothing."""
+        _, scores, _ = self.detector.run(image, 0, floor)
+        return float(max(scores, default=floor))
+
     def descriptor(self, image: np.ndarray, face: Face) -> np.ndarray:
         """The 128-d identity descriptor of `face` (unit-scale; same person < 0.6 apart, dlib's rule), float32."""
         if self._descriptor is None:

@@ -1,7 +1,11 @@
-"""A PhotoFaces reward from real pretrained face models: the share of the families a prompt names that the
-face readers (faces/, dlib) read back from the image; 0 for an image with no face. A prompt naming no
-family scores 1 for an image with a face. Not differentiable: for GRPO and R0-style best-of-N, not for
-reward gradients."""
+"""PhotoFaces rewards from real pretrained face models (faces/, dlib). Not differentiable: for GRPO and R0-style
+best-of-N, not for reward gradients.
+
+- photo-alignment: the share of the families a prompt names that the face readers read back from the image;
+  0 for an image with no face. A prompt naming no family scores 1 for an image with a face.
+- photo-face: how face-like the image is to dlib's HOG detector: its best score, floored at -1 (0 is the
+  detector's own threshold; the generator's faces score 1.5-2.5). Dense where photo-alignment is 0 for every image of a model that does not
+  make detectable faces yet."""
 
 from __future__ import annotations
 
@@ -11,27 +15,45 @@ import torch
 
 from ..evaluation.photo import parse_prompts
 from ..faces import FaceReader, read_face
+from ..faces.readers import to_read_size
 from ..imaging import to_uint8_images
 from .protocol import check_images
 
 
-class PhotoAlignmentReward:
+class PhotoReward:
+    """Scores each image (uint8 RGB) with its prompt through the face readers, one float per image [B]."""
 
     def __init__(self, device: str = "cpu"):
         self.reader = FaceReader()
         self.device = device
 
+    def score(self, image, prompt: str) -> float:
+        raise NotImplementedError
+
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         check_images(images, prompts)
-        targets = parse_prompts(prompts)
-        scores = []
-        for image, target in zip(to_uint8_images(images.detach().float().cpu()), targets):
-            reading = read_face(self.reader, image)
-            if reading.face is None:
-                scores.append(0.0)
-            elif not target:
-                scores.append(1.0)
-            else:
-                scores.append(sum(reading.attributes.get(f) == v for f, v in target.items()) / len(target))
+        scores = [self.score(image, prompt) for image, prompt in zip(to_uint8_images(images.detach().float().cpu()), prompts)]
         return torch.tensor(scores, dtype=torch.float32, device=images.device)
+
+
+class PhotoAlignmentReward(PhotoReward):
+
+    def __call__(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+        parse_prompts(prompts)  # refuses an unreadable prompt before any image is read
+        return super().__call__(images, prompts)
+
+    def score(self, image, prompt: str) -> float:
+        target = parse_prompts([prompt])[0]
+        reading = read_face(self.reader, image)
+        if reading.face is None:
+            return 0.0
+        if not target:
+            return 1.0
+        return sum(reading.attributes.get(f) == v for f, v in target.items()) / len(target)
+
+
+class PhotoFaceReward(PhotoReward):
+
+    def score(self, image, prompt: str) -> float:
+        return self.reader.best_score(to_read_size(image), floor=-1.0)

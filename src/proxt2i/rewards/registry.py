@@ -38,14 +38,17 @@ REWARDS: dict[str, Callable] = {
     "hpsv2": lambda d, device="cpu": CLIPReward(d, "hpsv2", device),
     "aesthetic": lambda d, device="cpu": AestheticReward(d, device),
     "imagereward": lambda d, device="cpu": ImageRewardModel(d, device),
-    "photo-alignment": lambda d, device="cpu": _photo_alignment(device),  # the real face readers; the [photo] extra
+    "photo-alignment": lambda d, device="cpu": _photo(d, "PhotoAlignmentReward", device),  # the real face readers; the [photo] extra
+    "photo-face": lambda d, device="cpu": _photo(d, "PhotoFaceReward", device),
 }
 
 
-def _photo_alignment(device: str):
-    from .photo import PhotoAlignmentReward
+def _photo(directory, kind: str, device: str):
+    from . import photo
 
-    return PhotoAlignmentReward(device)
+    if directory:
+        raise UsageError("the photo rewards use the readers of the [photo] extra and take no folder")
+    return getattr(photo, kind)(device)
 
 
 def parse_reward_spec(spec: str) -> dict[str, float]:

@@ -10,8 +10,9 @@ from ..errors import UsageError, read_lines
 
 # named prompt sources: the shipped evaluation sets, and fresh captions in the training grammar
 # (data/caption_writer.caption) of held-in or held-out faces that exclude every prompt of the shipped
-# sets (train on these, evaluate on the shipped ones)
-PROMPT_SOURCES = ("synthfaces", "synthfaces-heldout", "heldin", "heldout", "paraphrase")
+# sets (train on these, evaluate on the shipped ones); the same pair for PhotoFaces: the `photofaces` set of
+# `proxt2i data prompts`, and fresh prompts of its grammar (another seed) without any of them
+PROMPT_SOURCES = ("synthfaces", "synthfaces-heldout", "heldin", "heldout", "paraphrase", "photofaces", "photofaces-train")
 FRESH_PROMPT_SEED, FRESH_PROMPT_COUNT = 31_337, 2048
 
 
@@ -22,6 +23,14 @@ def load_prompt_source(source: str) -> list[str]:
 
     if source in PROMPT_SETS:
         return load_prompts(source)
+    if source in ("photofaces", "photofaces-train"):
+        from ..data.photo_captions import photo_prompts
+
+        evaluation = photo_prompts(256)
+        if source == "photofaces":
+            return evaluation
+        held = {p.lower() for p in evaluation}
+        return [p for p in photo_prompts(FRESH_PROMPT_COUNT, FRESH_PROMPT_SEED) if p.lower() not in held]
     if source in ("synthfaces", "synthfaces-heldout"):
         shipped = {p for name in PROMPT_SETS for p in load_prompts(name)}
         kind = "heldin" if source == "synthfaces" else "heldout"

@@ -44,8 +44,9 @@ def hybrid_drift(x: torch.Tensor, gamma: float) -> torch.Tensor:
     return (1.0 + gamma / 2.0) * x
 
 
-def pda_step_input(x: torch.Tensor, gamma: float, noise: torch.Tensor, mode: str):
-    """One PDA step's prox input y and weight lam from the current state x [B, ...] and noise z."""
+def pda_step_input(x: torch.Tensor, gamma, noise: torch.Tensor, mode: str):
+    """One PDA step's prox input y and weight lam from the current state x [B, ...] and noise z; gamma a float
+    or a tensor broadcastable against x (one step size per sample)."""
     if mode == "hybrid":
         return hybrid_drift(x, gamma) + gamma**0.5 * noise, gamma
     return (x + gamma**0.5 * noise) / (1.0 - gamma / 2.0), gamma / (1.0 - gamma / 2.0)

@@ -19,12 +19,14 @@ DEFAULT_STEP_CANDIDATES: tuple[int, ...] = (5, 10, 20, 50, 100, 1000)
 
 @dataclass(frozen=True)
 class TimeLamDraw:
-    """t, lam, gamma: [B] float64; num_steps: [B] int64 (the grid each t lies on)."""
+    """t, lam, gamma: [B] float64; num_steps: [B] int64 (the grid each t lies on); t_next: [B] float64, the
+    grid point after t (the state a sampler steps from: gamma = int_t^t_next beta)."""
 
     t: torch.Tensor
     lam: torch.Tensor
     gamma: torch.Tensor
     num_steps: torch.Tensor
+    t_next: torch.Tensor
 
 
 def draw_t_lam(
@@ -62,4 +64,4 @@ def draw_t_lam(
             "backward-mode training needs gamma < 2 on every candidate grid; drop step counts below 10 "
             "from the candidates or train for mode='hybrid'"
         )
-    return TimeLamDraw(t=t, lam=prox_weight(gamma, mode), gamma=gamma, num_steps=n)
+    return TimeLamDraw(t=t, lam=prox_weight(gamma, mode), gamma=gamma, num_steps=n, t_next=t_next)

@@ -88,6 +88,43 @@ def prox_pair(x_t: torch.Tensor, lam: torch.Tensor, generator=None):
     return x_t + expand_like(lam, x_t).sqrt() * n, n
 
 
+@dataclass
+class ChainInput:
+    """A PDA sampler's prox input at time t and what the target needs: y [B, ...], and E[x_t | y, x0] [B, ...]
+    (the Rao-Blackwellised target: the forward noise between t and t_next averaged out)."""
+
+    y: torch.Tensor
+    mean: torch.Tensor
+
+
+def chain_input(x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor, gamma: torch.Tensor, mode: str,
+                schedule: Schedule, generator=None) -> ChainInput:
+    """The prox input a PDA sampler builds at time t: y = c x_{t_next} + d z (samplers/pda.py's pda_step_input;
+    hybrid: c = 1 + gamma/2, d = sqrt(gamma)), with x_{t_next} forward-diffused from x_t [B, ...] (t, t_next, gamma [B]).
+
+    For small gamma, y is distributed as x_t + sqrt(lam) n, the proximal-matching input. For the large gamma
+    of 2-5 step grids it is not: from x_T ~ N(0, I) the first 4-step prox input has std ~5.1 where matching
+    trains on ~2.8, and a network that has not learned to extrapolate maps it far off (docs/training.md).
+    Trained on these inputs with target x_t, the squared loss learns E[x_t | y] under the sampler's own chain.
+    Given x0 everything is Gaussian: with m = sqrt(a_t) x0, v = 1 - a_t and r = sqrt(a_next / a_t),
+    E[x_t | y, x0] = m + c r v (y - c r m) / (c^2 r^2 v + c^2 (1 - r^2) + d^2)."""
+    from ..samplers.pda import pda_step_input
+
+    a_t = expand_like(schedule.alpha(t.double()), x_t).to(x_t.dtype)
+    ratio = expand_like((schedule.alpha(t_next.double()) / schedule.alpha(t.double())).sqrt(), x_t).to(x_t.dtype)
+    w = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+    z = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+    residual = (1.0 - ratio * ratio).clamp_min(0.0)
+    x_next = ratio * x_t + residual.sqrt() * w
+    g = expand_like(gamma, x_t).to(x_t.dtype)  # one step size per sample, broadcast
+    y = pda_step_input(x_next, g, z, mode)[0]
+    ones, zeros = torch.ones_like(g), torch.zeros_like(g)
+    c, d = pda_step_input(ones, g, zeros, mode)[0], pda_step_input(zeros, g, ones, mode)[0]  # y is linear: y = c x + d z
+    m, v = a_t.sqrt() * x0, 1.0 - a_t
+    var_y = c * c * ratio * ratio * v + c * c * residual + d * d
+    return ChainInput(y, m + c * ratio * v * (y - c * ratio * m) / var_y)
+
+
 def conditional_mean_noise(y: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, lam: torch.Tensor, schedule: Schedule) -> torch.Tensor:
     """E[n | y, x0] = sqrt(lam) (y - sqrt(alpha_t) x0) / (1 - alpha_t + lam), [B, ...]: the prox target n
     with the forward-process noise of x_t averaged out (Rao-Blackwellised). Same conditional mean given y,
@@ -131,11 +168,14 @@ class MatchingBatch:
 
 def matching_batch(x0: torch.Tensor, objective: str, generator, schedule: Schedule, *, prox_target: str = "sample",
                    candidates: tuple[int, ...] = (5, 10, 20, 50, 100, 1000), power: float = 1.0 / 3.0, mode: str = "hybrid",
-                   grids: tuple[str, ...] = ("uniform",)) -> MatchingBatch:
+                   grids: tuple[str, ...] = ("uniform",), chain_share: float = 0.0) -> MatchingBatch:
     """Draw the training inputs and target for x0 [B, ...]: proximal matching ((t, lam) on the candidate
     grids, y = x_t + sqrt(lam) n, target n, E[n | y, x0] or y's total noise) or denoising score matching
     (t ~ U[1e-3, 1], target the forward noise). The one place both the pretraining loop and the forward-process
-    reward route (rl/nft.py) build their regression, so the two train the same network on the same problem."""
+    reward route (rl/nft.py) build their regression, so the two train the same network on the same problem.
+    chain_share: the share of prox draws whose y is the sampler's own input (chain_input) instead of
+    x_t + sqrt(lam) n; their target is (y - x_t) / sqrt(lam) ("sample") or (y - E[x_t | y, x0]) / sqrt(lam),
+    in the space of `prox_target`."""
     from ..models.precond import prox_output_scale
     from .draws import draw_t_lam
 
@@ -150,10 +190,23 @@ def matching_batch(x0: torch.Tensor, objective: str, generator, schedule: Schedu
     x_t, _ = noisy_pair(x0, t, schedule, generator=generator)
     y, n = prox_pair(x_t, lam, generator=generator)
     if prox_target == "conditional-mean":
-        return MatchingBatch(y, t, lam, conditional_mean_noise(y, x0, t, lam, schedule))
-    if prox_target == "total-noise":  # compare in backbone space: undo the exact output scale
-        return MatchingBatch(y, t, lam, total_noise(y, x0, t, lam, schedule), prox_output_scale(t, lam, schedule))
-    return MatchingBatch(y, t, lam, n)
+        target = conditional_mean_noise(y, x0, t, lam, schedule)
+    elif prox_target == "total-noise":
+        target = total_noise(y, x0, t, lam, schedule)
+    else:
+        target = n
+    scale = prox_output_scale(t, lam, schedule) if prox_target == "total-noise" else None  # backbone space: undo the exact output scale
+    if chain_share > 0:  # drawn only when asked, so runs without it keep their random stream
+        chained = torch.rand(x0.shape[0], generator=generator) < chain_share
+        if bool(chained.any()):
+            chain = chain_input(x0, x_t, t, d.t_next.float().to(x0.device), d.gamma.float().to(x0.device), mode, schedule, generator)
+            y_chain = chain.y
+            n_chain = (y_chain - (x_t if prox_target == "sample" else chain.mean)) / expand_like(lam, x_t).sqrt()
+            if scale is not None:
+                n_chain = n_chain / expand_like(scale, x_t)
+            pick = expand_like(chained.to(x0.device), x0).bool()
+            y, target = torch.where(pick, y_chain, y), torch.where(pick, n_chain, target)
+    return MatchingBatch(y, t, lam, target, scale)
 
 
 # ------------------------------------------------------------------------------------ consistency models

@@ -70,6 +70,9 @@ class TrainConfig:
                                         '"total-noise" (precondition only): the backbone output against y\'s unit noise (losses.total_noise)')
     candidate_power: float = option(1.0 / 3.0, "step count N drawn with weight N^power (ProxDM: 1/3; 0 = uniform over candidates)")
     candidate_grids: str = option("uniform", "comma-separated time grids the draws lie on (uniform, quadratic, power:R), one per draw at random")
+    chain_inputs: float = option(0.0, "prox only: share of draws whose y is the PDA sampler's own prox input (y from the "
+                                      "forward-diffused next state, losses.chain_input) instead of x_t + sqrt(lam) n: trains the "
+                                      "network where 2-5 step grids query it")
     default_time_grid: str | None = option(None, "written to the exported model: the grid its default sampler walks (none = uniform)",
                                            legacy="")
     mode: str = option("hybrid", "the discretization lam follows: hybrid or backward")
@@ -94,6 +97,8 @@ class TrainConfig:
             (self.prox_target in ("sample", "conditional-mean", "total-noise"),
              f"prox_target must be 'sample', 'conditional-mean' or 'total-noise', got {self.prox_target!r}"),
             (self.prox_target != "total-noise" or self.precondition, "prox_target=total-noise needs precondition=true"),
+            (0 <= self.chain_inputs <= 1, f"chain_inputs must be in [0, 1], got {self.chain_inputs}"),
+            (self.chain_inputs == 0 or self.objective == "prox", "chain_inputs applies to objective=prox only"),
             (self.mode in ("hybrid", "backward"), f"mode must be 'hybrid' or 'backward', got {self.mode!r}"),
             (self.mixed_precision in ("no", "bf16", "fp16"), f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}"),
             (self.frozen_dtype in ("float32", "bfloat16", "float16"), f"frozen_dtype must be float32, bfloat16 or float16, got {self.frozen_dtype!r}"),
@@ -182,6 +187,20 @@ PRESETS: dict[str, TrainConfig] = {
     "photofaces-score": TrainConfig(objective="score", width=128, depth=5, patch_size=2, image_size=64, autoencoder="runs/photofaces-vae",
                                     data="webdataset:data/photofaces-curated", cache_latents=True, batch=32, steps=3000, lr=5e-4,
                                     lr_warmup=100, checkpoint_every=250, sample_every=0, out="runs/photofaces-score"),
+    # stage 2, 2000 more steps each from stage 1's weights: the prox model on the PDA sampler's own inputs for half its draws
+    # (chain_inputs, losses.chain_input; without them the 3000-step model's 2-8 step samples blow up: docs/photofaces.md)
+    # on the uniform and quadratic grids; the score baseline continued alike, so both stay at equal budget
+    "photofaces-prox-stage2": TrainConfig(width=128, depth=5, patch_size=2, image_size=64, autoencoder="runs/photofaces-vae",
+                                          data="webdataset:data/photofaces-curated", cache_latents=True, init="runs/photofaces-prox/final",
+                                          batch=32, steps=2000, lr=5e-4, lr_warmup=100, checkpoint_every=250, sample_every=0,
+                                          precondition=True, prox_target="total-noise", pm_warmup_fraction=0.0, zeta_start=10.0,
+                                          zeta_stages=1, step_candidates=(2, 3, 4, 5, 10, 20, 50, 100, 1000), chain_inputs=0.5,
+                                          candidate_grids="uniform,quadratic", default_time_grid="quadratic", seed=1,
+                                          out="runs/photofaces-prox-stage2"),
+    "photofaces-score-stage2": TrainConfig(objective="score", width=128, depth=5, patch_size=2, image_size=64,
+                                           autoencoder="runs/photofaces-vae", data="webdataset:data/photofaces-curated",
+                                           cache_latents=True, init="runs/photofaces-score/final", batch=32, steps=2000, lr=5e-4,
+                                           lr_warmup=100, checkpoint_every=250, sample_every=0, seed=1, out="runs/photofaces-score-stage2"),
     # seconds-long runs for tests and smoke checks: pixels, 32 px, a 3-block net
     "test-tiny": TrainConfig(model="tiny", width=32, depth=3, patch_size=4, text_dim=16, text_depth=1, image_size=32,
                              autoencoder="identity", steps=4, batch=4, lr_warmup=2, checkpoint_every=2, sample_every=0,

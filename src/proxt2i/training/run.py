@@ -163,7 +163,8 @@ def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
             phase = f"{'ct' if cfg.consistency == 'training' else 'cd'} N={intervals}"
         else:
             batch = matching_batch(x0, cfg.objective, g, schedule, prox_target=cfg.prox_target, candidates=tuple(cfg.step_candidates),
-                                   power=cfg.candidate_power, mode=cfg.mode, grids=tuple(cfg.candidate_grids.split(",")))
+                                   power=cfg.candidate_power, mode=cfg.mode, grids=tuple(cfg.candidate_grids.split(",")),
+                                   chain_share=cfg.chain_inputs)
             with acc.autocast():
                 eps = net(batch.x, batch.t, batch.lam, captions)
             pred = batch.prediction(eps)
