@@ -21,30 +21,33 @@ from .protocol import check_images
 
 
 class PhotoReward:
-    """Scores each image (uint8 RGB) with its prompt through the face readers, one float per image [B]."""
+    """Scores each image (uint8 RGB) against its prompt's target through the face readers, one float per image [B]."""
 
     def __init__(self, device: str = "cpu"):
         self.reader = FaceReader()
         self.device = device
 
-    def score(self, image, prompt: str) -> float:
+    def targets(self, prompts: Sequence[str]) -> list:
+        """What score() compares each image with (here the prompts themselves), read once per call."""
+        return list(prompts)
+
+    def score(self, image, target) -> float:
         raise NotImplementedError
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         check_images(images, prompts)
-        scores = [self.score(image, prompt) for image, prompt in zip(to_uint8_images(images.detach().float().cpu()), prompts)]
+        targets = self.targets(prompts)
+        scores = [self.score(image, target) for image, target in zip(to_uint8_images(images.detach().float().cpu()), targets)]
         return torch.tensor(scores, dtype=torch.float32, device=images.device)
 
 
 class PhotoAlignmentReward(PhotoReward):
 
-    def __call__(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
-        parse_prompts(prompts)  # refuses an unreadable prompt before any image is read
-        return super().__call__(images, prompts)
+    def targets(self, prompts: Sequence[str]) -> list[dict[str, str]]:
+        return parse_prompts(prompts)  # refuses an unreadable prompt before any image is read
 
-    def score(self, image, prompt: str) -> float:
-        target = parse_prompts([prompt])[0]
+    def score(self, image, target: dict[str, str]) -> float:
         reading = read_face(self.reader, image)
         if reading.face is None:
             return 0.0
@@ -55,5 +58,5 @@ class PhotoAlignmentReward(PhotoReward):
 
 class PhotoFaceReward(PhotoReward):
 
-    def score(self, image, prompt: str) -> float:
+    def score(self, image, target) -> float:
         return self.reader.best_score(to_read_size(image), floor=-1.0)
