@@ -36,7 +36,7 @@ def server():
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app("synthfaces-prox", max_batch=4, max_wait_ms=5), log_level="warning")
+    config = uvicorn.Config(create_app("synthfaces-prox", max_batch=4, max_wait_ms=5), log_level="warning", log_config=None)
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
