@@ -197,3 +197,19 @@ def test_photofaces_prompt_sources_for_fine_tuning_keep_the_evaluation_set_out()
     assert evaluation == photo_prompts(256)
     assert len(train) > 1500 and not {p.lower() for p in train} & {p.lower() for p in evaluation}
     assert all(parse_photo_prompt(p) for p in evaluation + train[:500])
+
+
+def test_local_rebuild_commands_chain_presets_that_exist():
+    """Each local model's rebuild trains presets in order, every stage starting where the one before it wrote,
+    and exports the last stage."""
+    import re
+
+    from proxt2i.shipped import LOCAL
+    from proxt2i.training.presets import PRESETS
+
+    for name, entry in LOCAL.items():
+        stages = re.findall(r"proxt2i train (\S+)", entry["rebuild"])
+        assert len(stages) == 3 and all(s in PRESETS for s in stages), (name, stages)
+        for before, after in zip(stages, stages[1:]):
+            assert PRESETS[after].init == f"{PRESETS[before].out}/final"
+        assert f"proxt2i export {PRESETS[stages[-1]].out}/final --out MODELS/{name}" in entry["rebuild"]

@@ -166,3 +166,22 @@ def test_photo_face_reward_is_dense_and_falls_as_a_face_dissolves(faces):
     assert reward(gone, ["a person"] * 4).tolist() == [-1.0] * 4
     with pytest.raises(UsageError, match="no folder"):
         combine_rewards("photo-face:/tmp")
+
+
+def test_alignment_tells_unsure_readings_from_wrong_ones():
+    from proxt2i.evaluation.photo import alignment
+    from proxt2i.faces.reading import FaceReading
+
+    face = object()  # alignment reads only the attributes
+    readings = [FaceReading([face], attributes={"expression": "smiling", "pose": None}),
+                FaceReading([face], attributes={"expression": "neutral", "pose": "left"}),
+                FaceReading([], attributes={}),  # no face: a miss, and not sure
+                FaceReading([face], attributes={"expression": None, "pose": "frontal"}),
+                FaceReading([face], attributes={"expression": "smiling", "pose": "right"})]
+    targets = [{"expression": "smiling", "pose": "frontal"}, {"expression": "smiling", "pose": "left"},
+               {"expression": "smiling"}, {"expression": "smiling", "pose": "frontal"}, {"expression": "smiling"}]
+    out = alignment(readings, targets)
+    assert out["alignment_per_family"] == {"pose": 2 / 3, "expression": 2 / 5}
+    assert out["sure_per_family"] == {"pose": 2 / 3, "expression": 3 / 5}
+    assert out["alignment_when_sure_per_family"] == {"pose": 1.0, "expression": 2 / 3}
+    assert out["alignment_all"] == 1 / 5

@@ -97,7 +97,8 @@ LOCAL: dict[str, dict] = {
         "about": f"{'conditional proximal U-ViT' if kind == 'prox' else 'score baseline'} on PhotoFaces, 64 px through its own "
                  "VAE (non-commercial: derived from StyleGAN2-FFHQ; the [photo] extra)",
         "rebuild": f"{_PHOTO_DATA} && proxt2i train photofaces-{kind} && proxt2i train photofaces-{kind}-stage2 && "
-                   f"proxt2i export runs/photofaces-{kind}-stage2/final --out MODELS/photofaces-{kind}",
+                   f"proxt2i train photofaces-{kind}-stage3 && "
+                   f"proxt2i export runs/photofaces-{kind}-stage3/final --out MODELS/photofaces-{kind}",
     } for kind in ("prox", "score")
 }
 

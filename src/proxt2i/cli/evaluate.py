@@ -137,8 +137,9 @@ def format_photo_result(r: dict) -> str:
              f"fd            {num(r['fd'])}  (dlib face descriptors; reference: {r['reference_num']} images of {r['reference']})",
              f"precision     {num(r['precision'])}", f"recall        {num(r['recall'])}",
              f"diversity     {num(r['diversity'])}  (within-prompt identity spread; dlib: < 0.6 is the same person)",
-             "alignment per family:"]
-    lines += [f"  {k:<12} {num(v)}  ({r['named_per_family'][k]} prompts name it)" for k, v in r["alignment_per_family"].items()]
+             "alignment per family (sure: the reader answered; when sure: alignment over those readings):"]
+    lines += [f"  {k:<12} {num(v)}  ({r['named_per_family'][k]} prompts name it; sure {num(r['sure_per_family'][k], '{:.2f}')}, "
+              f"when sure {num(r['alignment_when_sure_per_family'].get(k))})" for k, v in r["alignment_per_family"].items()]
     return "\n".join(lines)
 
 

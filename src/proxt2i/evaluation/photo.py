@@ -56,18 +56,27 @@ def parse_prompts(prompts: Sequence[str]) -> list[dict[str, str]]:
 
 
 def alignment(readings, targets: list[dict[str, str]]) -> dict:
+    """Per family over the images whose prompt names it: alignment (read back as named; no face or an unsure
+    reading is a miss), sure (the reader answered) and, over the sure readings only, alignment_when_sure. The
+    last two tell a model that did not draw the value from a reader that could not tell."""
     hits: dict[str, list[bool]] = {}
+    sure: dict[str, list[bool]] = {}
     all_right = []
     for reading, target in zip(readings, targets):
         right = [reading.attributes.get(f) == v for f, v in target.items()]
         for (f, _), ok in zip(target.items(), right):
             hits.setdefault(f, []).append(ok)
+            sure.setdefault(f, []).append(reading.attributes.get(f) is not None)
         if target:
             all_right.append(all(right))
-    per_family = {f: float(np.mean(hits[f])) for f in PHOTO_FAMILIES if f in hits}
+    families = [f for f in PHOTO_FAMILIES if f in hits]
+    per_family = {f: float(np.mean(hits[f])) for f in families}
+    when_sure = {f: float(np.sum(hits[f]) / np.sum(sure[f])) for f in families if any(sure[f])}
     return {"alignment": float(np.mean(list(per_family.values()))) if per_family else None,
             "alignment_all": float(np.mean(all_right)) if all_right else None,
-            "alignment_per_family": per_family, "named_per_family": {f: len(hits[f]) for f in per_family}}
+            "alignment_per_family": per_family, "named_per_family": {f: len(hits[f]) for f in per_family},
+            "sure_per_family": {f: float(np.mean(sure[f])) for f in families},
+            "alignment_when_sure_per_family": when_sure}
 
 
 def feature_scores(fake: torch.Tensor, real: torch.Tensor, k: int = PR_K) -> dict:
