@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     from proxt2i.atomic import atomic_write_json
     from proxt2i.evaluation.photo import descriptors, evaluate_photo_images, parse_prompts, read_all, read_images
     from proxt2i.faces import FaceReader
+    from proxt2i.imaging import to_uint8_images
     from proxt2i.models.io import load_model_folder
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
     with torch.no_grad():
         x = torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).float() / 255
         decoded = torch.cat([folder.autoencoder.decode(folder.autoencoder.encode(b)) for b in x.split(32)])
-    vae = list((decoded.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    vae = list(to_uint8_images(decoded))
 
     result = {"images": args.images, "model": args.model, "image_size": size, "n": len(test), "conditions": {}}
     for name, imgs in (("curated", test), ("resized", resized), ("vae", vae)):
