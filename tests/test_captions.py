@@ -9,6 +9,7 @@ from proxt2i.data.attributes import FAMILIES
 from proxt2i.data.paraphrase import VERBS, paraphrase
 from proxt2i.data.prompts import load_prompts, make_prompts
 from proxt2i.data.synthfaces import caption, parse_prompt, sample_attributes
+from proxt2i.errors import UsageError
 from proxt2i.text_split import known_pieces, prompt_words
 
 SUBJECTS = captions.NOUNS | {"redhead"}
@@ -38,20 +39,21 @@ def test_every_training_caption_parses_to_exactly_the_attributes_it_names(corpus
     assert not wrong, wrong[:3]
 
 
-@pytest.mark.parametrize("form", [f for _, f, _ in cw.FORMS] + [None], ids=[n for n, _, _ in cw.FORMS] + ["classic"])
+@pytest.mark.parametrize("form", cw.CAPTION_FORMS)
 def test_each_form_alone_keeps_the_invariant(form):
     rng = np.random.default_rng(7)
     for _ in range(1500):
         attrs = sample_attributes(rng, "full")
-        named = cw.choose_named(rng)
-        if form is None:
-            text = cw.classic_caption(attrs, rng, named)[0]
-        else:
-            families = list(dict.fromkeys("hair_color" if f == "hair_style" else f for f in named))
-            text = form([cw._describe(f, attrs, named, rng) for f in families], rng) or "a person"
-            if not text.strip() or text == "a person":
-                continue
+        text, named = caption(attrs, rng, form=form)
         assert parse_prompt(text) == {f: attrs[f] for f in named}, text
+
+
+def test_a_chosen_form_writes_in_that_form_and_an_unknown_form_is_refused():
+    attrs = sample_attributes(np.random.default_rng(3), "train")
+    tags = caption(attrs, np.random.default_rng(0), named=list(FAMILIES[:4]), form="tags")[0]
+    assert "," in tags or ";" in tags or "|" in tags
+    with pytest.raises(UsageError, match="unknown caption form 'sonnet'"):
+        caption(attrs, np.random.default_rng(0), form="sonnet")
 
 
 def test_training_captions_use_every_word_and_phrase_the_parser_knows(corpus):

@@ -309,6 +309,7 @@ def _subjectless_form(ds: list[Descriptor], rng) -> str:
 FORMS = (("noun phrase", _noun_phrase_form, 0.27), ("relative", _relative_form, 0.15), ("tags", _tag_form, 0.14),
          ("lead", _lead_form, 0.09), ("subjectless", _subjectless_form, 0.05))
 CLASSIC_SHARE = 1.0 - sum(p for _, _, p in FORMS)
+CAPTION_FORMS = ("classic", *(name for name, _, _ in FORMS))
 
 
 def _noise(text: str, rng: np.random.Generator) -> str:
@@ -471,16 +472,19 @@ def classic_caption(attrs: dict[str, str], rng: np.random.Generator, named=None)
 
 # ---------------------------------------------------------------- the mixture
 
-def caption(attrs: dict[str, str], rng: np.random.Generator, named=None) -> tuple[str, tuple[str, ...]]:
+def caption(attrs: dict[str, str], rng: np.random.Generator, named=None, form: str | None = None) -> tuple[str, tuple[str, ...]]:
     """(text, named families). named: families the text must name (all of them, any order); None draws
-    a random subset. parse_prompt(text) == {f: attrs[f] for f in named families}."""
+    a random subset. form: one of CAPTION_FORMS to write in, or None to draw one with the training shares
+    (the random stream is the same either way). parse_prompt(text) == {f: attrs[f] for f in named families}."""
     check_attributes(attrs)
+    if form is not None and form not in CAPTION_FORMS:
+        raise UsageError(f"unknown caption form {form!r}; forms: {', '.join(CAPTION_FORMS)}")
     named = list(choose_named(rng) if named is None else named)
     for f in named:
         if f not in ATTRIBUTES:
             raise UsageError(f"unknown attribute family {f!r}; families: {', '.join(FAMILIES)}")
     u = rng.random()
-    if u < CLASSIC_SHARE:
+    if (u < CLASSIC_SHARE) if form is None else form == "classic":
         return _noise(classic_caption(attrs, rng, named)[0], rng), tuple(named)
     families = []
     for i in rng.permutation(len(named)):
@@ -489,9 +493,9 @@ def caption(attrs: dict[str, str], rng: np.random.Generator, named=None) -> tupl
             families.append(family)
     ds = [_describe(f, attrs, named, rng) for f in families]
     u -= CLASSIC_SHARE
-    for _, form, share in FORMS:
-        if u < share or form is FORMS[-1][1]:
-            text = form(ds, rng)
+    for name, write, share in FORMS:
+        if (u < share or write is FORMS[-1][1]) if form is None else name == form:
+            text = write(ds, rng)
             break
         u -= share
     if not text.strip():
