@@ -39,6 +39,21 @@ def test_every_training_caption_parses_to_exactly_the_attributes_it_names(corpus
     assert not wrong, wrong[:3]
 
 
+def test_naming_phrases_gives_the_words_that_named_each_family_and_they_read_as_its_value(corpus):
+    assert captions.naming_phrases("a gloomy ginger guy with a mustache and tinted glasses") == {
+        "expression": "gloomy", "hair_color": "ginger", "facial_hair": "mustache", "eyewear": "tinted glasses"}
+    assert captions.naming_phrases("red-haired woman with red hair") == {"hair_color": "red haired"}
+    for text, want in corpus[:3000]:
+        named = captions.naming_phrases(text)
+        assert named.keys() == want.keys(), text
+        for family, words in named.items():
+            assert set(words.split()) <= set(prompt_words(text)), (text, words)  # "green colored background" -> "green background"
+            if family != "hair_style":  # "bald" alone names a style; others need their family's head noun
+                assert parse_prompt(words).get(family, want[family]) == want[family], (text, words)
+    with pytest.raises(UsageError, match="outside the SynthFaces vocabulary: astronaut"):
+        captions.naming_phrases("an astronaut")
+
+
 @pytest.mark.parametrize("form", cw.CAPTION_FORMS)
 def test_each_form_alone_keeps_the_invariant(form):
     rng = np.random.default_rng(7)

@@ -9,6 +9,12 @@ vocabulary from the grammar, and mixture against the paraphrase set (new frames,
 
     python docs/experiments/caption_forms.py --model synthfaces-prox-nft --out outputs/forms > forms.jsonl
     python docs/experiments/caption_forms.py --table forms.jsonl
+    python docs/experiments/caption_forms.py --phrases outputs/forms/{noun-phrase,relative,tags,lead,subjectless}
+
+--phrases pools image folders and prints, per phrase that named a family (data/captions.naming_phrases), how
+often the evaluator read the prompted value, as JSON lines from the worst phrase to the best. With
+--vocab CONFIG (a model's config.json, e.g. `git show 4e80758:src/proxt2i/assets/models/synthfaces-prox/config.json`),
+two last lines pool the phrases with a word outside that model's text vocabulary and those without.
 """
 
 from __future__ import annotations
@@ -20,7 +26,12 @@ import sys
 from pathlib import Path
 
 from proxt2i.data.caption_writer import CAPTION_FORMS, caption
+from proxt2i.data.captions import naming_phrases
 from proxt2i.data.prompts import make_prompts
+from proxt2i.evaluation.evaluator import load_evaluator
+from proxt2i.evaluation.features import recognise
+from proxt2i.evaluation.folder import read_image_folder
+from proxt2i.evaluation.metrics import prompt_labels
 
 FAMILIES = ("skin", "face_shape", "hair_color", "hair_style", "eye_color", "expression", "eyewear", "headwear",
             "facial_hair", "earrings", "background")
@@ -55,13 +66,38 @@ def table(path: str) -> None:
               + " | ".join(f"{fam[f]:.2f}" if fam.get(f) is not None else "" for f in FAMILIES) + " |")
 
 
+def phrases(folders: list[str], vocab_config: str | None) -> None:
+    ev = load_evaluator()
+    hits: dict[tuple[str, str], list[bool]] = {}
+    for folder in folders:
+        images, prompts = read_image_folder(folder, ev)
+        predicted = {k: v.argmax(1) for k, v in recognise(ev, images)[1].items()}
+        for i, prompt in enumerate(prompts):
+            named = naming_phrases(prompt)
+            for family, label in prompt_labels(ev, prompt).items():
+                hits.setdefault((family, named[family]), []).append(int(predicted[family][i]) == label)
+    rows = sorted(((sum(h) / len(h), len(h), f, p) for (f, p), h in hits.items()))
+    for accuracy, n, family, phrase in rows:
+        print(json.dumps({"family": family, "phrase": phrase, "n": n, "accuracy": round(accuracy, 3)}))
+    if vocab_config:
+        vocab = set(json.loads(Path(vocab_config).read_text())["text_encoder"]["vocab"])
+        for outside in (True, False):
+            pooled = [h for (_, p), hs in hits.items() for h in hs if any(w not in vocab for w in p.split()) == outside]
+            print(json.dumps({"phrases": "with a word outside the vocabulary" if outside else "inside the vocabulary",
+                              "n": len(pooled), "accuracy": round(sum(pooled) / max(len(pooled), 1), 3)}))
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="synthfaces-prox-nft")
     parser.add_argument("--out", type=Path, help="folder for the prompt files and images")
     parser.add_argument("--table", help="print a markdown table of a JSON-lines file this script wrote, and stop")
+    parser.add_argument("--phrases", nargs="+", metavar="FOLDER", help="per-phrase accuracy over these image folders, and stop")
+    parser.add_argument("--vocab", metavar="CONFIG", help="with --phrases: split by this model config's text vocabulary")
     args, extra = parser.parse_known_args(argv)
-    if args.table:
+    if args.phrases:
+        phrases(args.phrases, args.vocab)
+    elif args.table:
         table(args.table)
     elif args.out is None:
         parser.error("--out is required unless --table is given")

@@ -116,17 +116,28 @@ def parse_prompt(prompt: str) -> dict[str, str]:
 
     Raises UsageError naming the unknown words, a modifier that describes nothing it can
     ("round glasses"), or a family named with two different values."""
+    return {family: value for family, (value, _) in _parse(prompt).items()}
+
+
+def naming_phrases(prompt: str) -> dict[str, str]:
+    """Prompt -> {family: the words that named it} ("ginger", "red hair", "shades"); errors as parse_prompt."""
+    return {family: words for family, (_, words) in _parse(prompt).items()}
+
+
+def _parse(prompt: str) -> dict[str, tuple[str, str]]:
+    """Prompt -> {family: (value, the words that named it first)}; errors as parse_prompt."""
     tokens = prompt_words(prompt)
-    out: dict[str, str] = {}
+    out: dict[str, tuple[str, str]] = {}
     unknown: list[str] = []
     problems: list[str] = []
     pending: list[str] = []  # modifiers waiting for a head noun
 
     def assign(fv: tuple[str, str], word: str) -> None:
         family, value = fv
-        if out.get(family, value) != value:
-            problems.append(f"{family} is named twice ({out[family]!r} and {value!r} from {word!r})")
-        out[family] = value
+        if family not in out:
+            out[family] = (value, word)
+        elif out[family][0] != value:
+            problems.append(f"{family} is named twice ({out[family][0]!r} and {value!r} from {word!r})")
 
     def flush(before: str | None) -> None:
         for w in pending:
