@@ -48,8 +48,7 @@ def test_naming_phrases_gives_the_words_that_named_each_family_and_they_read_as_
         assert named.keys() == want.keys(), text
         for family, words in named.items():
             assert set(words.split()) <= set(prompt_words(text)), (text, words)  # "green colored background" -> "green background"
-            if family != "hair_style":  # "bald" alone names a style; others need their family's head noun
-                assert parse_prompt(words).get(family, want[family]) == want[family], (text, words)
+            assert parse_prompt(words)[family] == want[family], (text, words)
     with pytest.raises(UsageError, match="outside the SynthFaces vocabulary: astronaut"):
         captions.naming_phrases("an astronaut")
 

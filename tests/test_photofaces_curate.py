@@ -91,8 +91,11 @@ def test_evaluator_trusts_real_faces_and_catches_corruptions(faces, reader):
     assert shuffled["alignment"] < real["alignment"] - 0.2
     blur = [r["blur"][s]["fd"] for s in sorted(r["blur"], key=float)]
     noise = [r["noise"][s]["fd"] for s in sorted(r["noise"], key=float)]
-    for series in (blur, noise):  # at 12 + 12 images the mildest level is within FD's noise of the real one
-        assert series[0] <= series[1] <= series[2] and series[2] > real["fd"]
+    # at 12 + 12 images the two mild levels are within FD's sampling noise of the real halves and of each other
+    # (noise 0.05 and 0.1: 0.342 and 0.340 against 0.345 with openvino 2026.4 and dlib-bin 20.0), so the order
+    # is asserted up to that noise, and the strongest level must stand clear of all of them
+    for series in (blur, noise):
+        assert series[0] - 0.01 <= series[1] and series[2] > max(series[0], series[1], real["fd"]) + 0.005, series
 
 
 def _caption(sure: dict) -> str:
@@ -163,7 +166,7 @@ def test_photo_face_reward_is_dense_and_falls_as_a_face_dissolves(faces):
             assert bool((r > 0).all())
     assert means[0] > means[1] > means[2]
     gone = F.interpolate(F.interpolate(x, size=8, mode="area"), size=x.shape[-1], mode="bilinear")
-    assert reward(gone, ["a person"] * 4).tolist() == [-1.0] * 4
+    assert reward(gone, ["a person"] * 4).tolist() == pytest.approx([-1.0] * 4, abs=0.01)  # at the floor (-0.9995 seen)
     with pytest.raises(UsageError, match="no folder"):
         combine_rewards("photo-face:/tmp")
 

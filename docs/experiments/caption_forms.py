@@ -15,6 +15,7 @@ vocabulary from the grammar, and mixture against the paraphrase set (new frames,
 often the evaluator read the prompted value, as JSON lines from the worst phrase to the best. With
 --vocab CONFIG (a model's config.json, e.g. `git show 4e80758:src/proxt2i/assets/models/synthfaces-prox/config.json`),
 two last lines pool the phrases with a word outside that model's text vocabulary and those without.
+--share PHRASE ... prints the percentage of 20000 training captions (split "train", seed 0) that contain each phrase.
 """
 
 from __future__ import annotations
@@ -87,6 +88,21 @@ def phrases(folders: list[str], vocab_config: str | None) -> None:
                               "n": len(pooled), "accuracy": round(sum(pooled) / max(len(pooled), 1), 3)}))
 
 
+def share(phrases: list[str], num: int = 20000) -> None:
+    import numpy as np
+
+    from proxt2i.data.synthfaces import sample_attributes
+    from proxt2i.text_split import prompt_words
+
+    rng = np.random.default_rng(0)
+    counts = dict.fromkeys(phrases, 0)
+    for _ in range(num):
+        text = " " + " ".join(prompt_words(caption(sample_attributes(rng, "train"), rng)[0])) + " "
+        for p in phrases:
+            counts[p] += f" {' '.join(prompt_words(p))} " in text
+    print(json.dumps({p: round(100 * c / num, 2) for p, c in counts.items()}))
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="synthfaces-prox-nft")
@@ -94,8 +110,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--table", help="print a markdown table of a JSON-lines file this script wrote, and stop")
     parser.add_argument("--phrases", nargs="+", metavar="FOLDER", help="per-phrase accuracy over these image folders, and stop")
     parser.add_argument("--vocab", metavar="CONFIG", help="with --phrases: split by this model config's text vocabulary")
+    parser.add_argument("--share", nargs="+", metavar="PHRASE", help="percentage of training captions naming each phrase, and stop")
     args, extra = parser.parse_known_args(argv)
-    if args.phrases:
+    if args.share:
+        share(args.share)
+    elif args.phrases:
         phrases(args.phrases, args.vocab)
     elif args.table:
         table(args.table)

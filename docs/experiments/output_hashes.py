@@ -1,9 +1,9 @@
 """Fingerprints of fixed generations: every shipped model with every sampler it takes, the RL chains, R0's
 generator, the toy testbed and `proxt2i evaluate` numbers. A restructuring must leave every value unchanged.
-The record (output_hashes.before.json) was retaken when the shipped models were retrained (issue 18, stage 5),
-and again on this project's current CPU kind ("Intel(R) Xeon(R) Processor", 2 cores; 26 of 29 values differed
-there at the same commit: float kernels differ between CPU kinds) from the commit before the device/dtype change
-(75c2b04), which the change then reproduced 29 of 29.
+The record (output_hashes.before.json) was taken on this project's current CPU kind ("Intel(R) Xeon(R)
+Processor", 2 cores; 26 of 29 values differed from an older CPU kind at the same commit: float kernels differ
+between CPU kinds) from the commit before the device/dtype change (75c2b04), which the change then reproduced
+29 of 29; retaken since when the shipped models were retrained (issue 18, stage 6).
 
     python docs/experiments/output_hashes.py > after.json && diff before.json after.json
 

@@ -11,12 +11,12 @@ from .errors import UsageError
 
 ASSETS = Path(__file__).parent / "assets" / "models"
 
-# Both are trained in five runs (5000 steps; 7000 more from those weights with a fresh warm-up and seed; 9000
+# Both are trained in six runs (5000 steps; 7000 more from those weights with a fresh warm-up and seed; 9000
 # more with the learning rate decayed linearly to 0; 11000 more, warmed up again and decayed to 0; 2000 more on
-# the six-form captions with the word-piece tokenizer, the vocabulary carried over word by word) and carry the
-# shipped VAE's fine-tuned decoder (proxt2i export --autoencoder); `proxt2i models` lists the stages. The
-# first four ran on the classic captions only (the code at commit 4e80758): rerun today, they would see the
-# six forms from the start.
+# the six-form captions with the word-piece tokenizer, the vocabulary carried over word by word; 3000 more on
+# the same captions, warmed up and decayed again) and carry the shipped VAE's fine-tuned decoder (proxt2i export
+# --autoencoder); `proxt2i models` lists the stages. The first four ran on the classic captions only (the code
+# at commit 4e80758): rerun today, they would see the six forms from the start.
 def _rebuild(kind: str) -> str:
     runs = f"runs/synthfaces-{kind}"
     return (f"{VAE_REBUILD.format(path='src/proxt2i/assets/models/' + VAE_NAME)} && proxt2i train synthfaces-{kind} && "
@@ -24,7 +24,8 @@ def _rebuild(kind: str) -> str:
             f"proxt2i train synthfaces-{kind} init={runs}-more/final steps=9000 lr_warmup=100 lr_decay=linear seed=2 out={runs}-cool && "
             f"proxt2i train synthfaces-{kind} init={runs}-cool/final steps=11000 lr_warmup=100 lr_decay=linear seed=4 out={runs}-stage4 && "
             f"proxt2i train synthfaces-{kind} init={runs}-stage4/final steps=2000 lr_warmup=100 lr_decay=linear seed=5 out={runs}-para && "
-            f"proxt2i export {runs}-para/final --autoencoder {VAE_NAME} --overwrite --out src/proxt2i/assets/models/synthfaces-{kind}")
+            f"proxt2i train synthfaces-{kind} init={runs}-para/final steps=3000 lr_warmup=100 lr_decay=linear seed=6 out={runs}-stage6 && "
+            f"proxt2i export {runs}-stage6/final --autoencoder {VAE_NAME} --overwrite --out src/proxt2i/assets/models/synthfaces-{kind}")
 
 
 VAE_NAME = "synthfaces-vae"
