@@ -26,6 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from proxt2i.data.attributes import FAMILIES
 from proxt2i.data.caption_writer import CAPTION_FORMS, caption
 from proxt2i.data.captions import naming_phrases
 from proxt2i.data.prompts import make_prompts
@@ -34,8 +35,6 @@ from proxt2i.evaluation.features import recognise
 from proxt2i.evaluation.folder import read_image_folder
 from proxt2i.evaluation.metrics import prompt_labels
 
-FAMILIES = ("skin", "face_shape", "hair_color", "hair_style", "eye_color", "expression", "eyewear", "headwear",
-            "facial_hair", "earrings", "background")
 
 
 def form_prompts(form: str | None) -> list[str]:
@@ -47,9 +46,9 @@ def measure(model: str, out: Path, extra: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for form in (*CAPTION_FORMS, None):
         name = form or "mixture"
-        prompts = out / f"{name.replace(' ', '-')}.txt"
-        prompts.write_text("\n".join(form_prompts(form)) + "\n")
         images = out / name.replace(" ", "-")
+        prompts = images.with_suffix(".txt")
+        prompts.write_text("\n".join(form_prompts(form)) + "\n")
         subprocess.run(["proxt2i", "generate", "--prompts", str(prompts), "--num", "1", "--steps", "4", "--seed", "0",
                         "--model", model, "--out", str(images), "--overwrite", *extra], check=True, stdout=subprocess.DEVNULL)
         report = json.loads(subprocess.run(["proxt2i", "evaluate", str(images), "--json"], check=True,

@@ -472,6 +472,18 @@ def classic_caption(attrs: dict[str, str], rng: np.random.Generator, named=None)
 
 # ---------------------------------------------------------------- the mixture
 
+def _form_at(u: float) -> str:
+    """The caption form a uniform draw u in [0, 1) picks with the training shares."""
+    if u < CLASSIC_SHARE:
+        return "classic"
+    u -= CLASSIC_SHARE
+    for name, _, share in FORMS[:-1]:
+        if u < share:
+            return name
+        u -= share
+    return FORMS[-1][0]
+
+
 def caption(attrs: dict[str, str], rng: np.random.Generator, named=None, form: str | None = None) -> tuple[str, tuple[str, ...]]:
     """(text, named families). named: families the text must name (all of them, any order); None draws
     a random subset. form: one of CAPTION_FORMS to write in, or None to draw one with the training shares
@@ -483,8 +495,9 @@ def caption(attrs: dict[str, str], rng: np.random.Generator, named=None, form: s
     for f in named:
         if f not in ATTRIBUTES:
             raise UsageError(f"unknown attribute family {f!r}; families: {', '.join(FAMILIES)}")
-    u = rng.random()
-    if (u < CLASSIC_SHARE) if form is None else form == "classic":
+    u = rng.random()  # drawn for a chosen form too, so the rest of the stream does not depend on it
+    chosen = _form_at(u) if form is None else form
+    if chosen == "classic":
         return _noise(classic_caption(attrs, rng, named)[0], rng), tuple(named)
     families = []
     for i in rng.permutation(len(named)):
@@ -492,12 +505,7 @@ def caption(attrs: dict[str, str], rng: np.random.Generator, named=None, form: s
         if family not in families:
             families.append(family)
     ds = [_describe(f, attrs, named, rng) for f in families]
-    u -= CLASSIC_SHARE
-    for name, write, share in FORMS:
-        if (u < share or write is FORMS[-1][1]) if form is None else name == form:
-            text = write(ds, rng)
-            break
-        u -= share
+    text = next(write for name, write, _ in FORMS if name == chosen)(ds, rng)
     if not text.strip():
         text = _noun_phrase_form(ds, rng)
     return _noise(text, rng), tuple(named)
