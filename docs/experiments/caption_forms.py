@@ -36,7 +36,6 @@ from proxt2i.evaluation.folder import read_image_folder
 from proxt2i.evaluation.metrics import prompt_labels
 
 
-
 def form_prompts(form: str | None) -> list[str]:
     """256 prompts of the held-in attributes written in `form` (None: the training mixture)."""
     return make_prompts("heldin", writer=lambda attrs, rng, named: caption(attrs, rng, named, form=form))

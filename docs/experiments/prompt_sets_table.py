@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
-FAMILIES = ("skin", "face_shape", "hair_color", "hair_style", "eye_color", "expression", "eyewear", "headwear",
-            "facial_hair", "earrings", "background")
+from proxt2i.data.attributes import FAMILIES
+
 SETS = ("heldin", "heldout", "paraphrase")
 
 
