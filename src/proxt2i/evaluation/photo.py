@@ -115,10 +115,12 @@ def _as_uint8(x: torch.Tensor) -> list[np.ndarray]:
     return list((x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy())
 
 
-def trust_check(images: Sequence[np.ndarray], captions: Sequence[str], reader: FaceReader | None = None) -> dict:
+def trust_check(images: Sequence[np.ndarray], captions: Sequence[str], reader: FaceReader | None = None,
+                blur_sigmas: Sequence[float] = BLUR_SIGMAS, noise_stds: Sequence[float] = NOISE_STDS) -> dict:
     """On real images (same size) with their captions: the second half scored against the first half as is,
-    with shuffled captions, blurred and noised. A trustworthy evaluator gives the real half a high alignment
-    and a low FD, collapses alignment under shuffling and raises FD monotonically under each corruption."""
+    with shuffled captions, blurred (sigma in px) and noised (std of the [0, 1] range). A trustworthy evaluator
+    gives the real half a high alignment and a low FD, collapses alignment under shuffling and raises FD
+    monotonically under each corruption."""
     if len(images) < 2 * (PR_K + 2):
         raise UsageError(f"the trust check needs at least {2 * (PR_K + 2)} images, got {len(images)}")
     reader = reader or FaceReader()
@@ -133,8 +135,8 @@ def trust_check(images: Sequence[np.ndarray], captions: Sequence[str], reader: F
 
     return {"n_reference": half, "n_test": len(test), "real": score(test, test_captions),
             "shuffled_captions": score(test, shuffled(test_captions)),
-            "blur": {str(s): score(_as_uint8(gaussian_blur(x, s)), test_captions) for s in BLUR_SIGMAS},
-            "noise": {str(s): score(_as_uint8(add_noise(x, s)), test_captions) for s in NOISE_STDS}}
+            "blur": {str(s): score(_as_uint8(gaussian_blur(x, s)), test_captions) for s in blur_sigmas},
+            "noise": {str(s): score(_as_uint8(add_noise(x, s)), test_captions) for s in noise_stds}}
 
 
 def read_images(source, limit: int | None = None) -> tuple[list[np.ndarray], list[str]]:
