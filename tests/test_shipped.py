@@ -39,7 +39,7 @@ def test_default_model_is_the_forward_process_fine_tune_of_the_pretrained_prox_m
     pipe = ProxT2IPipeline.from_pretrained()  # no name: the same default as `proxt2i generate`
     recipe = pipe.config["recipe"]
     assert pipe.objective == "prox" and recipe["finetune"]["algorithm"] == "nft" and recipe["base_model"] == "synthfaces-prox"
-    assert recipe["steps_done"] == 250 and "--steps 250" in SHIPPED[DEFAULT_MODEL]["rebuild"]
+    assert recipe["steps_done"] == 300 and "--steps 300" in SHIPPED[DEFAULT_MODEL]["rebuild"]
     grpo = ProxT2IPipeline.from_pretrained("synthfaces-prox-grpo").config["recipe"]  # the earlier default stays addressable
     assert grpo["finetune"]["algorithm"] == "grpo"
     assert pipe.time_grid_for() == "quadratic"  # the grid it was fine-tuned on, kept as its default

@@ -11,12 +11,12 @@ from .errors import UsageError
 
 ASSETS = Path(__file__).parent / "assets" / "models"
 
-# Both are trained in six runs (5000 steps; 7000 more from those weights with a fresh warm-up and seed; 9000
+# Both are trained in seven runs (5000 steps; 7000 more from those weights with a fresh warm-up and seed; 9000
 # more with the learning rate decayed linearly to 0; 11000 more, warmed up again and decayed to 0; 2000 more on
 # the six-form captions with the word-piece tokenizer, the vocabulary carried over word by word; 3000 more on
-# the same captions, warmed up and decayed again) and carry the shipped VAE's fine-tuned decoder (proxt2i export
-# --autoencoder); `proxt2i models` lists the stages. The first four ran on the classic captions only (the code
-# at commit 4e80758): rerun today, they would see the six forms from the start.
+# the same captions, warmed up and decayed again; 3000 more the same way, seed 7) and carry the shipped VAE's
+# fine-tuned decoder (proxt2i export --autoencoder); `proxt2i models` lists the stages. The first four ran on the
+# classic captions only (the code at commit 4e80758): rerun today, they would see the six forms from the start.
 def _rebuild(kind: str) -> str:
     runs = f"runs/synthfaces-{kind}"
     return (f"{VAE_REBUILD.format(path='src/proxt2i/assets/models/' + VAE_NAME)} && proxt2i train synthfaces-{kind} && "
@@ -25,31 +25,34 @@ def _rebuild(kind: str) -> str:
             f"proxt2i train synthfaces-{kind} init={runs}-cool/final steps=11000 lr_warmup=100 lr_decay=linear seed=4 out={runs}-stage4 && "
             f"proxt2i train synthfaces-{kind} init={runs}-stage4/final steps=2000 lr_warmup=100 lr_decay=linear seed=5 out={runs}-para && "
             f"proxt2i train synthfaces-{kind} init={runs}-para/final steps=3000 lr_warmup=100 lr_decay=linear seed=6 out={runs}-stage6 && "
-            f"proxt2i export {runs}-stage6/final --autoencoder {VAE_NAME} --overwrite --out src/proxt2i/assets/models/synthfaces-{kind}")
+            f"proxt2i train synthfaces-{kind} init={runs}-stage6/final steps=3000 lr_warmup=100 lr_decay=linear seed=7 out={runs}-stage7 && "
+            f"proxt2i export {runs}-stage7/final --autoencoder {VAE_NAME} --overwrite --out src/proxt2i/assets/models/synthfaces-{kind}")
 
 
 VAE_NAME = "synthfaces-vae"
 VAE_REBUILD = ("proxt2i train-vae --out runs/vae --steps 3000 --size 32 --batch 32 --seed 0 && proxt2i train-vae --init runs/vae "
                "--decoder-only --steps 10000 --lr 5e-4 --seed 1 --out {path}")
-# 50 GRPO iterations (8 prompts x 8 images) from the shipped prox model, about 37 min on 2 shared CPU cores
-# (docs/finetune.md); the default before stage 5 had 150 iterations on the stage-4 model
+# 50 GRPO iterations (8 prompts x 8 images) from the shipped prox model: 944 s of iteration time with one torch
+# thread, beside another job on the 2 CPU cores (docs/finetune.md); the default before stage 5 had 150 iterations
+# on the stage-4 model
 GRPO_REBUILD = ("proxt2i finetune grpo --model synthfaces-prox --reward alignment-prob --prompts synthfaces-heldout --steps 50 "
-                "--lr 5e-5 --kl 0.03 --prompts-per-step 8 --inner-epochs 2 --eval-every 50 --eval-num 256 --threads 2 "
+                "--lr 5e-5 --kl 0.03 --prompts-per-step 8 --inner-epochs 2 --eval-every 50 --eval-num 256 --threads 1 "
                 "--out runs/synthfaces-prox-grpo && proxt2i export runs/synthfaces-prox-grpo/final "
                 "--overwrite --out src/proxt2i/assets/models/synthfaces-prox-grpo")
-# 250 iterations of the forward-process route (8 prompts x 8 images; rl/nft.py) from the shipped prox model: 1055 s of
-# iteration time (18.5 min with its evaluations) on 2 CPU cores, the first 250 of a 450-iteration run (docs/finetune.md);
-# the learning rate is constant, so --steps 250 rebuilds the same weights
-NFT_REBUILD = ("proxt2i finetune nft --model synthfaces-prox --reward alignment-prob --prompts synthfaces-heldout --steps 250 "
-               "--lr 2e-5 --eval-every 50 --eval-num 256 --threads 2 --out runs/synthfaces-prox-nft && proxt2i export "
+# 300 iterations of the forward-process route (8 prompts x 8 images; rl/nft.py) from the shipped prox model: 1435 s of
+# iteration time (25 min with its evaluations) with one torch thread beside another job, the first 300 of a
+# 400-iteration run (docs/models.md, "Stage 7 rerun"); the learning rate is constant, so --steps 300 rebuilds the
+# same weights
+NFT_REBUILD = ("proxt2i finetune nft --model synthfaces-prox --reward alignment-prob --prompts synthfaces-heldout --steps 300 "
+               "--lr 2e-5 --eval-every 50 --eval-num 256 --threads 1 --out runs/synthfaces-prox-nft && proxt2i export "
                "runs/synthfaces-prox-nft/final --overwrite --out src/proxt2i/assets/models/synthfaces-prox-nft")
-# 600 steps of guidance distillation (train distill_guidance=4) from the default: its guided output in one pass
+# 600 steps of guidance distillation (train distill_guidance=4) from the default, 550 s: its guided output in one pass
 # per step, sampled with guidance 1 by default (docs/benchmark.md, "Guidance distilled into the prox network")
 DISTILLED_REBUILD = ("proxt2i train synthfaces-prox init=synthfaces-prox-nft distill_guidance=4 steps=600 lr=1e-4 lr_warmup=50 "
-                     "lr_decay=linear ema=0.995 candidate_grids=uniform,quadratic threads=2 sample_every=0 "
+                     "lr_decay=linear ema=0.995 candidate_grids=uniform,quadratic threads=1 sample_every=0 "
                      "out=runs/synthfaces-prox-nft-distilled && proxt2i export runs/synthfaces-prox-nft-distilled/final "
                      "--overwrite --out src/proxt2i/assets/models/synthfaces-prox-nft-distilled")
-# 600 steps of LCM-style consistency distillation from the shipped score model, its CFG 4 baked in: the few-step
+# 600 steps of LCM-style consistency distillation from the shipped score model (534 s), its CFG 4 baked in: the few-step
 # competitor a user would distil instead of training a prox model (docs/benchmark.md, "Few-step competitors")
 LCM_REBUILD = ("proxt2i train synthfaces-lcm threads=1 out=runs/synthfaces-lcm && proxt2i export runs/synthfaces-lcm/final "
                "--overwrite --out src/proxt2i/assets/models/synthfaces-lcm")
