@@ -17,16 +17,23 @@ ASSETS = Path(__file__).parent / "assets" / "models"
 # the same captions, warmed up and decayed again; 3000 more the same way, seed 7) and carry the shipped VAE's
 # fine-tuned decoder (proxt2i export --autoencoder); `proxt2i models` lists the stages. The first four ran on the
 # classic captions only (the code at commit 4e80758): rerun today, they would see the six forms from the start.
+# (steps, seed, learning-rate decay, run suffix) of each run after the first, each initialised from the one before
+_BASE_STAGES = ((7000, 1, None, "more"), (9000, 2, "linear", "cool"), (11000, 4, "linear", "stage4"),
+                (2000, 5, "linear", "para"), (3000, 6, "linear", "stage6"), (3000, 7, "linear", "stage7"))
+
+
 def _rebuild(kind: str) -> str:
     runs = f"runs/synthfaces-{kind}"
-    return (f"{VAE_REBUILD.format(path='src/proxt2i/assets/models/' + VAE_NAME)} && proxt2i train synthfaces-{kind} && "
-            f"proxt2i train synthfaces-{kind} init={runs}/final steps=7000 lr_warmup=100 seed=1 out={runs}-more && "
-            f"proxt2i train synthfaces-{kind} init={runs}-more/final steps=9000 lr_warmup=100 lr_decay=linear seed=2 out={runs}-cool && "
-            f"proxt2i train synthfaces-{kind} init={runs}-cool/final steps=11000 lr_warmup=100 lr_decay=linear seed=4 out={runs}-stage4 && "
-            f"proxt2i train synthfaces-{kind} init={runs}-stage4/final steps=2000 lr_warmup=100 lr_decay=linear seed=5 out={runs}-para && "
-            f"proxt2i train synthfaces-{kind} init={runs}-para/final steps=3000 lr_warmup=100 lr_decay=linear seed=6 out={runs}-stage6 && "
-            f"proxt2i train synthfaces-{kind} init={runs}-stage6/final steps=3000 lr_warmup=100 lr_decay=linear seed=7 out={runs}-stage7 && "
-            f"proxt2i export {runs}-stage7/final --autoencoder {VAE_NAME} --overwrite --out src/proxt2i/assets/models/synthfaces-{kind}")
+    commands = [VAE_REBUILD.format(path="src/proxt2i/assets/models/" + VAE_NAME), f"proxt2i train synthfaces-{kind}"]
+    previous = runs
+    for steps, seed, decay, suffix in _BASE_STAGES:
+        decay_arg = f" lr_decay={decay}" if decay else ""
+        commands.append(f"proxt2i train synthfaces-{kind} init={previous}/final steps={steps} lr_warmup=100{decay_arg} "
+                        f"seed={seed} out={runs}-{suffix}")
+        previous = f"{runs}-{suffix}"
+    commands.append(f"proxt2i export {previous}/final --autoencoder {VAE_NAME} --overwrite "
+                    f"--out src/proxt2i/assets/models/synthfaces-{kind}")
+    return " && ".join(commands)
 
 
 VAE_NAME = "synthfaces-vae"
