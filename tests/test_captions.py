@@ -157,3 +157,23 @@ def test_embedded_tokenizer_reads_compounds_as_their_words_and_old_folders_as_be
     old = text_encoder_from_config(legacy)
     assert old.tokenizer_kind == "words" and old.tokens("a red-haired man") == [2, 3, 4]
     assert old.tokens("a red haired man") == [2, 1, 1, 4] and unseen_words(old, "a red haired man") == ["red", "haired"]
+
+
+@pytest.mark.parametrize("word, expected", [
+    ("hairband", ("headband",)), ("toque", ("beanie",)), ("violet", ("lilac", "purple")), ("irises", ("eye", "eyed", "eyes")),
+    ("the", ()), ("looking", ()),  # glue: its role varies ("sad looking", "a man looking happy")
+])
+def test_same_meaning_words(word, expected):
+    assert captions.same_meaning_words(word) == expected
+
+
+def test_same_meaning_one_word_phrases_read_as_the_same_value():
+    """Where a word and its equivalent are both one-word value phrases, the parser reads them alike; and
+    "knit" of "knit hat" is equivalent to "knitted" of "knitted hat", not to the shared "hat"."""
+    one_word = {p: fv for fv, phrases in captions.VALUE_PHRASES.items() for p in phrases if " " not in p}
+    for w, fv in one_word.items():
+        for e in captions.same_meaning_words(w):
+            if e in one_word:
+                assert one_word[e] == fv, (w, e)
+    assert "knitted" in captions.same_meaning_words("knit") and "hat" not in captions.same_meaning_words("knit")
+    assert "glasses" not in captions.same_meaning_words("sun") and "sunglasses" in captions.same_meaning_words("sun")

@@ -94,10 +94,80 @@ def test_init_onto_a_new_vocabulary_carries_every_shared_word_over(model_dir, tm
     assert source.tokenizer_kind == "words"
     net = build_network(resolve_config("test-tiny", []), old.autoencoder.latent_channels, cfg["uvit"]["image_size"], vocab)
     state, counts = remapped_text_weights(net.text_encoder, source)
-    assert counts == {"kept": len(vocab) - 1, "from_parts": 1, "new": 0}
-    hair = net.text_encoder.index["haired"]
-    assert torch.allclose(state["embed.weight"][hair], rows.float().mean(0))  # the mean of red-haired and long-haired
+    assert counts == {"kept": len(vocab) - 1, "from_synonyms": 0, "from_parts": 1, "new": 0}
+    hair = state["embed.weight"][net.text_encoder.index["haired"]]
+    parts = rows.float()
+    assert torch.allclose(torch.nn.functional.normalize(hair, dim=0), torch.nn.functional.normalize(parts.mean(0), dim=0), atol=1e-6)
+    assert torch.isclose(hair.norm(), parts.norm(dim=1).mean())  # red-haired and long-haired's direction, at their length
     a = net.text_encoder.index["a"]
     assert torch.equal(state["embed.weight"][a], source.embed.weight[source.index["a"]].float())
     recipe = init_from_model(net, str(legacy))
     assert recipe["text_vocabulary_remap"]["from_tokenizer"] == "words" and recipe["text_vocabulary_remap"]["from_parts"] == 1
+
+
+def _without_words(model_dir, tmp_path, dropped):
+    """A copy of model_dir whose text vocabulary lacks `dropped` (their rows removed)."""
+    src = tmp_path / "without"
+    src.mkdir()
+    cfg = json.loads((model_dir / "config.json").read_text())
+    vocab = cfg["text_encoder"]["vocab"]
+    cfg["text_encoder"]["vocab"] = [w for w in vocab if w not in dropped]
+    (src / "config.json").write_text(json.dumps(cfg))
+    for f in model_dir.iterdir():
+        if f.name not in ("config.json", "text_encoder.safetensors"):
+            (src / f.name).write_bytes(f.read_bytes())
+    text = load_file(model_dir / "text_encoder.safetensors")
+    text["embed.weight"] = text["embed.weight"][[0, 1] + [i + 2 for i, w in enumerate(vocab) if w not in dropped]]
+    from safetensors.torch import save_file
+
+    save_file(text, src / "text_encoder.safetensors")
+    return src, vocab
+
+
+def test_a_new_word_starts_as_the_words_that_say_the_same_thing(model_dir, tmp_path):
+    """Carried onto a vocabulary with new words, "hairband" starts as "headband" and "toque" as "beanie",
+    not as one shared mean row (the stage-5 defect: docs/models.md, "Stage 8")."""
+    from proxt2i.data.captions import same_meaning_words
+    from proxt2i.models.io import load_model_folder
+    from proxt2i.training.factories import build_network, remapped_text_weights
+
+    src, vocab = _without_words(model_dir, tmp_path, ("hairband", "toque", "the"))
+    source = load_model_folder(src).net.text_encoder
+    net = build_network(resolve_config("test-tiny", []), 4, 8, vocab)
+    state, counts = remapped_text_weights(net.text_encoder, source, same_meaning_words)
+    assert counts == {"kept": len(vocab) - 3, "from_synonyms": 2, "from_parts": 0, "new": 1}  # "the" is glue: no synonyms
+    rows, index = state["embed.weight"], net.text_encoder.index
+    old = source.embed.weight.float()
+    assert torch.allclose(rows[index["hairband"]], old[source.index["headband"]])
+    assert torch.allclose(rows[index["toque"]], old[source.index["beanie"]])
+    assert not torch.allclose(rows[index["toque"]], rows[index["the"]])
+
+
+def test_reanchor_remakes_only_the_rows_that_never_grew(model_dir, tmp_path):
+    """text_reanchor=true: rows far below the median norm (the carried-over mean) start again from grown
+    same-meaning words; every other row, and a small row without such words, is left as it was."""
+    from proxt2i.data.captions import same_meaning_words
+    from proxt2i.models.io import load_model_folder
+    from proxt2i.training.factories import reanchored_text_rows
+
+    enc = load_model_folder(model_dir).net.text_encoder.float()
+    weight, index = enc.embed.weight, enc.index
+    with torch.no_grad():
+        shared = weight[2:].mean(0)  # norm far below the random rows'
+        for w in ("toque", "hairband", "the"):
+            weight[index[w]] = shared
+    before = weight.detach().clone()
+    assert reanchored_text_rows(enc, same_meaning_words) == ["hairband", "toque"]
+    assert torch.allclose(weight[index["toque"]], before[index["beanie"]])
+    assert torch.allclose(weight[index["hairband"]], before[index["headband"]])
+    changed = (weight != before).any(1).nonzero().flatten().tolist()
+    assert sorted(changed) == sorted([index["toque"], index["hairband"]])
+
+
+def test_text_reanchor_needs_an_init_model():
+    import pytest
+
+    from proxt2i.errors import UsageError
+
+    with pytest.raises(UsageError, match="set init=MODEL"):
+        resolve_config("test-tiny", ["text_reanchor=true"])

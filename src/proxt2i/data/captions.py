@@ -207,3 +207,63 @@ def vocabulary() -> dict[str, dict[str, list[str]]]:
     for w, (f, v) in STANDALONE.items():
         vocab[f][v].append(w)
     return vocab
+
+
+# ---------------------------------------------------------------- words that say the same thing
+
+def _meaning_groups() -> list[list[tuple[str, ...]]]:
+    """Groups of phrases (word tuples) the parser reads the same way: one group per (family, value),
+    gathering its value phrases, modifiers (under any head), implied heads and standalone words; one per
+    head kind ("eyes", "irises", ...); and the attribute-free nouns."""
+    by_value: dict[tuple[str, str], set[tuple[str, ...]]] = {}
+    for fv, phrases in VALUE_PHRASES.items():
+        by_value.setdefault(fv, set()).update(tuple(p.split()) for p in phrases)
+    for words in MODIFIERS.values():
+        for w, fv in words.items():
+            by_value.setdefault(fv, set()).add(tuple(w.split()))
+    for source in ({h: i for h, (_, i) in HEADS.items() if i}, STANDALONE):
+        for w, fv in source.items():
+            by_value.setdefault(fv, set()).add((w,))
+    heads: dict[str, set[tuple[str, ...]]] = {}
+    for h, (kind, implied) in HEADS.items():
+        if implied is None:
+            heads.setdefault(kind, set()).add((h,))
+    groups = [*by_value.values(), *heads.values(), {(n,) for n in NOUNS}]
+    return [sorted(g) for g in groups]
+
+
+MEANING_GROUPS = _meaning_groups()
+
+
+def same_meaning_words(word: str) -> tuple[str, ...]:
+    """Other words that say what `word` says in some phrase of the parser's tables (sorted): in a group of
+    same-meaning phrases, a one-word phrase is equivalent to a phrase's specific words (those used by this
+    group only: "sun" of "sun glasses" ~ "sunglasses", "shades"; not "glasses"), and two equal-length
+    phrases that differ in one position make those two words equivalent ("knit hat" ~ "knitted hat").
+    Glue words have none: their role varies ("looking" of "sad looking"). Used to start a new word's text
+    embedding from words a model already reads (training/factories.py)."""
+    if word in GLUE:
+        return ()
+    groups_of = _groups_by_word()
+    out: set[str] = set()
+    for g in groups_of.get(word, ()):
+        group = MEANING_GROUPS[g]
+        for p in (p for p in group if word in p):
+            i = p.index(word)
+            specific = len(p) == 1 or groups_of[word] == {g}
+            for q in group:
+                if len(q) == 1 and specific and q[0] not in p:
+                    out.add(q[0])
+                elif len(q) == len(p) > 1 and q[i] != word and all(a == b for j, (a, b) in enumerate(zip(p, q)) if j != i):
+                    out.add(q[i])
+    out.discard(word)
+    return tuple(sorted(out))
+
+
+def _groups_by_word() -> dict[str, set[int]]:
+    index: dict[str, set[int]] = {}
+    for g, group in enumerate(MEANING_GROUPS):
+        for p in group:
+            for w in p:
+                index.setdefault(w, set()).add(g)
+    return index

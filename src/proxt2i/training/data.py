@@ -35,6 +35,14 @@ class BatchSource:
     def captions_for_vocabulary(self, limit: int = 50000) -> list[str]:
         return [] if self.records is None else self.records.texts[:limit]
 
+    def same_meaning_words(self, word: str) -> tuple[str, ...]:
+        """Words this data's own tables read as `word` (SynthFaces' prompt parser); none for captioned folders."""
+        if self.records is not None:
+            return ()
+        from ..data.captions import same_meaning_words
+
+        return same_meaning_words(word)
+
     def indices(self, step: int, rank: int, world: int) -> list[int]:
         """Record indices of batch `step` on process `rank` (records cycle in order)."""
         start = (step * world + rank) * self.cfg.batch

@@ -62,35 +62,69 @@ def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, voca
     return TextConditionedUViT(UViT(UViTConfig.from_dict(base)), text)
 
 
-def remapped_text_weights(target, source) -> tuple[dict, dict]:
+def _rows_like(rows, old_norms):
+    """The mean direction of `rows` [K, D] at their mean norm (a plain mean of K rows is about 1/sqrt(K) as long)."""
+    mean = rows.mean(0)
+    return mean * (old_norms.mean() / mean.norm().clamp_min(1e-8))
+
+
+def remapped_text_weights(target, source, equivalents=lambda word: ()) -> tuple[dict, dict]:
     """`source`'s embedded text-encoder weights for `target`'s vocabulary, and counts of how each row was
-    made: a word both know keeps its row ("kept"); a new word that is a part of old hyphenated words gets
-    their mean ("red-haired", "long-haired" -> "haired": "from_parts"); any other word the mean of all
-    old word rows ("new"). Pad and unknown rows, positions and the transformer are copied."""
+    made: a word both know keeps its row ("kept"); a new word with same-meaning words the source knows
+    (equivalents(word), e.g. data.captions.same_meaning_words) starts as them ("from_synonyms",
+    "hairband" -> "headband"); one that is a part of old hyphenated words gets their mean ("red-haired",
+    "long-haired" -> "haired": "from_parts"); any other word the mean of all old word rows ("new").
+    Means are rescaled to their rows' mean norm. Pad and unknown rows, positions and the transformer are copied."""
     import torch
 
     state = {k: v.float() for k, v in source.state_dict().items()}
     old = state["embed.weight"]
     old_index = source.index
     words_mean = old[2:].mean(0)
-    rows, counts = [old[0], old[1]], {"kept": 0, "from_parts": 0, "new": 0}
+    rows, counts = [old[0], old[1]], {"kept": 0, "from_synonyms": 0, "from_parts": 0, "new": 0}
     for word in target.vocab:
         if word in old_index:
             rows.append(old[old_index[word]])
             counts["kept"] += 1
             continue
+        same = [old_index[w] for w in equivalents(word) if w in old_index]
         parts = [i for w, i in old_index.items() if "-" in w and word in w.split("-")]
-        rows.append(old[parts].mean(0) if parts else words_mean)
-        counts["from_parts" if parts else "new"] += 1
+        picked, kind = (same, "from_synonyms") if same else (parts, "from_parts") if parts else (None, "new")
+        rows.append(words_mean if picked is None else _rows_like(old[picked], old[picked].norm(dim=1)))
+        counts[kind] += 1
     state["embed.weight"] = torch.stack(rows)
     return state, counts
 
 
-def init_from_model(net, name_or_path: str) -> dict | None:
+def reanchored_text_rows(encoder, equivalents) -> list[str]:
+    """Re-make, in place, the embedded encoder's rows that never grew: norm under a third of the median
+    word row's, the shared mean a vocabulary carry-over gave every new word before same-meaning words
+    were used (docs/models.md, "Stage 8"). Each such word with grown same-meaning words starts as them
+    (as in remapped_text_weights); the others keep their rows. Returns the words re-made."""
+    import torch
+
+    with torch.no_grad():
+        weight = encoder.embed.weight
+        norms = weight[2:].norm(dim=1)
+        grown = norms >= norms.median() / 3
+        index = encoder.index
+        redone = []
+        for word in encoder.vocab:
+            if grown[index[word] - 2]:
+                continue
+            same = [index[w] for w in equivalents(word) if w in index and grown[index[w] - 2]]
+            if same:
+                weight[index[word]] = _rows_like(weight[same], weight[same].norm(dim=1))
+                redone.append(word)
+    return redone
+
+
+def init_from_model(net, name_or_path: str, equivalents=lambda word: (), reanchor: bool = False) -> dict | None:
     """Copy a trained model's U-ViT and embedded text-encoder weights into `net` (fine-tuning); returns
     that model's recipe. Architecture and objective must match; a mismatch is one clear error. An
     embedded encoder with another vocabulary or tokenizer is carried over word by word
-    (remapped_text_weights), and the recipe records how."""
+    (remapped_text_weights, new words from `equivalents`), and the recipe records how. reanchor: then
+    re-make the rows that never grew (reanchored_text_rows), recorded too."""
     from ..models.io import load_model_folder
     from ..models.text import EmbeddedTextEncoder
     from ..shipped import resolve_model
@@ -104,7 +138,7 @@ def init_from_model(net, name_or_path: str) -> dict | None:
     target, source = net.text_encoder, src.text_encoder
     if isinstance(target, EmbeddedTextEncoder) and isinstance(source, EmbeddedTextEncoder) and (
             target.vocab != source.vocab or target.tokenizer_kind != source.tokenizer_kind):
-        text_state, counts = remapped_text_weights(target, source)
+        text_state, counts = remapped_text_weights(target, source, equivalents)
         recipe = {**(recipe or {}), "text_vocabulary_remap": {"from_words": len(source.vocab), "from_tokenizer": source.tokenizer_kind,
                                                              "to_words": len(target.vocab), "to_tokenizer": target.tokenizer_kind, **counts}}
     elif getattr(target, "vocab", None) not in (None, getattr(source, "vocab", None)):
@@ -117,4 +151,8 @@ def init_from_model(net, name_or_path: str) -> dict | None:
         first = str(err).strip().splitlines()[-1].strip()
         raise UsageError(f"init={name_or_path!r} does not match this config's network ({first}); "
                          "use a model trained with the same width, depth, patch size, text encoder and objective") from None
+    if reanchor:
+        if not isinstance(target, EmbeddedTextEncoder):
+            raise UsageError("text_reanchor=true re-makes rows of the embedded text encoder; this config's text encoder is frozen")
+        recipe = {**(recipe or {}), "text_rows_reanchored": reanchored_text_rows(target, equivalents)}
     return recipe

@@ -36,6 +36,8 @@ class TrainConfig:
     cache_latents: bool = option(False, "imagefolder / webdataset only: encode every image once, reuse OUT/latents.safetensors")
     data_workers: int = option(0, "threads reading and decoding the next batches ahead of the training step (0 = in the loop); same batches either way")
     init: str | None = option(None, legacy="", help="start from a trained model's weights (shipped name or model folder; same architecture and objective)")
+    text_reanchor: bool = option(False, "with init: re-make the embedded text encoder's word rows that never grew (under a third of the "
+                                        "median norm) from same-meaning words (data.captions.same_meaning_words)")
     distill_guidance: float | None = option(None, "guidance distillation: regress the init model's CFG-guided output at this scale "
                                                   "(one pass per step at sampling, guidance 1) instead of the data target; needs init")
     consistency: str = option("none", '"none"; "training": consistency training (the target is the model itself one interval lower '
@@ -119,6 +121,7 @@ class TrainConfig:
              and self.consistency_intervals[0] <= self.consistency_intervals[-1],
              f"consistency_intervals must be START,END with 1 <= START <= END (or one count), got {self.consistency_intervals}"),
             (self.consistency_snr_cap > 0, f"consistency_snr_cap must be > 0, got {self.consistency_snr_cap}"),
+            (not self.text_reanchor or self.init, "text_reanchor=true re-makes rows of an init model's text encoder; set init=MODEL"),
             (self.data_workers >= 0, f"data_workers must be >= 0, got {self.data_workers}"),
             (self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}"),
             (not self.cache_latents or self.data != "synthfaces",

@@ -103,7 +103,7 @@ def train(cfg: TrainConfig, progress: bool = True, on_step=None) -> Path:
     start, wall_before, init_recipe = 0, 0.0, None  # init_recipe: how the init model was made (the lineage)
     ckpt = latest_checkpoint(out)
     if ckpt is None and cfg.init:
-        init_recipe = init_from_model(net, cfg.init)
+        init_recipe = init_from_model(net, cfg.init, source.same_meaning_words, reanchor=cfg.text_reanchor)
         ema.load_state_dict(net.state_dict())
         acc.print(f"initialised from {cfg.init}")
     if ckpt is not None:
