@@ -71,6 +71,10 @@ def test_shipped_generators_read_every_parser_word(name):
     words |= set(captions.HEADS) | set(captions.STANDALONE) | captions.GLUE | captions.NOUNS | captions.NEGATIONS
     assert enc.tokenizer_kind == "pieces" and pipe.unseen_words(" ".join(sorted(words))) == []
     assert any("text_vocabulary_remap" in st for st in recipe_stages(pipe.config["recipe"]))  # how the old words were carried over
+    # no word that has same-meaning words kept the shared mean row of the carry-over (docs/models.md, "Stage 8")
+    norms = enc.embed.weight.detach().float()[2:].norm(dim=1)
+    small = [w for w in sorted(words) if captions.same_meaning_words(w) and norms[enc.index[w] - 2] < norms.median() / 3]
+    assert small == []
 
 
 def test_the_consistency_distilled_competitor_samples_with_its_own_sampler_in_one_pass():

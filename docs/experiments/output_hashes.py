@@ -3,7 +3,7 @@ generator, the toy testbed and `proxt2i evaluate` numbers. A restructuring must 
 The record (output_hashes.before.json) was taken on this project's current CPU kind ("Intel(R) Xeon(R)
 Processor", 2 cores; 26 of 29 values differed from an older CPU kind at the same commit: float kernels differ
 between CPU kinds) from the commit before the device/dtype change (75c2b04), which the change then reproduced
-29 of 29; retaken since whenever the shipped models were retrained (issue 18, stages 6 and 7).
+29 of 29; retaken since whenever the shipped models were retrained (issue 18, stages 6, 7 and 8).
 
     python docs/experiments/output_hashes.py > after.json && diff before.json after.json
 

@@ -11,25 +11,28 @@ from .errors import UsageError
 
 ASSETS = Path(__file__).parent / "assets" / "models"
 
-# Both are trained in seven runs (5000 steps; 7000 more from those weights with a fresh warm-up and seed; 9000
+# Both are trained in eight runs (5000 steps; 7000 more from those weights with a fresh warm-up and seed; 9000
 # more with the learning rate decayed linearly to 0; 11000 more, warmed up again and decayed to 0; 2000 more on
 # the six-form captions with the word-piece tokenizer, the vocabulary carried over word by word; 3000 more on
-# the same captions, warmed up and decayed again; 3000 more the same way, seed 7) and carry the shipped VAE's
-# fine-tuned decoder (proxt2i export --autoencoder); `proxt2i models` lists the stages. The first four ran on the
-# classic captions only (the code at commit 4e80758): rerun today, they would see the six forms from the start.
-# (steps, seed, learning-rate decay, run suffix) of each run after the first, each initialised from the one before
-_BASE_STAGES = ((7000, 1, None, "more"), (9000, 2, "linear", "cool"), (11000, 4, "linear", "stage4"),
-                (2000, 5, "linear", "para"), (3000, 6, "linear", "stage6"), (3000, 7, "linear", "stage7"))
+# the same captions, warmed up and decayed again; 3000 more the same way, seed 7; 3000 more, seed 8, the new
+# words' rows first re-made from same-meaning words) and carry the shipped VAE's fine-tuned decoder (proxt2i
+# export --autoencoder); `proxt2i models` lists the stages. The first four ran on the classic captions only (the
+# code at commit 4e80758), and stage 5 gave its new words one shared mean row (the code before commit 9e7d276):
+# rerun today, they would see the six forms and every word from the start, which leaves stage 8's re-making
+# nothing to do.
+# (steps, seed, options, run suffix) of each run after the first, each initialised from the one before
+_BASE_STAGES = ((7000, 1, "", "more"), (9000, 2, "lr_decay=linear", "cool"), (11000, 4, "lr_decay=linear", "stage4"),
+                (2000, 5, "lr_decay=linear", "para"), (3000, 6, "lr_decay=linear", "stage6"), (3000, 7, "lr_decay=linear", "stage7"),
+                (3000, 8, "lr_decay=linear text_reanchor=true", "stage8"))
 
 
 def _rebuild(kind: str) -> str:
     runs = f"runs/synthfaces-{kind}"
     commands = [VAE_REBUILD.format(path="src/proxt2i/assets/models/" + VAE_NAME), f"proxt2i train synthfaces-{kind}"]
     previous = runs
-    for steps, seed, decay, suffix in _BASE_STAGES:
-        decay_arg = f" lr_decay={decay}" if decay else ""
-        commands.append(f"proxt2i train synthfaces-{kind} init={previous}/final steps={steps} lr_warmup=100{decay_arg} "
-                        f"seed={seed} out={runs}-{suffix}")
+    for steps, seed, options, suffix in _BASE_STAGES:
+        commands.append(f"proxt2i train synthfaces-{kind} init={previous}/final steps={steps} lr_warmup=100 {options} "
+                        f"seed={seed} out={runs}-{suffix}".replace("  ", " "))
         previous = f"{runs}-{suffix}"
     commands.append(f"proxt2i export {previous}/final --autoencoder {VAE_NAME} --overwrite "
                     f"--out src/proxt2i/assets/models/synthfaces-{kind}")
@@ -39,27 +42,27 @@ def _rebuild(kind: str) -> str:
 VAE_NAME = "synthfaces-vae"
 VAE_REBUILD = ("proxt2i train-vae --out runs/vae --steps 3000 --size 32 --batch 32 --seed 0 && proxt2i train-vae --init runs/vae "
                "--decoder-only --steps 10000 --lr 5e-4 --seed 1 --out {path}")
-# 50 GRPO iterations (8 prompts x 8 images) from the shipped prox model: 944 s of iteration time with one torch
+# 50 GRPO iterations (8 prompts x 8 images) from the shipped prox model: 937 s of iteration time with one torch
 # thread, beside another job on the 2 CPU cores (docs/finetune.md); the default before stage 5 had 150 iterations
 # on the stage-4 model
 GRPO_REBUILD = ("proxt2i finetune grpo --model synthfaces-prox --reward alignment-prob --prompts synthfaces-heldout --steps 50 "
                 "--lr 5e-5 --kl 0.03 --prompts-per-step 8 --inner-epochs 2 --eval-every 50 --eval-num 256 --threads 1 "
                 "--out runs/synthfaces-prox-grpo && proxt2i export runs/synthfaces-prox-grpo/final "
                 "--overwrite --out src/proxt2i/assets/models/synthfaces-prox-grpo")
-# 300 iterations of the forward-process route (8 prompts x 8 images; rl/nft.py) from the shipped prox model: 1435 s of
-# iteration time (25 min with its evaluations) with one torch thread beside another job, the first 300 of a
-# 400-iteration run (docs/models.md, "Stage 7 rerun"); the learning rate is constant, so --steps 300 rebuilds the
-# same weights
+# 300 iterations of the forward-process route (8 prompts x 8 images; rl/nft.py) from the shipped prox model: 1723 s of
+# iteration time (29 min with its evaluations) with one torch thread beside another job (docs/models.md, "Stage 8");
+# 300 was chosen at stage 7 from a 400-iteration run ("Stage 7 rerun"): the learning rate is constant, so
+# --steps 300 gives the same weights as that run's iteration 300
 NFT_REBUILD = ("proxt2i finetune nft --model synthfaces-prox --reward alignment-prob --prompts synthfaces-heldout --steps 300 "
                "--lr 2e-5 --eval-every 50 --eval-num 256 --threads 1 --out runs/synthfaces-prox-nft && proxt2i export "
                "runs/synthfaces-prox-nft/final --overwrite --out src/proxt2i/assets/models/synthfaces-prox-nft")
-# 600 steps of guidance distillation (train distill_guidance=4) from the default, 550 s: its guided output in one pass
+# 600 steps of guidance distillation (train distill_guidance=4) from the default, 527 s: its guided output in one pass
 # per step, sampled with guidance 1 by default (docs/benchmark.md, "Guidance distilled into the prox network")
 DISTILLED_REBUILD = ("proxt2i train synthfaces-prox init=synthfaces-prox-nft distill_guidance=4 steps=600 lr=1e-4 lr_warmup=50 "
                      "lr_decay=linear ema=0.995 candidate_grids=uniform,quadratic threads=1 sample_every=0 "
                      "out=runs/synthfaces-prox-nft-distilled && proxt2i export runs/synthfaces-prox-nft-distilled/final "
                      "--overwrite --out src/proxt2i/assets/models/synthfaces-prox-nft-distilled")
-# 600 steps of LCM-style consistency distillation from the shipped score model (534 s), its CFG 4 baked in: the few-step
+# 600 steps of LCM-style consistency distillation from the shipped score model (594 s), its CFG 4 baked in: the few-step
 # competitor a user would distil instead of training a prox model (docs/benchmark.md, "Few-step competitors")
 LCM_REBUILD = ("proxt2i train synthfaces-lcm threads=1 out=runs/synthfaces-lcm && proxt2i export runs/synthfaces-lcm/final "
                "--overwrite --out src/proxt2i/assets/models/synthfaces-lcm")

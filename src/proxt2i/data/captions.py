@@ -17,6 +17,8 @@ Grammar of the parser (words lower-cased, hyphens and punctuation split off):
 
 from __future__ import annotations
 
+import functools
+
 from ..errors import UsageError
 from ..text_split import prompt_words
 from .attributes import ATTRIBUTES
@@ -260,10 +262,11 @@ def same_meaning_words(word: str) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
-def _groups_by_word() -> dict[str, set[int]]:
+@functools.lru_cache(maxsize=1)  # the tables are constants
+def _groups_by_word() -> dict[str, frozenset[int]]:
     index: dict[str, set[int]] = {}
     for g, group in enumerate(MEANING_GROUPS):
         for p in group:
             for w in p:
                 index.setdefault(w, set()).add(g)
-    return index
+    return {w: frozenset(gs) for w, gs in index.items()}
