@@ -21,9 +21,9 @@ ASSETS = Path(__file__).parent / "assets" / "models"
 # rerun today, they would see the six forms and every word from the start, which leaves stage 8's re-making
 # nothing to do.
 # (steps, seed, options, run suffix) of each run after the first, each initialised from the one before
-_BASE_STAGES = ((7000, 1, "", "more"), (9000, 2, "lr_decay=linear", "cool"), (11000, 4, "lr_decay=linear", "stage4"),
-                (2000, 5, "lr_decay=linear", "para"), (3000, 6, "lr_decay=linear", "stage6"), (3000, 7, "lr_decay=linear", "stage7"),
-                (3000, 8, "lr_decay=linear text_reanchor=true", "stage8"))
+_BASE_STAGES = ((7000, 1, (), "more"), (9000, 2, ("lr_decay=linear",), "cool"), (11000, 4, ("lr_decay=linear",), "stage4"),
+                (2000, 5, ("lr_decay=linear",), "para"), (3000, 6, ("lr_decay=linear",), "stage6"),
+                (3000, 7, ("lr_decay=linear",), "stage7"), (3000, 8, ("lr_decay=linear", "text_reanchor=true"), "stage8"))
 
 
 def _rebuild(kind: str) -> str:
@@ -31,8 +31,8 @@ def _rebuild(kind: str) -> str:
     commands = [VAE_REBUILD.format(path="src/proxt2i/assets/models/" + VAE_NAME), f"proxt2i train synthfaces-{kind}"]
     previous = runs
     for steps, seed, options, suffix in _BASE_STAGES:
-        commands.append(f"proxt2i train synthfaces-{kind} init={previous}/final steps={steps} lr_warmup=100 {options} "
-                        f"seed={seed} out={runs}-{suffix}".replace("  ", " "))
+        args = [f"init={previous}/final", f"steps={steps}", "lr_warmup=100", *options, f"seed={seed}", f"out={runs}-{suffix}"]
+        commands.append(f"proxt2i train synthfaces-{kind} " + " ".join(args))
         previous = f"{runs}-{suffix}"
     commands.append(f"proxt2i export {previous}/final --autoencoder {VAE_NAME} --overwrite "
                     f"--out src/proxt2i/assets/models/synthfaces-{kind}")

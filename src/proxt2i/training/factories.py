@@ -62,10 +62,10 @@ def build_network(cfg: TrainConfig, latent_channels: int, latent_size: int, voca
     return TextConditionedUViT(UViT(UViTConfig.from_dict(base)), text)
 
 
-def _rows_like(rows, old_norms):
+def _rows_like(rows):
     """The mean direction of `rows` [K, D] at their mean norm (a plain mean of K rows is about 1/sqrt(K) as long)."""
     mean = rows.mean(0)
-    return mean * (old_norms.mean() / mean.norm().clamp_min(1e-8))
+    return mean * (rows.norm(dim=1).mean() / mean.norm().clamp_min(1e-8))
 
 
 def remapped_text_weights(target, source, equivalents=lambda word: ()) -> tuple[dict, dict]:
@@ -88,9 +88,9 @@ def remapped_text_weights(target, source, equivalents=lambda word: ()) -> tuple[
             counts["kept"] += 1
             continue
         same = [old_index[w] for w in equivalents(word) if w in old_index]
-        parts = [i for w, i in old_index.items() if "-" in w and word in w.split("-")]
+        parts = [] if same else [i for w, i in old_index.items() if "-" in w and word in w.split("-")]
         picked, kind = (same, "from_synonyms") if same else (parts, "from_parts") if parts else (None, "new")
-        rows.append(words_mean if picked is None else _rows_like(old[picked], old[picked].norm(dim=1)))
+        rows.append(words_mean if picked is None else _rows_like(old[picked]))
         counts[kind] += 1
     state["embed.weight"] = torch.stack(rows)
     return state, counts
@@ -114,7 +114,7 @@ def reanchored_text_rows(encoder, equivalents) -> list[str]:
                 continue
             same = [index[w] for w in equivalents(word) if w in index and grown[index[w] - 2]]
             if same:
-                weight[index[word]] = _rows_like(weight[same], weight[same].norm(dim=1))
+                weight[index[word]] = _rows_like(weight[same])
                 redone.append(word)
     return redone
 
