@@ -141,6 +141,10 @@ def test_a_new_word_starts_as_the_words_that_say_the_same_thing(model_dir, tmp_p
     assert torch.allclose(rows[index["hairband"]], old[source.index["headband"]])
     assert torch.allclose(rows[index["toque"]], old[source.index["beanie"]])
     assert not torch.allclose(rows[index["toque"]], rows[index["the"]])
+    word_norms = old[2:].norm(dim=1)
+    assert 0.5 * word_norms.mean() < rows[index["the"]].norm() < 2 * word_norms.mean()  # its own row at the old scale, not a short mean
+    again, _ = remapped_text_weights(net.text_encoder, source, same_meaning_words)
+    assert torch.equal(again["embed.weight"], rows)  # seeded by the word: the same carry-over twice
 
 
 def test_reanchor_remakes_only_the_rows_that_never_grew(model_dir, tmp_path):

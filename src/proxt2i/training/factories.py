@@ -68,19 +68,30 @@ def _rows_like(rows):
     return mean * (rows.norm(dim=1).mean() / mean.norm().clamp_min(1e-8))
 
 
+def _random_row(word: str, dim: int, scale):
+    """A [dim] row drawn N(0, scale^2), the same for the same word (seeded by its CRC-32)."""
+    import zlib
+
+    import torch
+
+    generator = torch.Generator().manual_seed(zlib.crc32(word.encode()))
+    return torch.randn(dim, generator=generator) * scale
+
+
 def remapped_text_weights(target, source, equivalents=lambda word: ()) -> tuple[dict, dict]:
     """`source`'s embedded text-encoder weights for `target`'s vocabulary, and counts of how each row was
     made: a word both know keeps its row ("kept"); a new word with same-meaning words the source knows
     (equivalents(word), e.g. data.captions.same_meaning_words) starts as them ("from_synonyms",
     "hairband" -> "headband"); one that is a part of old hyphenated words gets their mean ("red-haired",
-    "long-haired" -> "haired": "from_parts"); any other word the mean of all old word rows ("new").
-    Means are rescaled to their rows' mean norm. Pad and unknown rows, positions and the transformer are copied."""
+    "long-haired" -> "haired": "from_parts"); any other word a random row of its own at the old rows' scale
+    ("new", seeded by the word; a shared mean row would leave such words indistinguishable, and training
+    barely moves a row: docs/models.md, "Stage 8"). Means are rescaled to their rows' mean norm. Pad and unknown rows, positions and the transformer are copied."""
     import torch
 
     state = {k: v.float() for k, v in source.state_dict().items()}
     old = state["embed.weight"]
     old_index = source.index
-    words_mean = old[2:].mean(0)
+    scale = old[2:].std()
     rows, counts = [old[0], old[1]], {"kept": 0, "from_synonyms": 0, "from_parts": 0, "new": 0}
     for word in target.vocab:
         if word in old_index:
@@ -90,7 +101,7 @@ def remapped_text_weights(target, source, equivalents=lambda word: ()) -> tuple[
         same = [old_index[w] for w in equivalents(word) if w in old_index]
         parts = [] if same else [i for w, i in old_index.items() if "-" in w and word in w.split("-")]
         picked, kind = (same, "from_synonyms") if same else (parts, "from_parts") if parts else (None, "new")
-        rows.append(words_mean if picked is None else _rows_like(old[picked]))
+        rows.append(_random_row(word, old.shape[1], scale) if picked is None else _rows_like(old[picked]))
         counts[kind] += 1
     state["embed.weight"] = torch.stack(rows)
     return state, counts
